@@ -1,0 +1,100 @@
+"""Per-channel activation maxima, top images and gradient maps (tinyviz.channels)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from test_analysis import trained_run
+
+from tinyviz import analysis, channels, checkpoints
+
+
+@pytest.fixture(scope="session")
+def run_data(tmp_path_factory, tiny_zip):
+    return trained_run(tmp_path_factory, tiny_zip)
+
+
+@pytest.fixture(scope="session")
+def model(run_data):
+    return checkpoints.load_model(run_data[0])
+
+
+def test_maxima_cover_every_channel_layer(run_data, model):
+    run, data = run_data
+    maxima = channels.activation_maxima(run, data)
+    assert list(maxima) == list(model.channel_layers)
+    n = len(data.val.labels)
+    assert [m.shape for m in maxima.values()] == [(n, 8), (n, 16), (n, 32), (n, 64)]
+    assert all(m.dtype == np.float16 for m in maxima.values())
+    x = torch.from_numpy(np.array(data.val.images[:4])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        act = model.layer2(model.layer1(model.relu(model.bn1(model.conv1(model.normalize(x))))))
+    np.testing.assert_allclose(maxima["layer2"][:4], act.amax((2, 3)).numpy(), rtol=2e-3,
+                               atol=2e-3)
+    assert not model.layer2._forward_hooks  # the hooks of the pass are gone
+
+
+def test_maxima_share_the_pass_with_val_outputs(run_data):
+    run, data = run_data
+    analysis.val_outputs(run, data)
+    calls = []
+    channels.activation_maxima(run, data, progress=lambda f, m: calls.append(f))
+    assert calls == []  # read from the cache the confusion pass wrote
+
+
+def test_top_images_and_summary():
+    maxima = np.array([[0.1, 5], [0.9, 1], [0.5, 3], [0.7, 2]], np.float16)
+    assert channels.top_images(maxima, 0, k=3).tolist() == [1, 3, 2]
+    assert channels.top_images(maxima, 1).tolist() == [0, 2, 3, 1]
+    np.testing.assert_allclose(channels.channel_summary(maxima), [0.55, 2.75], rtol=1e-3)
+
+
+def test_gradients_show_where_the_channel_looks(run_data, model):
+    _, data = run_data
+    images = np.array(data.val.images[:6])
+    maps = channels.channel_gradients(model, images, "layer1", 2)
+    assert maps.shape == (6, 64, 64) and maps.dtype == np.float32
+    assert maps.min() >= 0 and np.allclose(maps.reshape(6, -1).max(1), 1)
+    mean = channels.channel_gradients(model, images, "layer4", 0, reduce="mean")
+    assert mean.shape == (6, 64, 64)
+    assert not model.layer1._forward_hooks and not model.layer4._forward_hooks
+    assert all(p.grad is None for p in model.parameters())  # nothing accumulated in the model
+
+
+def test_a_max_gradient_is_local_in_an_early_layer(run_data, model):
+    """layer1's receptive field is small: the spatial max depends on a few pixels only."""
+    _, data = run_data
+    maps = channels.channel_gradients(model, np.array(data.val.images[:2]), "layer1", 0)
+    assert ((maps > 0).reshape(2, -1).mean(1) < 0.1).all()
+
+
+def test_gradients_refuse_bad_arguments(run_data, model):
+    images = np.array(run_data[1].val.images[:1])
+    with pytest.raises(ValueError, match="no layer"):
+        channels.channel_gradients(model, images, "layer9", 0)
+    with pytest.raises(ValueError, match="channels"):
+        channels.channel_gradients(model, images, "layer1", 99)
+    with pytest.raises(ValueError, match="reduce"):
+        channels.channel_gradients(model, images, "layer1", 0, reduce="median")
+
+
+def test_gradients_work_under_inference_mode_and_from_threads(run_data, model):
+    images = np.array(run_data[1].val.images[:2])
+    with torch.inference_mode():
+        want = channels.channel_gradients(model, images, "layer2", 1)
+    results = []
+
+    def work() -> None:
+        results.append(channels.channel_gradients(model, images, "layer2", 1))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    for r in results:
+        np.testing.assert_allclose(r, want, atol=1e-5)

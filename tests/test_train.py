@@ -1,0 +1,199 @@
+"""Training end to end on the CPU: run folder, evaluation, resume, divergence, CLI, search."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyviz import checkpoints
+from tinyviz.config import AugmentConfig, TrainConfig
+from tinyviz.data import load
+from tinyviz.evaluate import evaluate_run
+from tinyviz.search import random_search
+from tinyviz.train import TrainingError, lr_at, train
+
+SMALL = TrainConfig(model="resnet18", model_options={"width": 8}, epochs=2, batch_size=32,
+                    lr=0.05, snapshots=2)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_zip, tmp_path_factory):
+    return load(tiny_zip, root=tmp_path_factory.mktemp("cache"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "r"
+    train(SMALL.replace(epochs=6), data, out, progress=False, log=lambda s: None)
+    return out
+
+
+def test_run_folder_holds_everything(run):
+    r = checkpoints.open_run(run)
+    assert r.model_name == "resnet18" and len(r.wnids) == 4
+    assert r.config["train"]["epochs"] == 6 and r.config["model"]["params"] > 0
+    assert r.config["env"]["torch"] == torch.__version__
+    assert [m["epoch"] for m in r.metrics] == [1, 2, 3, 4, 5, 6]
+    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds",
+                "images_per_s"):
+        assert key in r.metrics[0]
+    snaps = r.snapshots()
+    assert len(snaps) == 2 and snaps[0]["top1"] >= snaps[1]["top1"]
+    assert all((run / "snapshots" / s["file"]).exists() for s in snaps)
+    assert len(list((run / "snapshots").glob("*.safetensors"))) == 2
+    assert json.loads((run / "progress.json").read_text())["status"] == "done"
+
+
+def test_trained_model_learns_the_classes(run, data):
+    result = evaluate_run(run, data, record=False)
+    assert result["n"] == 24 and result["top1"] >= 0.75  # chance is 0.25
+    model = checkpoints.load_model(run)
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 4)
+
+
+def test_evaluate_tta_ensemble_and_record(run, data):
+    for tta in ("flip", "10crop"):
+        assert evaluate_run(run, data, tta=tta)["tta"] == tta
+    ens = evaluate_run(run, data, ensemble_size=2)
+    assert ens["ensemble"] == 2 and len(ens["curve"]) == 2
+    recorded = checkpoints.open_run(run).evals()
+    assert {(e["tta"], e["ensemble"]) for e in recorded} >= {("flip", 1), ("10crop", 1),
+                                                             ("none", 2)}
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_after(epochs: int):
+    """A `log` callback that stops training after `epochs` epochs, as a kill would."""
+    seen = []
+
+    def log(line: str) -> None:
+        seen.append(line)
+        if len(seen) >= epochs:
+            raise Killed()
+    return log
+
+
+def test_resume_after_kill_loses_at_most_one_epoch(data, tmp_path):
+    out = tmp_path / "r"
+    cfg = SMALL.replace(epochs=4)
+    with pytest.raises(Killed):
+        train(cfg, data, out, progress=False, log=_kill_after(2))
+    train(cfg, data, out, resume=True, progress=False, log=lambda s: None)
+    assert [m["epoch"] for m in checkpoints.read_jsonl(out / "metrics.jsonl")] == [1, 2, 3, 4]
+    state = checkpoints.read_json(out / "state.json")
+    assert state["epoch"] == 4 and state["step"] == 4 * (96 // 32)
+
+
+def test_resume_is_exact(data, tmp_path):
+    """A run killed after epoch 1 and resumed ends with the weights of an uninterrupted one."""
+    cfg = SMALL.replace(epochs=2, augment=AugmentConfig(mixup=0.2), ema=0.9)
+    straight, split = tmp_path / "a", tmp_path / "b"
+    train(cfg, data, straight, progress=False, log=lambda s: None)
+    with pytest.raises(Killed):
+        train(cfg, data, split, progress=False, log=_kill_after(1))
+    train(cfg, data, split, resume=True, progress=False, log=lambda s: None)
+    a = checkpoints.load_weights(straight / "model.safetensors")
+    b = checkpoints.load_weights(split / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
+    out = tmp_path / "r"
+    train(SMALL.replace(epochs=1), data, out, progress=False, log=lambda s: None)
+    good = (out / "model.safetensors").read_bytes()
+    conf = checkpoints.read_json(out / "config.json")
+    conf["train"].update(epochs=3, lr=1e30, schedule="constant")
+    checkpoints.write_json(out / "config.json", conf)
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(SMALL, data, out, resume=True, progress=False, log=lambda s: None)
+    assert (out / "model.safetensors").read_bytes() == good
+    assert json.loads((out / "progress.json").read_text())["status"] == "failed"
+    checkpoints.load_model(out)  # still loads
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step", "constant"])
+def test_schedules_start_positive_and_end_low(schedule):
+    cfg = TrainConfig(schedule=schedule, epochs=10, lr=0.1, lr_decay=0.5, warmup=0.2)
+    first, last = lr_at(cfg, 0, 100), lr_at(cfg, 999, 100)
+    assert first > 0 and last <= (0.1 if schedule == "constant" else 0.01)
+
+
+def _cli(*args, env_extra=None, **kw):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "tinyviz", *args], capture_output=True,
+                          text=True, env=env, **kw)
+
+
+def test_cli_train_and_evaluate_print_json(tiny_zip, tmp_path):
+    out = tmp_path / "cli"
+    res = _cli("train", "--data", str(tiny_zip), "--model", "logreg", "--epochs", "1",
+               "--batch-size", "32", "--optimizer", "adam", "--lr", "1e-3", "--out", str(out),
+               "--quiet", "--rotate", "5", "--no-flip")
+    assert res.returncode == 0, res.stderr
+    line = json.loads(res.stdout.strip().splitlines()[-1])
+    assert line["epochs"] == 1 and 0 <= line["best_val_top1"] <= 1
+    cfg = checkpoints.read_json(out / "config.json")["train"]
+    assert cfg["optimizer"] == "adam" and cfg["augment"]["rotate"] == 5
+    assert cfg["augment"]["flip"] is False
+    res = _cli("evaluate", str(out), "--data", str(tiny_zip), "--tta", "flip")
+    assert res.returncode == 0, res.stderr
+    score = json.loads(res.stdout)
+    assert score["n"] == 24 and score["tta"] == "flip" and {"top1", "top5", "loss"} <= set(score)
+    again = _cli("train", "--data", str(tiny_zip), "--model", "logreg", "--out", str(out))
+    assert again.returncode == 1 and "--resume" in again.stderr
+
+
+def test_cli_sigterm_stops_cleanly_and_resume_finishes(tiny_zip, tmp_path):
+    out = tmp_path / "stop"
+    proc = subprocess.Popen([sys.executable, "-m", "tinyviz", "train", "--data", str(tiny_zip),
+                             "--model", "resnet18", "--opt", "width=8", "--epochs", "30",
+                             "--batch-size", "16", "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "state.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert json.loads((out / "progress.json").read_text())["status"] == "stopped"
+    done = len(checkpoints.read_jsonl(out / "metrics.jsonl"))
+    assert 1 <= done < 30
+    conf = checkpoints.read_json(out / "config.json")
+    conf["train"]["epochs"] = done + 1
+    checkpoints.write_json(out / "config.json", conf)
+    res = _cli("train", "--resume", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert len(checkpoints.read_jsonl(out / "metrics.jsonl")) == done + 1
+
+
+def test_export_halves_weights_and_still_loads(run, tmp_path):
+    from tinyviz.export import export_run
+
+    info = export_run(run, tmp_path / "half", snapshots=1)
+    assert info["snapshots"] == 1
+    w = checkpoints.load_weights(tmp_path / "half" / "model.safetensors")
+    assert all(t.dtype == torch.float16 for t in w.values() if t.is_floating_point())
+    full = checkpoints.load_model(run)
+    half = checkpoints.load_model(tmp_path / "half")
+    x = torch.rand(4, 3, 64, 64)
+    assert torch.allclose(full(x).softmax(1), half(x).softmax(1), atol=0.02)
+
+
+def test_random_search_writes_scatter_data(data, tmp_path):
+    base = TrainConfig(model="logreg", epochs=1, batch_size=32, optimizer="adam")
+    result = random_search(base, data, tmp_path, trials=2, lr_range=(1e-4, 1e-2),
+                           wd_range=(1e-6, 1e-4), progress=False)
+    rows = checkpoints.read_json(tmp_path / "search.json")["trials"]
+    assert result["trials"] == 2 and len(rows) == 2
+    assert all(1e-4 <= r["lr"] <= 1e-2 and 0 <= r["val_top1"] <= 1 for r in rows)

@@ -1,0 +1,3 @@
+"""tinyviz: train, compare and explain Tiny ImageNet classifiers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Single channels of a model: which validation images excite them, and where (seed 002).
+
+The maxima come from the same cached forward pass as `tinyviz.analysis` (one pass per
+checkpoint, minutes on a CPU); looking up a channel's top images is then an argsort. A
+gradient map is computed live, for a handful of images: the gradient of the channel's
+strongest response with respect to the input pixels, i.e. the pixels the neuron is
+sensitive to.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import analysis
+from .data.batches import to_float
+from .locks import model_lock
+
+REDUCTIONS = ("max", "mean")
+
+
+def activation_maxima(run_dir: Path, data, *, device: str = "cpu",
+                      progress: analysis.Progress | None = None,
+                      limit: int = 0) -> dict[str, np.ndarray]:
+    """`{layer: (N, C_layer) float16}`: each channel's spatial maximum on each validation image.
+
+    Every layer of `model.channel_layers` at once; rows are validation images as in
+    `analysis.val_outputs` (the first `limit` when it is set).
+    """
+    folder = analysis.compute_cache(run_dir, data, device=device, progress=progress, limit=limit)
+    return analysis.load_maxima(folder)
+
+
+def top_images(maxima: np.ndarray, channel: int, k: int = 6) -> np.ndarray:
+    """Indices of the `k` images with the strongest response of `channel`, strongest first."""
+    column = np.asarray(maxima[:, channel], np.float32)
+    k = min(k, len(column))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-column, k - 1)[:k]
+    return top[np.argsort(-column[top], kind="stable")].astype(np.int64)
+
+
+def channel_summary(maxima: np.ndarray) -> np.ndarray:
+    """Mean over images of each channel's maximum, (C,) float32: for "most active channels"."""
+    return np.asarray(maxima, np.float32).mean(0) if len(maxima) else np.zeros(maxima.shape[1])
+
+
+def channel_gradients(model: nn.Module, images_u8: np.ndarray, layer: str, channel: int, *,
+                      reduce: str = "max") -> np.ndarray:
+    """`(k, H, W)` float32 in [0, 1]: how strongly each pixel moves the channel's response.
+
+    The response is the channel's spatial max (or mean) on each image; the map is the
+    absolute input gradient, max over colour channels, scaled per image to a maximum of 1.
+    The forward pass stops at `layer` (a hook raises), so early layers cost little. The model
+    is shared between dashboard sessions, so the hook is added under `model_lock(model)`
+    and only acts in this thread.
+    """
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, not {reduce!r}")
+    module = dict(model.named_modules()).get(layer)
+    if module is None:
+        raise ValueError(f"the model has no layer {layer!r}")
+    device = next(model.parameters()).device
+    with torch.inference_mode(False), torch.enable_grad():  # even if a caller turned them off
+        x = to_float(torch.from_numpy(np.array(images_u8, np.uint8)).to(device))
+        x = x.contiguous().requires_grad_(True)
+        with model_lock(model):
+            act = _activation(model, module, x)
+        if not 0 <= channel < act.shape[1]:
+            raise ValueError(f"{layer} has {act.shape[1]} channels, not channel {channel}")
+        flat = act[:, channel].flatten(1)
+        response = flat.amax(1) if reduce == "max" else flat.mean(1)
+        (grad,) = torch.autograd.grad(response.sum(), x)  # images are independent in eval mode
+    return _normalise(grad.abs().amax(1).cpu().numpy())
+
+
+class _Reached(Exception):
+    """Raised by the hook once the layer's output is caught: the rest need not run."""
+
+
+def _activation(model: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    caught: list[torch.Tensor] = []
+    owner = threading.get_ident()
+
+    def hook(mod, inputs, output) -> None:
+        if threading.get_ident() == owner:
+            caught.append(output)
+            raise _Reached
+
+    handle = module.register_forward_hook(hook)
+    try:
+        model(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    if not caught:
+        raise ValueError("the layer was not reached by the forward pass")
+    return caught[0]
+
+
+def _normalise(maps: np.ndarray) -> np.ndarray:
+    top = maps.reshape(len(maps), -1).max(1)
+    return (maps / np.where(top > 0, top, 1)[:, None, None]).astype(np.float32)

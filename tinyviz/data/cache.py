@@ -1,0 +1,243 @@
+"""Decode the data set once into uint8 arrays on disk, memory-mapped ever after.
+
+Decoding 110,000 JPEGs every epoch is the classic bottleneck of Tiny ImageNet projects. We
+decode once, in parallel over all cores, into `N x 64 x 64 x 3` uint8 `.npy` files under
+`TINYVIZ_CACHE` (default `~/.cache/tinyviz`); training and analysis then read arrays.
+The cache folder is keyed by the archive's fingerprint, so a changed archive is decoded anew,
+and it is written to a temporary folder and renamed, so a killed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .archive import Archive, Classes, DataError, locate, open_archive
+
+SIZE = 64
+CACHE_VERSION = 1
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (`N x 64 x 64 x 3` uint8, memory-mapped), labels and file names of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    files: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class TinyImageNet:
+    """The decoded data set: what a trainer or an analysis page needs, as arrays."""
+
+    source: Path
+    classes: Classes
+    train: Split
+    val: Split
+    corrupt: tuple[str, ...]
+    cache: Path
+
+    def summary(self) -> dict:
+        return {"classes": len(self.classes), "train": len(self.train), "val": len(self.val),
+                "corrupt": len(self.corrupt), "source": str(self.source), "cache": str(self.cache)}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TINYVIZ_CACHE") or Path.home() / ".cache" / "tinyviz")
+
+
+def load(path=None, *, root: Path | None = None, workers: int | None = None,
+         progress: bool | Progress = True) -> TinyImageNet:
+    """Open the data set's cache, building it first if the archive is new or changed."""
+    src = locate(path).resolve()
+    root = Path(root) if root else cache_root()
+    quick = _quick_key(src)
+    folder = _lookup(root, quick)
+    if folder is None:
+        archive = open_archive(src)
+        folder = root / f"tiny-{archive.fingerprint[:16]}-v{CACHE_VERSION}"
+        if not (folder / "meta.json").exists():
+            _build(archive, folder, workers or os.cpu_count() or 1, progress)
+        _remember(root, quick, folder)
+    return _open(src, folder)
+
+
+# ------------------------------------------------------------------ fast reopening
+
+
+def _quick_key(src: Path) -> str | None:
+    """A stat-based key for zips, so reopening skips reading 110,000 zip entries.
+
+    Folders get none: a changed image inside does not change the folder's own stat.
+    """
+    if src.is_dir():
+        return None
+    st = src.stat()
+    return f"{src}|{st.st_size}|{st.st_mtime_ns}|v{CACHE_VERSION}"
+
+
+def _index_path(root: Path) -> Path:
+    return root / "index.json"
+
+
+def _lookup(root: Path, quick: str | None) -> Path | None:
+    if quick is None:
+        return None
+    try:
+        folder = Path(json.loads(_index_path(root).read_text())[quick])
+    except (OSError, ValueError, KeyError):
+        return None
+    return folder if (folder / "meta.json").exists() else None
+
+
+def _remember(root: Path, quick: str | None, folder: Path) -> None:
+    if quick is None:
+        return
+    try:
+        index = json.loads(_index_path(root).read_text())
+    except (OSError, ValueError):
+        index = {}
+    index[quick] = str(folder)
+    _atomic_text(_index_path(root), json.dumps(index, indent=1))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _open(src: Path, folder: Path) -> TinyImageNet:
+    meta = json.loads((folder / "meta.json").read_text())
+
+    def split(name: str) -> Split:
+        images = np.load(folder / f"{name}_images.npy", mmap_mode="r")
+        labels = np.load(folder / f"{name}_labels.npy")
+        return Split(images, labels, tuple(meta["files"][name]))
+
+    return TinyImageNet(src, Classes.from_json(meta["classes"]), split("train"), split("val"),
+                        tuple(meta["corrupt"]), folder)
+
+
+# ------------------------------------------------------------------------ building
+
+
+def _build(archive: Archive, folder: Path, workers: int, progress: bool | Progress) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
+    try:
+        corrupt = _decode_all(archive, tmp, workers, progress)
+        meta = {"version": CACHE_VERSION, "source": str(archive.source),
+                "fingerprint": archive.fingerprint, "classes": archive.classes.to_json(),
+                "files": {"train": [r for r, _ in archive.train],
+                          "val": [r for r, _ in archive.val]},
+                "corrupt": corrupt, "built": time.time()}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished the same cache first
+            if not (folder / "meta.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str]:
+    """Decode both splits into `out`; returns the names of images that failed to decode."""
+    jobs, total = [], 0
+    for name, items in (("train", archive.train), ("val", archive.val)):
+        np.save(out / f"{name}_labels.npy", np.array([lab for _, lab in items], np.int16))
+        path = out / f"{name}_images.npy"
+        np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), SIZE, SIZE, 3)).flush()
+        rels = [r for r, _ in items]
+        step = 2000
+        jobs += [(str(path), start, rels[start:start + step])
+                 for start in range(0, len(rels), step)]
+        total += len(rels)
+    report = _reporter(progress, total)
+    corrupt: list[str] = []
+    if workers <= 1:
+        _init_worker(str(archive.source))
+        for job in jobs:
+            corrupt += _decode_chunk(*job)
+            report(len(job[2]))
+        return corrupt
+    ctx = get_context("spawn")  # fork is unsafe once torch has started threads
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(str(archive.source),)) as pool:
+        futures = [(pool.submit(_decode_chunk, *job), len(job[2])) for job in jobs]
+        for fut, n in futures:
+            corrupt += fut.result()
+            report(n)
+    return corrupt
+
+
+def _reporter(progress, total: int) -> Callable[[int], None]:
+    if callable(progress):
+        done = [0]
+
+        def report(n: int) -> None:
+            done[0] += n
+            progress(done[0], total)
+        return report
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="decoding Tiny ImageNet", unit="img")
+
+        def report(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+        return report
+    return lambda n: None
+
+
+_WORKER_ARCHIVE: Archive | None = None
+
+
+def _init_worker(source: str) -> None:
+    global _WORKER_ARCHIVE
+    _WORKER_ARCHIVE = open_archive(source)
+
+
+def _decode_chunk(path: str, start: int, rels: list[str]) -> list[str]:
+    """Decode `rels` into rows `start...` of the memory-mapped array at `path`."""
+    assert _WORKER_ARCHIVE is not None
+    arr = np.load(path, mmap_mode="r+")
+    bad = []
+    for i, rel in enumerate(rels):
+        try:
+            arr[start + i] = decode(_WORKER_ARCHIVE.read(rel))
+        except (OSError, UnidentifiedImageError, ValueError, DataError, SyntaxError):
+            bad.append(rel)  # left as zeros; counted and named in the cache's metadata
+    arr.flush()
+    return bad
+
+
+def decode(data: bytes) -> np.ndarray:
+    """One data-set image as `64 x 64 x 3` uint8 RGB (grayscale images are replicated)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        if img.size != (SIZE, SIZE):
+            img = img.resize((SIZE, SIZE), Image.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)

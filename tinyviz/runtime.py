@@ -1,0 +1,55 @@
+"""Where and how tensors run: device choice, mixed precision, and the environment record.
+
+Kept apart so the trainer, the evaluator and the dashboard make the same choices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+
+import torch
+
+from . import __version__
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` is CUDA when present, else the CPU (slow, but correct)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but no CUDA GPU is available")
+    return device
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on CUDA (the default there); fp32 elsewhere unless asked."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def environment(device: torch.device) -> dict:
+    """Versions and hardware, stored with every run so its figures can be placed."""
+    env = {
+        "tinyviz": __version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": str(device),
+    }
+    try:
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover - torchvision is a requirement
+        pass
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["cpu_threads"] = torch.get_num_threads()
+    return env
