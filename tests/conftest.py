@@ -32,3 +32,25 @@ def tiny_zip(tmp_path_factory, tiny_files) -> Path:
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory, tiny_files) -> Path:
     return tinydata.write_folder(tmp_path_factory.mktemp("folder"), tiny_files)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_zip) -> Path:
+    """A small resnet18 trained for a few epochs on the generated data set (about 10 s)."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.data import load
+    from tinyviz.train import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    data = load(tiny_zip, root=tmp_path_factory.getbasetemp() / "cache", progress=False)
+    cfg = TrainConfig(model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32,
+                      lr=0.05, snapshots=3)
+    return train(cfg, data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
+
+
+@pytest.fixture
+def app_env(monkeypatch, tiny_zip, tiny_run):
+    """Environment for AppTest: the generated data set and the tiny run's folder."""
+    monkeypatch.setenv("TINYVIZ_DATA", str(tiny_zip))
+    monkeypatch.setenv("TINYVIZ_RUNS", str(tiny_run.parent))
+    return {"data": tiny_zip, "run": tiny_run}

@@ -1,0 +1,36 @@
+"""Leaderboard rows say what each figure was measured on."""
+
+from __future__ import annotations
+
+from tinyviz import checkpoints, leaderboard
+
+
+def test_rows_from_a_trained_run(tiny_run, tiny_zip):
+    run = checkpoints.open_run(tiny_run)
+    row = leaderboard.row(run)
+    assert row["model"] == "resnet18" and row["epochs"] == 4
+    assert 0 <= row["top1"] <= 1 and "last epoch" in row["measured_on"]
+    assert row["params"] > 0 and row["images_per_s"] > 0
+    curves = leaderboard.curves([run])
+    assert {c["split"] for c in curves} == {"train", "val"} and len(curves) == 8
+
+
+def test_recorded_evaluations_take_precedence(tiny_run, tiny_zip):
+    from tinyviz.data import load
+    from tinyviz.evaluate import evaluate_run
+
+    data = load(tiny_zip, progress=False)
+    evaluate_run(tiny_run, data)
+    evaluate_run(tiny_run, data, tta="flip", ensemble_size=2)
+    run = checkpoints.open_run(tiny_run)
+    row = leaderboard.row(run)
+    assert row["measured_on"] == "val, 24 images, single model"
+    assert row["best_with"] == "val, 24 images, flip TTA, ensemble of 2 snapshots"
+    ens = leaderboard.ensemble_curves([run])
+    assert [e["members"] for e in ens] == [1, 2]
+
+
+def test_seed_rows_cover_published_figures():
+    seeds = leaderboard.seed_rows()
+    assert any(r["source"] == "seed 004" and r["top1"] == 0.522 for r in seeds)
+    assert all(r["top1"] is None or 0 < r["top1"] < 1 for r in seeds)

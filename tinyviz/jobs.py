@@ -1,0 +1,387 @@
+"""Training jobs for the Train page: the command-line trainer run as a separate process.
+
+Streamlit reruns a page's script on every click and forgets it on a reload, so a training
+run cannot live inside it. `start` launches `python -m tinyviz train ... --out RUN` in its
+own process session (it outlives the script run, the page and a closed tab) with its output
+in `RUN/train.log`; the page then polls `RUN/progress.json`, which the trainer's monitor
+writes once a second. Everything about a job is in files, so a reloaded page or a second tab
+finds the same job: `current(jobs_dir)` reads it back.
+
+One machine, one job: `jobs_dir/train.lock` is created with O_CREAT | O_EXCL (atomic, so two
+tabs clicking Start at once cannot both win) and names the process and its run. A lock whose
+process has died, or whose run says it finished, is stale and cleared on the next look.
+Stop sends SIGTERM to the job's process group; the trainer turns it into a clean "stopped"
+status, and `resume` continues from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checkpoints
+from .config import AugmentConfig, TrainConfig
+from .monitor import read_progress
+
+LOCK = "train.lock"
+LOG = "train.log"
+JOB = "job.json"  # in the run folder: the process, its command line and when it started
+LAST = "last.json"  # in jobs_dir: the most recent job's run folder, for the page after a reload
+STATE = "state.json"
+FINISHED = ("done", "failed", "stopped")
+ENDED = "stopped (process ended)"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+try:  # POSIX: serialises "clear a stale lock, take it" between processes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: O_EXCL alone still prevents two live jobs
+    fcntl = None  # type: ignore[assignment]
+
+
+class JobError(Exception):
+    """A job that cannot be started, resumed or stopped, described in one line."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the page shows about a training process.
+
+    `status`: "starting" (launched, no progress yet), "running", "done", "failed",
+    "stopped" (by the user, cleanly), "stopped (process ended)" (the process died without
+    saying why: killed, out of memory, machine restarted) or "none" (never started here).
+    `progress` is `progress.json` as the trainer wrote it (empty before the first write).
+    """
+
+    run_dir: Path
+    pid: int | None
+    status: str
+    progress: dict = field(default_factory=dict)
+    started: float | None = None
+    command: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """The process is still working (starting or running)."""
+        return self.status in ("starting", "running")
+
+    @property
+    def message(self) -> str:
+        return str(self.progress.get("message") or "")
+
+
+# ------------------------------------------------------------------------- command
+
+
+def train_args(cfg: TrainConfig) -> list[str]:
+    """`cfg` as `tinyviz train` options: every field that differs from the default.
+
+    The model and epochs are always given, so the command reads well in the log.
+    """
+    args = _dataclass_args(cfg, TrainConfig(), skip={"model_options", "augment"},
+                           always={"model", "epochs"})
+    args += _dataclass_args(cfg.augment, AugmentConfig())
+    for key, value in cfg.model_options.items():
+        if "=" in str(key):
+            raise JobError(f"model option names cannot contain '=': {key!r}")
+        args.append(f"--opt={key}={json.dumps(value)}")
+    return args
+
+
+def train_command(cfg: TrainConfig | None, run_dir: Path, data: str | None = None, *,
+                  resume: bool = False) -> list[str]:
+    """The full command line: a new run of `cfg`, or `--resume` of `run_dir` (cfg unused)."""
+    cmd = [sys.executable, "-m", "tinyviz", "train"]
+    if data is not None:
+        cmd.append(f"--data={Path(data).resolve()}")
+    run = str(Path(run_dir).resolve())
+    if resume:
+        return [*cmd, f"--resume={run}", "--quiet"]
+    if cfg is None:
+        raise ValueError("a new run needs a TrainConfig")
+    return [*cmd, *train_args(cfg), f"--out={run}", "--quiet"]
+
+
+def _dataclass_args(obj: Any, default: Any, skip: frozenset[str] | set[str] = frozenset(),
+                    always: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    args = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or (value == getattr(default, f.name) and f.name not in always):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        else:
+            args.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
+    return args
+
+
+# --------------------------------------------------------------------------- start
+
+
+def start(cfg: TrainConfig, run_dir: Path, *, data: str | None, jobs_dir: Path) -> Job:
+    """Launch a new run into `run_dir`; refused while a job runs or if the folder holds a run."""
+    run_dir = Path(run_dir).resolve()
+    if holds_run(run_dir):
+        raise JobError(f"{run_dir} already holds a run: resume it or choose another folder")
+    return _launch(train_command(cfg, run_dir, data), run_dir, Path(jobs_dir))
+
+
+def resume(run_dir: Path, *, jobs_dir: Path, data: str | None) -> Job:
+    """Continue a stopped or killed run from its last finished epoch."""
+    run_dir = Path(run_dir).resolve()
+    if not (run_dir / STATE).exists():
+        raise JobError(f"nothing to resume in {run_dir}: no finished epoch was saved")
+    state = checkpoints.read_json(run_dir / STATE)
+    epochs = checkpoints.read_json(run_dir / checkpoints.CONFIG)["train"]["epochs"]
+    if state.get("epoch", 0) >= epochs:
+        raise JobError(f"{run_dir.name} already finished all {epochs} epochs")
+    return _launch(train_command(None, run_dir, data, resume=True), run_dir, Path(jobs_dir))
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether a run already lives in `run_dir` (a launch that failed early leaves none)."""
+    return any((Path(run_dir) / name).exists()
+               for name in (checkpoints.CONFIG, STATE, checkpoints.WEIGHTS))
+
+
+def _launch(cmd: list[str], run_dir: Path, jobs_dir: Path) -> Job:
+    with _claim(jobs_dir, run_dir) as lock:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(run_dir / LOG, "ab") as log:  # the child keeps its own copy of the handle
+            log.write(f"\n$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        _CHILDREN[proc.pid] = proc
+        started = time.time()
+        checkpoints.write_json(lock, {"pid": proc.pid, "run_dir": str(run_dir),
+                                      "started": started})
+        checkpoints.write_json(run_dir / JOB, {"pid": proc.pid, "started": started,
+                                               "command": cmd})
+        checkpoints.write_json(jobs_dir / LAST, {"run_dir": str(run_dir)})
+    return status(run_dir)
+
+
+# ---------------------------------------------------------------------------- lock
+
+
+@contextmanager
+def _claim(jobs_dir: Path, run_dir: Path) -> Iterator[Path]:
+    """Take the lock for a job about to start; released again if the launch fails."""
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    lock = jobs_dir / LOCK
+    with _guard(jobs_dir):
+        _clear_if_stale(lock)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise JobError(_busy_message(lock)) from None
+        with os.fdopen(fd, "w") as f:  # a placeholder naming us until the child's pid is known
+            json.dump({"pid": os.getpid(), "run_dir": str(run_dir), "started": time.time()}, f)
+    try:
+        yield lock
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _guard(jobs_dir: Path) -> Iterator[None]:
+    """An exclusive `flock` so that two processes never both judge one lock stale."""
+    if fcntl is None:
+        yield
+        return
+    with open(jobs_dir / (LOCK + ".guard"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_lock(lock: Path) -> dict | None:
+    try:
+        info = json.loads(lock.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # torn or garbage: treated as stale
+    return info if isinstance(info, dict) else {}
+
+
+def _is_stale(info: dict) -> bool:
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return True
+    progress = read_progress(Path(info.get("run_dir", ""))) or {}
+    return progress.get("pid") == pid and progress.get("status") in FINISHED
+
+
+def _clear_if_stale(lock: Path) -> None:
+    info = _read_lock(lock)
+    if info is not None and _is_stale(info):
+        lock.unlink(missing_ok=True)
+
+
+def _busy_message(lock: Path) -> str:
+    info = _read_lock(lock) or {}
+    run = Path(info.get("run_dir", "?")).name
+    return f"a training job is already running ({run}, pid {info.get('pid')}): stop it first"
+
+
+# ------------------------------------------------------------------------- reading
+
+
+def current(jobs_dir: Path) -> Job | None:
+    """The job holding the lock, if it is still alive (a stale lock is cleared here)."""
+    jobs_dir = Path(jobs_dir)
+    lock = jobs_dir / LOCK
+    if not lock.exists():
+        return None
+    with _guard(jobs_dir):
+        _clear_if_stale(lock)
+        info = _read_lock(lock)
+    if not info or not info.get("run_dir"):
+        return None
+    return _status(Path(info["run_dir"]), info.get("pid"))
+
+
+def latest(jobs_dir: Path) -> Job | None:
+    """The most recently started job, running or not (what the page shows after a reload)."""
+    try:
+        run_dir = checkpoints.read_json(Path(jobs_dir) / LAST)["run_dir"]
+    except (checkpoints.CheckpointError, KeyError, TypeError):
+        return None
+    return status(Path(run_dir))
+
+
+def status(run_dir: Path) -> Job:
+    """The job of `run_dir` as its files and its process say now."""
+    return _status(Path(run_dir), None)
+
+
+def _status(run_dir: Path, lock_pid: int | None) -> Job:
+    """`status`; the lock's pid, when given, names the current process (during a launch
+    `job.json` may still name the previous one)."""
+    job = _job_info(run_dir)
+    progress = read_progress(run_dir) or {}
+    pid = lock_pid if lock_pid is not None else job.get("pid", progress.get("pid"))
+    state = _state(pid, progress, run_dir)
+    return Job(run_dir, pid, state, progress, job.get("started", progress.get("started")),
+               tuple(job.get("command", ())))
+
+
+def _job_info(run_dir: Path) -> dict:
+    try:
+        info = checkpoints.read_json(run_dir / JOB)
+    except checkpoints.CheckpointError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _state(pid: int | None, progress: dict, run_dir: Path) -> str:
+    alive = pid_alive(pid)
+    if progress and progress.get("pid") == pid:  # the progress is this process's own
+        reported = str(progress.get("status", "running"))
+        return ENDED if reported == "running" and not alive else reported
+    if alive:
+        return "starting"
+    if pid is None:
+        return "none"
+    last = log_tail(run_dir, 1)  # died before its first progress report: say why if it did
+    return "failed" if last and _is_error(last[0]) else ENDED
+
+
+def _is_error(line: str) -> bool:
+    """The trainer's "error: ..." line, or the last line of a traceback ("ValueError: ...")."""
+    return line.startswith("error:") or line.split(":")[0].endswith(("Error", "Exception"))
+
+
+def log_tail(run_dir: Path, n: int = 20) -> list[str]:
+    """The last `n` lines of the job's output (`RUN/train.log`), without blank lines."""
+    path = Path(run_dir) / LOG
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64_000))  # enough for any n the page asks for
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-n:] if n > 0 else []
+
+
+# --------------------------------------------------------------------------- stop
+
+
+def stop(job_or_run_dir: Job | Path, *, jobs_dir: Path | None = None,
+         wait: float = 15.0) -> Job:
+    """SIGTERM to the job's process group, then wait up to `wait` seconds for it to end.
+
+    The trainer catches SIGTERM, writes status "stopped" and exits. Its lock is then stale:
+    cleared here when `jobs_dir` is given, else on the next `current` or `start`.
+    """
+    run_dir = job_or_run_dir.run_dir if isinstance(job_or_run_dir, Job) else Path(job_or_run_dir)
+    pid = status(run_dir).pid
+    if pid is not None and pid_alive(pid):
+        _terminate(pid)
+        deadline = time.monotonic() + wait
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if jobs_dir is not None:
+        current(jobs_dir)  # clears the lock once the process has gone
+    return status(run_dir)
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM to the process group the job leads (its own session), else to the process."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+
+
+# ------------------------------------------------------------------------ processes
+
+_CHILDREN: dict[int, subprocess.Popen] = {}  # our own children: polled, so they never linger
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` is running (a finished child of ours is reaped, not 'alive')."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, someone else's
+    except OSError:
+        return False
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped by its parent (Linux's /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -1,0 +1,117 @@
+"""Classify uploaded images: top-k classes of one model or of an ensemble.
+
+One 64 x 64 image through a ResNet-18 is a single forward pass, tens of milliseconds on a
+CPU, so nothing here is cached. Models are shared between dashboard sessions, and an
+explainer in another session may have hooks on the same model (guided backprop's hooks even
+fail under inference mode), so every forward pass holds `model_lock(model)`.
+
+Class names come from the run, never from the data set the sidebar has open: a run trained
+on another class list would otherwise be labelled wrongly without anyone noticing.
+`run_classes` returns a run's classes and checks that several runs agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoints
+from .images import to_model_input
+from .locks import model_lock
+
+
+class PredictError(ValueError):
+    """Models, classes or snapshots that do not fit together, described in one line."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top-k classes of one image, most probable first."""
+
+    classes: tuple[int, ...]
+    probs: tuple[float, ...]
+    names: tuple[str, ...]
+    wnids: tuple[str, ...]
+    seconds: float
+    model_label: str
+
+    @property
+    def top(self) -> str:
+        """The most probable class's short name."""
+        return self.names[0]
+
+
+def predict_image(model: nn.Module, rgb64: np.ndarray, class_names: Sequence[str],
+                  wnids: Sequence[str], k: int = 5, *, label: str = "") -> Prediction:
+    """Top-`k` of one model on one `64 x 64 x 3` uint8 image."""
+    return predict_ensemble([model], rgb64, class_names, wnids, k, label=label)
+
+
+def predict_ensemble(models: Sequence[nn.Module], rgb64: np.ndarray,
+                     class_names: Sequence[str], wnids: Sequence[str], k: int = 5, *,
+                     label: str = "") -> Prediction:
+    """Top-`k` of the models' averaged softmax probabilities (seed 004's Eq. 2)."""
+    if not models:
+        raise PredictError("an ensemble needs at least one model")
+    if len(class_names) != len(wnids):
+        raise PredictError(f"{len(class_names)} class names but {len(wnids)} wnids")
+    start = time.perf_counter()
+    x = to_model_input(rgb64)
+    probs = torch.stack([_probs(m, x, len(wnids)) for m in models]).mean(0)
+    top = probs.topk(min(k, len(wnids)))
+    idx = tuple(int(i) for i in top.indices)
+    return Prediction(
+        classes=idx, probs=tuple(float(p) for p in top.values),
+        names=tuple(class_names[i] for i in idx), wnids=tuple(wnids[i] for i in idx),
+        seconds=time.perf_counter() - start,
+        model_label=label or _default_label(models))
+
+
+def load_snapshot_ensemble(run_dir: Path, k: int, device: str = "cpu") -> list[nn.Module]:
+    """The run's `k` best snapshots (best first), each loaded as an eval-mode model."""
+    run = checkpoints.open_run(run_dir)
+    snaps = run.snapshots()[:k]
+    if k < 1 or not snaps:
+        raise PredictError(f"{run.name} kept no snapshots" if not snaps
+                           else "an ensemble needs k >= 1")
+    return [checkpoints.load_model(run.path, snapshot=s["file"], device=device) for s in snaps]
+
+
+def run_classes(runs: Sequence[checkpoints.Run]) -> tuple[list[str], list[str]]:
+    """`(class_names, wnids)` shared by `runs`; raises if they were trained on different lists."""
+    if not runs:
+        raise PredictError("no runs chosen")
+    first = runs[0]
+    for run in runs[1:]:
+        if run.wnids != first.wnids:
+            raise PredictError(f"{run.name} and {first.name} were trained on different "
+                               f"classes ({len(run.wnids)} vs {len(first.wnids)}); they "
+                               "cannot be compared or averaged")
+    return list(first.class_names), list(first.wnids)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _probs(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
+    """Softmax of one model for one image, (C,) float32 on the CPU; checks the class count."""
+    device = next(model.parameters()).device
+    with model_lock(model), torch.inference_mode():
+        if model.training:
+            model.eval()
+        logits = model(x.to(device))[0].float().cpu()
+    if logits.numel() != classes:
+        raise PredictError(f"the model predicts {logits.numel()} classes but {classes} class "
+                           "names were given: use the run's own classes (run_classes)")
+    return logits.softmax(0)
+
+
+def _default_label(models: Sequence[nn.Module]) -> str:
+    name = type(models[0]).__name__
+    return name if len(models) == 1 else f"ensemble of {len(models)} × {name}"
