@@ -35,17 +35,33 @@ def tiny_folder(tmp_path_factory, tiny_files) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_zip) -> Path:
-    """A small resnet18 trained for a few epochs on the generated data set (about 10 s)."""
-    from tinyviz.config import TrainConfig
+def tiny_data(tmp_path_factory, tiny_zip):
+    """The generated data set, decoded into the session's cache."""
     from tinyviz.data import load
+
+    return load(tiny_zip, root=tmp_path_factory.getbasetemp() / "cache", progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data) -> Path:
+    """A small resnet18 trained for a few epochs on the generated data set (about 10 s).
+
+    Shared by many tests: a test that changes the run folder works on a copy.
+    """
+    from tinyviz.config import TrainConfig
     from tinyviz.train import train
 
     runs = tmp_path_factory.mktemp("runs")
-    data = load(tiny_zip, root=tmp_path_factory.getbasetemp() / "cache", progress=False)
+    data = tiny_data
     cfg = TrainConfig(model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32,
                       lr=0.05, snapshots=3)
     return train(cfg, data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def run_data(tiny_run, tiny_data):
+    """(run folder, data set) for the analysis services' tests."""
+    return tiny_run, tiny_data
 
 
 @pytest.fixture

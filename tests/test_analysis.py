@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
-import tinyviz.data
-import tinyviz.train
 from tinyviz import analysis, checkpoints, wordnet
-from tinyviz.config import TrainConfig
-
-_RUN: dict[str, object] = {}
-
-
-def trained_run(tmp_path_factory, tiny_zip):
-    """One tiny trained run per test session, shared by the analysis/channels/embed tests.
-
-    oneDNN is off while training: with torch 2.14's CPU build, the backward pass of a width-8
-    resnet18 on a channels-last batch crashes the process (double free) when it is on.
-    """
-    if "run" not in _RUN:
-        data = tinyviz.data.load(tiny_zip, root=tmp_path_factory.mktemp("cache"), workers=1,
-                                 progress=False)
-        cfg = TrainConfig(model="resnet18", model_options={"width": 8}, epochs=2,
-                          batch_size=32, lr=0.05)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # flags() warns about Intel GPUs' TF32
-            with torch.backends.mkldnn.flags(enabled=False):
-                run = tinyviz.train.train(cfg, data, tmp_path_factory.mktemp("run") / "r",
-                                          progress=False, log=lambda s: None)
-        _RUN["run"], _RUN["data"] = run, data
-    return _RUN["run"], _RUN["data"]
-
-
-@pytest.fixture(scope="session")
-def run_data(tmp_path_factory, tiny_zip):
-    return trained_run(tmp_path_factory, tiny_zip)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +20,8 @@ def test_val_outputs_match_the_model(run_data, outputs):
     run, data = run_data
     n = len(data.val.labels)
     assert outputs.logp.shape == (n, 4) and outputs.logp.dtype == np.float32
-    assert outputs.features.dtype == np.float16 and outputs.features.shape == (n, 64)
+    width = checkpoints.load_model(run).fc.in_features
+    assert outputs.features.dtype == np.float16 and outputs.features.shape == (n, width)
     np.testing.assert_allclose(np.exp(outputs.logp).sum(1), 1, rtol=1e-4)
     assert (outputs.labels == data.val.labels).all()
     assert (outputs.preds == outputs.logp.argmax(1)).all()

@@ -7,14 +7,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from test_analysis import trained_run
 
 from tinyviz import analysis, channels, checkpoints
-
-
-@pytest.fixture(scope="session")
-def run_data(tmp_path_factory, tiny_zip):
-    return trained_run(tmp_path_factory, tiny_zip)
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +21,7 @@ def test_maxima_cover_every_channel_layer(run_data, model):
     maxima = channels.activation_maxima(run, data)
     assert list(maxima) == list(model.channel_layers)
     n = len(data.val.labels)
-    assert [m.shape for m in maxima.values()] == [(n, 8), (n, 16), (n, 32), (n, 64)]
+    assert [m.shape for m in maxima.values()] == [(n, 16), (n, 32), (n, 64), (n, 128)]
     assert all(m.dtype == np.float16 for m in maxima.values())
     x = torch.from_numpy(np.array(data.val.images[:4])).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():

@@ -6,14 +6,8 @@ import base64
 
 import numpy as np
 import pytest
-from test_analysis import trained_run
 
 from tinyviz import analysis, embed
-
-
-@pytest.fixture(scope="session")
-def run_data(tmp_path_factory, tiny_zip):
-    return trained_run(tmp_path_factory, tiny_zip)
 
 
 def blobs(n_per: int = 20, classes: int = 3, dim: int = 16, seed: int = 0):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from tinyviz import checkpoints, leaderboard
 
 
@@ -15,14 +17,13 @@ def test_rows_from_a_trained_run(tiny_run, tiny_zip):
     assert {c["split"] for c in curves} == {"train", "val"} and len(curves) == 8
 
 
-def test_recorded_evaluations_take_precedence(tiny_run, tiny_zip):
-    from tinyviz.data import load
+def test_recorded_evaluations_take_precedence(tiny_run, tiny_data, tmp_path):
     from tinyviz.evaluate import evaluate_run
 
-    data = load(tiny_zip, progress=False)
-    evaluate_run(tiny_run, data)
-    evaluate_run(tiny_run, data, tta="flip", ensemble_size=2)
-    run = checkpoints.open_run(tiny_run)
+    copy = shutil.copytree(tiny_run, tmp_path / "run")
+    evaluate_run(copy, tiny_data)
+    evaluate_run(copy, tiny_data, tta="flip", ensemble_size=2)
+    run = checkpoints.open_run(copy)
     row = leaderboard.row(run)
     assert row["measured_on"] == "val, 24 images, single model"
     assert row["best_with"] == "val, 24 images, flip TTA, ensemble of 2 snapshots"

@@ -199,6 +199,7 @@ def test_normalisation_lives_in_the_model(named_model: tuple[str, TinyvizModel])
 
 def test_global_pool_models_take_56x56_crops(named_model: tuple[str, TinyvizModel]) -> None:
     name, model = named_model
+    assert model.any_input_size == (name not in FIXED_SIZE)
     if name in FIXED_SIZE:
         pytest.skip("fixed-size fully connected layer: 64x64 only")
     with torch.no_grad():

@@ -57,6 +57,10 @@ class ValOutputs:
     def top1(self) -> float:
         return float((self.preds == self.labels).mean()) if len(self) else 0.0
 
+    def misclassified(self) -> np.ndarray:
+        """Indices of the validation images whose top-1 prediction is wrong."""
+        return np.flatnonzero(self.preds != self.labels)
+
     @property
     def top5(self) -> float:
         if not len(self):

@@ -107,15 +107,31 @@ def mix(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, gen: torch.Generat
     Returns `(x, y_a, y_b, lam)`; the loss is `lam * CE(y_a) + (1 - lam) * CE(y_b)`.
     Batches left unmixed come back with `lam = 1`.
     """
+    drawn = draw_mix(cfg, rng)
+    if drawn is None:
+        return x, y, y, 1.0
+    mode, lam = drawn
+    perm = torch.randperm(x.shape[0], device=x.device, generator=gen)
+    x, lam = mix_with(x, x[perm], mode, lam, rng)
+    return x, y, y[perm], lam
+
+
+def draw_mix(cfg: AugmentConfig, rng: np.random.Generator) -> tuple[str, float] | None:
+    """Whether to mix one batch, and how: `(mode, lam)`, or None to leave it as it is."""
     modes = [m for m, a in (("mixup", cfg.mixup), ("cutmix", cfg.cutmix)) if a > 0]
     if not modes or rng.random() >= cfg.mix_prob:
-        return x, y, y, 1.0
+        return None
     mode = modes[rng.integers(len(modes))]
     alpha = cfg.mixup if mode == "mixup" else cfg.cutmix
-    lam = float(rng.beta(alpha, alpha))
-    perm = torch.randperm(x.shape[0], device=x.device, generator=gen)
+    return mode, float(rng.beta(alpha, alpha))
+
+
+def mix_with(x: torch.Tensor, other: torch.Tensor, mode: str, lam: float,
+             rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+    """`x` blended with (mixup) or pasted over by a box of (cutmix) `other`; returns the
+    mixed batch and the fraction of `x` left (CutMix's box is clipped at the edges)."""
     if mode == "mixup":
-        return x * lam + x[perm] * (1 - lam), y, y[perm], lam
+        return x * lam + other * (1 - lam), lam
     h, w = x.shape[-2:]
     cut = math.sqrt(1 - lam)
     bh, bw = int(h * cut), int(w * cut)
@@ -123,6 +139,41 @@ def mix(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, gen: torch.Generat
     y0, y1 = max(cy - bh // 2, 0), min(cy + bh // 2, h)
     x0, x1 = max(cx - bw // 2, 0), min(cx + bw // 2, w)
     x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
-    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-    return x, y, y[perm], lam
+    x[:, :, y0:y1, x0:x1] = other[:, :, y0:y1, x0:x1]
+    return x, 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def preview(image: np.ndarray, cfg: AugmentConfig, pool: np.ndarray, n: int = 8,
+            seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """`n` versions of one `64 x 64 x 3` uint8 image as training could make them.
+
+    Each copy is augmented as in a batch; with mixup or CutMix on, each copy is then mixed
+    (with probability `mix_prob`) with its own random partner from `pool` (N x 64 x 64 x 3
+    uint8, e.g. the training images), augmented the same way. Training draws one mixing
+    ratio per batch; here each copy draws its own, to show the range. Returns the images
+    (`n x 64 x 64 x 3` uint8) and a caption for each ("" when unmixed).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = augment(_floats(np.repeat(np.asarray(image)[None], n, 0)), cfg, gen)
+    captions = [""] * n
+    if (cfg.mixup > 0 or cfg.cutmix > 0) and len(pool):
+        partners = np.asarray(pool[np.sort(rng.choice(len(pool), n))])
+        other = augment(_floats(partners), cfg, gen)
+        rows = []
+        for i in range(n):
+            drawn = draw_mix(cfg, rng)
+            if drawn is None:
+                rows.append(x[i:i + 1])
+                continue
+            mixed, lam = mix_with(x[i:i + 1], other[i:i + 1], drawn[0], drawn[1], rng)
+            rows.append(mixed)
+            captions[i] = f"{drawn[0]}: {lam:.0%} this image"
+        x = torch.cat(rows)
+    out = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return out.numpy(), captions
+
+
+def _floats(images: np.ndarray) -> torch.Tensor:
+    """`N x H x W x 3` uint8 to `N x 3 x H x W` floats in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255

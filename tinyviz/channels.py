@@ -50,6 +50,22 @@ def channel_summary(maxima: np.ndarray) -> np.ndarray:
     return np.asarray(maxima, np.float32).mean(0) if len(maxima) else np.zeros(maxima.shape[1])
 
 
+def class_purity(maxima: np.ndarray, labels: np.ndarray, k: int = 50) -> np.ndarray:
+    """(C,) float32: the share of each channel's `k` strongest images that are of one class.
+
+    The most common class among them counts; 1.0 means a channel that fires for one class
+    only (a striking channel to show first), 1/k one that fires for anything.
+    """
+    acts = np.asarray(maxima, np.float32)
+    k = min(k, len(acts))
+    if k <= 0:
+        return np.zeros(acts.shape[1], np.float32)
+    top = np.argpartition(-acts, k - 1, axis=0)[:k]  # (k, C) image indices
+    classes = np.asarray(labels)[top]
+    counts = [np.bincount(classes[:, c]).max() for c in range(acts.shape[1])]
+    return np.asarray(counts, np.float32) / k
+
+
 def channel_gradients(model: nn.Module, images_u8: np.ndarray, layer: str, channel: int, *,
                       reduce: str = "max") -> np.ndarray:
     """`(k, H, W)` float32 in [0, 1]: how strongly each pixel moves the channel's response.

@@ -191,7 +191,10 @@ def cmd_train(args) -> int:
     train(cfg or TrainConfig(), data, out, resume=bool(args.resume), progress=not args.quiet,
           log=lambda line: print(line, file=sys.stderr, flush=True))
     from .checkpoints import read_jsonl
+    from .distributed import world
 
+    if not world().main:
+        return 0  # under torchrun the first process reports
     rows = read_jsonl(out / "metrics.jsonl")
     best = max(rows, key=lambda r: r["val_top1"])
     emit({"run": str(out), "epochs": len(rows), "last_val_top1": rows[-1]["val_top1"],

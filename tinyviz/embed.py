@@ -125,6 +125,9 @@ def _tsne(x: np.ndarray, dims: int, seed: int, report):
                 n_jobs=-1, random_state=seed, callbacks=callback, callbacks_every_iters=every)
     report(0.05, "t-SNE: nearest neighbours")
     fitted = tsne.fit(x)
+    # The fitted map keeps its optimiser settings for `transform`, callbacks included: drop
+    # ours, or placing an image later would report to this fit's (long gone) progress bar.
+    fitted.gradient_descent_params["callbacks"] = None
     return (np.asarray(fitted, np.float32), fitted,
             {"perplexity": perplexity, "gradient": method})
 
@@ -178,6 +181,14 @@ def cached_embedding(run_dir: Path, data, method: str, dims: int, *,
         if method == "tsne":
             _remember(base, fitted)
         return emb
+
+
+def is_cached(run_dir: Path, data, method: str, dims: int, *,
+              classes: list[int] | None = None, limit: int = 0, seed: int = 0) -> bool:
+    """Whether `cached_embedding` would read this map rather than compute it."""
+    if not analysis.is_cached(run_dir, data, limit):
+        return False
+    return _stored(_base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed))
 
 
 def place(run_dir: Path, data, method: str, dims: int, new_features: np.ndarray,

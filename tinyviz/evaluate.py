@@ -21,11 +21,12 @@ TTA_MODES = ("none", "flip", "10crop")
 CROP = 56  # seed 004's corner crops
 
 
-def tta_views(x: torch.Tensor, tta: str = "none") -> list[torch.Tensor]:
+def tta_views(x: torch.Tensor, tta: str = "none", resize: bool = False) -> list[torch.Tensor]:
     """The views of a batch that test-time augmentation averages over.
 
-    `10crop` is seed 004's: the whole image and its four 56x56 corner crops (resized back to
-    the input size, as the trainer's crop augmentation does), each also flipped.
+    `10crop` is seed 004's: the whole image and its four 56x56 corner crops, each also flipped.
+    The crops go to the network as they are (global pooling takes any size, and the objects
+    keep their scale); `resize` brings them back to 64x64 for models with a fixed input.
     """
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
@@ -37,7 +38,9 @@ def tta_views(x: torch.Tensor, tta: str = "none") -> list[torch.Tensor]:
         c = CROP * h // 64
         for top, left in ((0, 0), (0, w - c), (h - c, 0), (h - c, w - c)):
             crop = x[..., top:top + c, left:left + c]
-            views.append(F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False))
+            if resize:
+                crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+            views.append(crop)
     return views + [v.flip(-1) for v in views]
 
 
@@ -50,7 +53,8 @@ def predict(model: torch.nn.Module, split: DeviceSplit, *, tta: str = "none",
     for x, _ in split.epoch(batch_size, gen=None, drop_last=False):
         if split.device.type == "cpu":
             x = x.contiguous()  # oneDNN's channels-last kernels misbehave for some widths
-        probs, views = None, tta_views(x, tta)
+        resize = not getattr(model, "any_input_size", False)
+        probs, views = None, tta_views(x, tta, resize)
         for view in views:
             with autocast(split.device, precision):
                 p = model(view).float().softmax(1)

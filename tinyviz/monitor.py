@@ -21,8 +21,10 @@ WRITE_EVERY = 1.0  # seconds
 
 
 class Monitor:
-    def __init__(self, out: Path, trainer: Trainer, bar: bool = True) -> None:
+    def __init__(self, out: Path, trainer: Trainer, bar: bool = True,
+                 write: bool = True) -> None:
         self.path = Path(out) / PROGRESS
+        self.enabled = write  # only one process of a distributed run writes
         self.t = trainer
         self.epochs = trainer.cfg.epochs
         self.steps = trainer.steps_per_epoch
@@ -60,6 +62,8 @@ class Monitor:
               message: str = "") -> None:
         now = time.time()
         self.last_write = now
+        if not self.enabled:
+            return
         done = self.t.step - self.start_step
         total = self.epochs * self.steps
         rate = done / max(now - self.start, 1e-9)  # steps/s since this process started

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import checkpoints, models
+from . import checkpoints, distributed, models
 from .augment import augment, mix
 from .config import TrainConfig
 from .data.batches import DeviceSplit
@@ -57,13 +57,19 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     trainset: DeviceSplit
     valset: DeviceSplit
+    world: distributed.World = field(default_factory=distributed.World)
     epoch: int = 0  # epochs completed
     step: int = 0
     snapshots: list[dict] = field(default_factory=list)
 
     @property
+    def local_batch(self) -> int:
+        """Each process's share of the (global) batch."""
+        return self.cfg.batch_size // self.world.size
+
+    @property
     def steps_per_epoch(self) -> int:
-        return self.trainset.steps(self.cfg.batch_size)
+        return self.trainset.steps(self.local_batch, shards=self.world.size)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -88,12 +94,13 @@ def train(cfg: TrainConfig, data: TinyImageNet, out: Path, *, resume: bool = Fal
     if resume:
         cfg = TrainConfig.from_json(checkpoints.read_json(out / checkpoints.CONFIG)["train"])
     t = setup(cfg, data, out, resume)
-    monitor = Monitor(out, t, progress)
+    monitor = Monitor(out, t, progress and t.world.main, write=t.world.main)
     with _stop_on_sigterm():
         try:
             while t.epoch < cfg.epochs:
                 row = run_epoch(t, monitor)
-                log(_summary(row))
+                if t.world.main:
+                    log(_summary(row))
             monitor.finish("done")
         except Stopped:
             monitor.finish("stopped", "stopped by the user; resume continues from the last epoch")
@@ -101,11 +108,16 @@ def train(cfg: TrainConfig, data: TinyImageNet, out: Path, *, resume: bool = Fal
         except TrainingError as e:
             monitor.finish("failed", str(e))
             raise
+        finally:
+            distributed.shutdown()
     return out
 
 
 def setup(cfg: TrainConfig, data: TinyImageNet, out: Path, resume: bool) -> Trainer:
-    device = pick_device(cfg.device)
+    world, device = distributed.init(pick_device(cfg.device))
+    if cfg.batch_size % world.size:
+        raise ValueError(f"batch size {cfg.batch_size} does not split over {world.size} "
+                         "processes")
     torch.manual_seed(cfg.seed)
     model = models.create(cfg.model, num_classes=len(data.classes), **cfg.model_options)
     if not models.spec(cfg.model).pretrained:
@@ -114,16 +126,17 @@ def setup(cfg: TrainConfig, data: TinyImageNet, out: Path, resume: bool) -> Trai
     model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    forward = distributed.wrap(model, world, device)
     t = Trainer(
-        cfg=cfg, out=out, device=device, model=model,
-        forward=torch.compile(model) if cfg.compile else model,
+        cfg=cfg, out=out, device=device, model=model, world=world,
+        forward=torch.compile(forward) if cfg.compile else forward,
         ema=make_ema(model, cfg.ema), optimizer=make_optimizer(model, cfg),
         trainset=DeviceSplit(data.train.images, data.train.labels, device, cfg.train_limit),
         valset=DeviceSplit(data.val.images, data.val.labels, device, cfg.val_limit),
     )
     if resume:
         resume_from(t)
-    else:
+    elif world.main:
         write_config(t, data, info)
     return t
 
@@ -134,6 +147,8 @@ def resume_from(t: Trainer) -> None:
     state = load_state(t.out, t.model, t.ema, t.optimizer)
     t.epoch, t.step = state["epoch"], state["step"]
     t.snapshots = checkpoints.open_run(t.out).snapshots()
+    if not t.world.main:
+        return
     rows = [r for r in checkpoints.read_jsonl(t.out / checkpoints.METRICS)
             if r["epoch"] <= t.epoch]  # an epoch logged after its state was saved: redo it
     checkpoints.write_bytes(t.out / checkpoints.METRICS,
@@ -148,7 +163,7 @@ def write_config(t: Trainer, data: TinyImageNet, info: dict) -> None:
         "train": t.cfg.to_json(),
         "classes": {"wnids": list(data.classes.wnids), "names": list(data.classes.names)},
         "data": {"source": str(data.source), "train": len(t.trainset), "val": len(t.valset)},
-        "env": environment(t.device),
+        "env": {**environment(t.device), "processes": t.world.size},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     checkpoints.write_bytes(t.out / checkpoints.METRICS, b"")
@@ -218,16 +233,18 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def run_epoch(t: Trainer, monitor: Monitor) -> dict:
     """Train one epoch, evaluate, save; returns the metrics row written."""
-    cfg, epoch = t.cfg, t.epoch + 1
-    gen = torch.Generator(t.device).manual_seed(cfg.seed * 100_003 + epoch)
-    rng = np.random.default_rng([cfg.seed, epoch])
-    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: reproducible after a resume
+    cfg, epoch, w = t.cfg, t.epoch + 1, t.world
+    order = torch.Generator(t.device).manual_seed(cfg.seed * 100_003 + epoch)  # same everywhere
+    gen = torch.Generator(t.device).manual_seed(cfg.seed * 100_003 + epoch + 7919 * (w.rank + 1))
+    rng = np.random.default_rng([cfg.seed, epoch, w.rank])
+    torch.manual_seed(cfg.seed * 100_003 + epoch + w.rank)  # dropout: reproducible on resume
     t.model.train()
     loss_sum = torch.zeros((), device=t.device)
     correct = torch.zeros((), device=t.device)
     seen = 0
     start = time.perf_counter()
-    for i, (x, y) in enumerate(t.trainset.epoch(cfg.batch_size, gen)):
+    for i, (x, y) in enumerate(t.trainset.epoch(t.local_batch, order,
+                                                shard=(w.rank, w.size))):
         loss, hits = train_step(t, x, y, gen, rng)
         loss_sum += loss * len(y)
         correct += hits
@@ -236,6 +253,8 @@ def run_epoch(t: Trainer, monitor: Monitor) -> dict:
             _check_finite(loss_sum, epoch, i + 1)
         monitor.step(epoch, i + 1)
     _check_finite(loss_sum, epoch, t.steps_per_epoch)
+    loss_sum, correct = distributed.all_sum(loss_sum, w), distributed.all_sum(correct, w)
+    seen *= w.size
     train_seconds = time.perf_counter() - start
     row = {"epoch": epoch, "train_loss": float(loss_sum) / seen,
            "train_top1": float(correct) / seen, "lr": lr_at(cfg, t.step, t.steps_per_epoch)}
@@ -290,6 +309,9 @@ def validate(t: Trainer) -> dict:
 
 def end_of_epoch(t: Trainer, row: dict) -> None:
     """Persist the epoch: weights, snapshots, metrics, then the resume state, in that order."""
+    if not t.world.main:  # the other processes hold the same weights; one writes
+        t.epoch = row["epoch"]
+        return
     weights = t.eval_model.state_dict()
     meta = {"epoch": str(row["epoch"]), "val_top1": f"{row['val_top1']:.4f}"}
     checkpoints.save_weights(t.out / checkpoints.WEIGHTS, weights, meta)

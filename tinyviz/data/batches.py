@@ -32,19 +32,28 @@ class DeviceSplit:
         return to_float(self.images[idx]), self.labels[idx]
 
     def epoch(self, batch_size: int, gen: torch.Generator | None = None,
-              drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass in random order (or in order when `gen` is None)."""
+              drop_last: bool = True, shard: tuple[int, int] = (0, 1),
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass in random order (or in order when `gen` is None).
+
+        `shard=(rank, processes)`: this process's share of an order every process draws
+        alike (same generator seed), as distributed training needs.
+        """
         n = len(self)
         if gen is None:
             order = torch.arange(n, device=self.device)
         else:
             order = torch.randperm(n, device=self.device, generator=gen)
+        rank, shards = shard
+        if shards > 1:
+            order = order[: n - n % shards][rank::shards]
+            n = len(order)
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(0, stop, batch_size):
             yield self.batch(order[start:start + batch_size])
 
-    def steps(self, batch_size: int, drop_last: bool = True) -> int:
-        n = len(self)
+    def steps(self, batch_size: int, drop_last: bool = True, shards: int = 1) -> int:
+        n = len(self) // shards
         return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
 
 

@@ -42,6 +42,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def of_class(self, k: int) -> np.ndarray:
+        """Indices of the images of class `k`, in file order."""
+        return np.flatnonzero(np.asarray(self.labels) == k)
+
+    def counts(self, classes: int) -> np.ndarray:
+        """Images per class, an array of length `classes`."""
+        return np.bincount(np.asarray(self.labels, np.int64), minlength=classes)
+
 
 @dataclass(frozen=True)
 class TinyImageNet:

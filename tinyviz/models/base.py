@@ -24,6 +24,7 @@ class TinyvizModel(nn.Module):
 
     channel_layers: tuple[str, ...] = ()
     gradcam_layer: str | None = None
+    any_input_size: bool = True  # False where a fully connected layer fixes the input at 64x64
     head_modules: tuple[str, ...] = ("dropout", "fc")
     normalize: Normalize
 

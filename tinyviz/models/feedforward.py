@@ -56,6 +56,8 @@ def hidden_layers(in_dim: int, widths: Sequence[int], dropout: float) -> nn.Sequ
 
 
 class FeedForwardNet(TinyvizModel):
+    any_input_size = False
+
     """normalize -> trunk -> flatten -> hidden fc layers -> dropout -> fc.
 
     `forward_features` is the last hidden layer after its ReLU (the flattened normalised

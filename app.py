@@ -1,0 +1,28 @@
+"""tinyviz: `streamlit run app.py`. Navigation and the sidebar's shared choices only."""
+
+import streamlit as st
+
+from pages import _ui
+
+st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
+
+PAGES = {
+    "Compare": [
+        st.Page("pages/models.py", title="Models", icon=":material/leaderboard:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    ],
+    "Explain": [
+        st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:"),
+        st.Page("pages/channels.py", title="Channels", icon=":material/filter:"),
+        st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    ],
+    "Demo": [
+        st.Page("pages/classify.py", title="Classify", icon=":material/photo_camera:"),
+        st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+_ui.sidebar()
+page.run()

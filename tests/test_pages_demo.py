@@ -1,0 +1,210 @@
+"""The Classify, Saliency, Data and Train pages in Streamlit's AppTest, on the tiny data set.
+
+Classify also runs with no data set at all (the poster-session case) on the shipped
+ResNet-18; Train starts a real (tiny) training process, finds it again from a second
+session, and stops it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tinyviz import jobs
+
+APP = Path(__file__).parents[1] / "app.py"
+RESNET = Path(__file__).parents[1] / "checkpoints" / "resnet18-push"
+
+
+def page(path: str, run: Path | None = None, **state) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if run is not None:
+        at.session_state["tv_run"] = str(run)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(path)
+    return ok(at.run())
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart_rows(at: AppTest, i: int = 0):
+    data = at.get("vega_lite_chart")[i].proto.datasets[0].data.data
+    return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+def png(seed: int = 0, size=(200, 150)) -> bytes:
+    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in [*at.markdown, *at.caption])
+
+
+# ------------------------------------------------------------------- Classify
+
+
+needs_resnet = pytest.mark.skipif(not (RESNET / "model.safetensors").exists(),
+                                  reason="the shipped resnet18-push checkpoint is missing")
+
+
+@needs_resnet
+def test_classify_uploads_good_and_bad_files(app_env, tiny_run):
+    at = page("pages/classify.py", tiny_run,
+              tv_cls_runs=[str(RESNET), f"{tiny_run}#snapshots"])
+    assert at.file_uploader(key="tv_cls_files").accept_multiple_files
+    at.file_uploader(key="tv_cls_files").set_value([
+        ("photo.png", png(), "image/png"), ("notes.png", b"just some text", "image/png")])
+    ok(at.run())
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "notes.png" in errors[0] and "\n" not in errors[0]
+    assert any("photo.png" in s.value for s in at.subheader)  # the good file still shows
+    resnet = chart_rows(at, 0)
+    assert len(resnet) == 5 and resnet.p.between(0, 1).all() and resnet.p.is_monotonic_decreasing
+    assert resnet["class"].str.len().gt(0).all()
+    snaps = chart_rows(at, 1)  # the tiny run's snapshot ensemble: its 4 classes
+    assert len(snaps) == 4 and abs(snaps.p.sum() - 1) < 1e-4
+    captions = texts(at)
+    assert "Top-5 in" in captions and "best snapshot" in captions
+    assert len(at.image) >= 4  # original, 64 x 64 view, two overlays
+
+
+@needs_resnet
+def test_classify_without_a_data_set(monkeypatch, tmp_path):
+    monkeypatch.delenv("TINYVIZ_DATA", raising=False)
+    monkeypatch.setenv("TINYVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    at = page("pages/classify.py", tv_cls_runs=[str(RESNET)])
+    at.segmented_control(key="tv_cls_look").set_value("gradient")
+    at.camera_input(key="tv_cls_camera").set_value(("shot.jpg", jpeg(), "image/jpeg"))
+    ok(at.run())
+    assert not at.error
+    assert len(chart_rows(at)) == 5
+    assert "Vanilla gradient" in texts(at)
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png(1, (320, 240)))).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------- Saliency
+
+
+def test_saliency_methods_side_by_side(app_env, tiny_run):
+    at = page("pages/saliency.py", tiny_run)
+    shown = texts(at)
+    for label in ("Vanilla gradient", "Grad-CAM", "Guided backprop", "True:", "Predicted:"):
+        assert label in shown
+    assert "Occlusion" not in shown.split("**Methods**")[1]  # slow: off by default on a CPU
+    at.checkbox(key="tv_sal_m_occlusion").check()
+    at.slider(key="tv_sal_pick").set_value(3)
+    ok(at.run())
+    assert "**Occlusion**" in texts(at)
+    assert len(at.image) >= 5
+    at.selectbox(key="tv_sal_target").set_value(3)  # any class can be explained
+    ok(at.run())
+    assert "for class **convertible**" in texts(at)
+
+
+def test_saliency_upload_and_misclassified(app_env, tiny_run, tmp_path, monkeypatch):
+    run = tmp_path / tiny_run.name  # a copy: finding mistakes writes RUN/analysis/
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
+    monkeypatch.setenv("TINYVIZ_RUNS", str(tmp_path))
+    at = page("pages/saliency.py", run, tv_sal_source="upload")
+    at.file_uploader(key="tv_sal_file").set_value(("bad.png", b"not a png", "image/png"))
+    ok(at.run())
+    assert "bad.png" in at.error[0].value
+    at.file_uploader(key="tv_sal_file").set_value(("photo.png", png(2), "image/png"))
+    ok(at.run())
+    assert not at.error and "True:** unknown" in texts(at) and "**Grad-CAM**" in texts(at)
+    at.segmented_control(key="tv_sal_source").set_value("wrong")
+    ok(at.run())  # the tiny run's validation outputs are not computed yet: a button offers it
+    next(b for b in at.button if b.label.startswith("Find this run")).click()
+    ok(at.run())
+    assert "are misclassified by" in texts(at) or "correctly" in at.success[0].value
+
+
+def test_saliency_refuses_a_run_of_other_classes(app_env):
+    at = page("pages/saliency.py", RESNET)
+    assert any("classes" in e.value for e in at.error)
+
+
+# ----------------------------------------------------------------------- Data
+
+
+def test_data_page_browses_and_augments(app_env):
+    at = page("pages/data.py")
+    assert [m.value for m in at.metric][:3] == ["4", "96", "24"]
+    at.text_input(key="tv_data_query").input("tabby")
+    ok(at.run())
+    assert at.selectbox(key="tv_data_class").value == 1  # the only match: the tabby class
+    assert "tabby" in texts(at)
+    before = len(at.image)
+    at.slider(key="tv_aug_mixup").set_value(0.4)
+    at.button[0].click()  # re-roll
+    ok(at.run())
+    assert at.session_state["tv_aug_seed"] == 1
+    assert len(at.image) == before
+    assert "mixup" in texts(at) or "augmented" in texts(at)
+
+
+# ---------------------------------------------------------------------- Train
+
+
+def wait(at: AppTest, until, timeout: float = 60) -> AppTest:
+    deadline = time.monotonic() + timeout
+    while not until(at):
+        assert time.monotonic() < deadline, texts(at)
+        time.sleep(0.5)
+        ok(at.run())
+    return at
+
+
+def start_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Start training")
+
+
+def test_train_start_watch_second_tab_stop(app_env, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("TINYVIZ_RUNS_DIR", str(runs))
+    at = page("pages/train.py")
+    assert "CPU" in at.warning[0].value
+    at.selectbox(key="tv_tr_model").set_value("logreg")
+    at.number_input(key="tv_tr_epochs").set_value(400)
+    at.selectbox(key="tv_tr_batch_size").set_value(32)
+    at.text_input(key="tv_tr_name").input("tiny-logreg")
+    ok(at.run())
+    start_button(at).click()
+    ok(at.run())
+    try:
+        wait(at, lambda a: "**tiny-logreg**: running" in texts(a)
+             and "val: the validation images" in texts(a))  # an epoch is done: curves show
+        assert at.get("progress")
+        second = page("pages/train.py")  # another tab: the same job, Start disabled
+        assert "**tiny-logreg**: running" in texts(second)
+        assert start_button(second).disabled
+        assert any("one job at a time" in c.value for c in second.caption)
+        next(b for b in at.button if b.label == "Stop").click()
+        ok(at.run())
+        wait(at, lambda a: "**tiny-logreg**: stopped" in texts(a))
+        assert any(b.label == "Resume" for b in at.button)
+        assert not start_button(page("pages/train.py")).disabled
+    finally:
+        jobs.stop(runs / "tiny-logreg", jobs_dir=runs, wait=10)
+    assert jobs.status(runs / "tiny-logreg").status == "stopped"
