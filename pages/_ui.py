@@ -161,12 +161,13 @@ def ensure_analysis(run: checkpoints.Run, data) -> None:
     """Compute the run's validation outputs once (minutes on a CPU), with a progress bar."""
     if analysis.is_cached(run.path, data):
         return
-    st.info("First visit of this run: computing its predictions, features and channel "
-            "activations on the 10,000 validation images. This is done once and cached in "
-            "the run folder; later visits are instant.")
+    note = st.info("First visit of this run: computing its predictions, features and channel "
+                   "activations on the 10,000 validation images. This is done once and cached "
+                   "in the run folder; later visits are instant.")
     report, clear = analysis_progress("Analysing the validation set:")
     analysis.compute_cache(run.path, data, device=device(), progress=report)
     clear()
+    note.empty()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -248,7 +249,7 @@ def image_grid(images, captions: list[str], per_row: int = 8, px: int = 128) -> 
     for start in range(0, len(images), per_row):
         cols = st.columns(per_row)
         for col, img, cap in zip(cols, images[start:start + per_row],
-                                 captions[start:start + per_row]):
+                                 captions[start:start + per_row], strict=False):
             col.image(enlarge(img, px), caption=cap, width="stretch")
 
 
@@ -279,12 +280,16 @@ def best_runs(runs: list[checkpoints.Run]) -> list[checkpoints.Run]:
     return picks or runs[:1]
 
 
-def class_full_names() -> dict[str, str]:
-    """wnid -> all WordNet names of the class, from the sidebar's data set if there is one.
-
-    Only the archive's word list is read (no image is decoded), so pages that work without a
-    data set can still show full names on hover; empty when there is no data set.
+def class_full_names(runs=()) -> dict[str, str]:
+    """wnid -> all WordNet names of the class: from the runs' configs (recent runs store
+    them), else from the sidebar's data set's word list (no image is decoded), else empty.
     """
+    names = {}
+    for run in runs:
+        classes = run.config.get("classes", {})
+        names.update(zip(classes.get("wnids", []), classes.get("full_names", []), strict=False))
+    if names:
+        return names
     path = data_path()
     if not path:
         return {}

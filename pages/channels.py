@@ -14,6 +14,8 @@ from tinyviz.images import heat_to_rgb, overlay
 PER_ROW = 6
 
 st.header("Channels: what single neurons respond to")
+st.caption("Each channel of a convolutional layer is a detector. The page starts on the "
+           "channel whose 50 strongest images are most often of one class.")
 data = _ui.require_data()
 run = _ui.require_matching_run(data)
 out = _ui.val_outputs(run, data)
@@ -99,18 +101,23 @@ idx = channels.top_images(acts, channel, int(k))
 st.subheader(f"Channel {channel} of {layer}: its {len(idx)} strongest validation images")
 slots = []  # the images show at once; their gradient maps (about 0.1 s each) fill in after
 for start in range(0, len(idx), PER_ROW):
-    for col, i in zip(st.columns(PER_ROW), idx[start:start + PER_ROW]):
+    for col, i in zip(st.columns(PER_ROW), idx[start:start + PER_ROW], strict=False):
         col.image(_ui.enlarge(data.val.images[i]), width="stretch")
         slots.append(col.empty())
 maps = gradients(key, layer, channel, tuple(int(i) for i in idx), _ui.model(run))
-for slot, i, heat in zip(slots, idx, maps):
+for slot, i, heat in zip(slots, idx, maps, strict=True):
     truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
-    shown = heat_to_rgb(heat) if style == "alone" else overlay(data.val.images[i], heat, 0.6)
+    heat = np.sqrt(heat)  # square root: weak but real gradients stay visible
+    shown = (heat_to_rgb(heat) if style == "alone"
+             else overlay(data.val.images[i], heat, 0.9, weighted=True))
     slot.image(_ui.enlarge(shown), width="stretch",
                caption=f"{'✓' if ok else '✗'} {truth}" + ("" if ok else f", said {said}")
                + f" · {float(acts[i, channel]):.1f}")
 st.caption("Under each image, its gradient map: how much each pixel changes this channel's "
-           "strongest response (bright = a small change there moves the channel a lot). It "
-           "shows where in the image the channel looks. ✓/✗: whether the model's top-1 "
-           "answer was right; the number is the channel's peak response. " + _ui.measured_on(len(out), "ranked by the channel's maximum "
-                                                      "over the image; single model"))
+           "strongest response (bright = a small change there moves the channel a lot; "
+           "square-root scale). It shows where in the image the channel looks: a small spot "
+           "in early layers, which see a small patch, larger areas in late ones. ✓/✗: "
+           "whether the model's top-1 answer was right; the number is the channel's peak "
+           "response. "
+           + _ui.measured_on(len(out), "ranked by the channel's maximum over the image; "
+                                       "single model"))

@@ -66,7 +66,7 @@ if not inputs:
     st.info("Upload a photo above (several at once are fine), or take one with the camera.")
     st.stop()
 
-full_names = _ui.class_full_names()
+full_names = _ui.class_full_names([by_key[k.split("#")[0]] for k in chosen])
 device = _ui.device().upper()
 per_row = min(len(chosen), 3)
 for file in inputs:
@@ -109,4 +109,6 @@ for file in inputs:
                            f"{explain.method_info(method).label}{of}{note}, "
                            f"{att.seconds * 1000:.0f} ms.")
                 st.altair_chart(_ui.top5_chart(pred, full_names), width="stretch")
-                st.caption(f"Top-5 in {pred.seconds * 1000:.0f} ms on the {device}.")
+                listed = ", ".join(f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs,
+                                                                  strict=True))
+                st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {device}.")

@@ -14,6 +14,8 @@ BLOCK, MAX_BLOCK, SHOW = 30, 40, 24
 CELL = "tv_conf_cell"
 
 st.header("Confusion: what is mistaken for what")
+st.caption("Each row is a true class, each column the model's answer: the diagonal is right, "
+           "everything else is a mistake. Click a cell or a pair to see its images.")
 data = _ui.require_data()
 run = _ui.require_matching_run(data)
 out = _ui.val_outputs(run, data)
@@ -88,7 +90,8 @@ with left:
     frame = alt.Chart(pd.DataFrame({"a": [lo], "b": [hi + 1]})).mark_rect(
         fill=None, stroke="#d62728", strokeWidth=2).encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
     st.altair_chart((overview + frame).properties(height=440, title=f"All {c} classes"),
-                    on_select=pick, key="tv_conf_overview_chart", selection_mode="cell")
+                    on_select=lambda: pick("tv_conf_overview_chart"), key="tv_conf_overview_chart",
+                    selection_mode="cell")
     st.caption(f"Ordered by {ORDERS[order_by]}; the red square is the zoomed block. Colour: "
                "share of the true class's images given each label (square-root scale). "
                "Click a cell to see its images.")
@@ -110,7 +113,8 @@ with right:
                                             alt.value("#333")))
     st.altair_chart((rects + text).properties(height=max(300, 18 * len(block) + 160),
                                               title=f"Classes {lo + 1} to {hi + 1} (counts)"),
-                    on_select=pick, key=f"tv_conf_block_chart_{order_by}", selection_mode="cell")
+                    on_select=lambda k=f"tv_conf_block_chart_{order_by}": pick(k),
+                    key=f"tv_conf_block_chart_{order_by}", selection_mode="cell")
 
 st.subheader("Most confused pairs")
 stored = st.session_state.get(CELL)

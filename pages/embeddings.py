@@ -23,6 +23,8 @@ STAR = ("M0,-1L0.235,-0.324L0.951,-0.309L0.38,0.124L0.588,0.809L0,0.4L-0.588,0.8
         "L-0.951,-0.309L-0.235,-0.324Z")  # Vega-Lite has no star shape: an SVG path
 
 st.header("Embeddings: how the model arranges the images")
+st.caption("Each dot is a validation image, placed by the features the model computes just "
+           "before its answer: images it finds alike lie close together.")
 data = _ui.require_data()
 run = _ui.require_matching_run(data)
 out = _ui.val_outputs(run, data)
@@ -45,11 +47,12 @@ def thumbnails(data_cache: str, idx: np.ndarray, size: int) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def features_of(key: tuple, upload: bytes, _model) -> tuple[np.ndarray, np.ndarray]:
-    x = to_model_input(load_upload(upload).rgb).to(next(_model.parameters()).device)
+def features_of(key: tuple, upload: bytes, _model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rgb = load_upload(upload).rgb
     with torch.inference_mode():
-        f = _model.forward_features(x)
-        return f.float().cpu().numpy(), _model.forward_head(f).softmax(1).float().cpu().numpy()
+        f = _model.forward_features(to_model_input(rgb).to(next(_model.parameters()).device))
+        probs = _model.forward_head(f).softmax(1).float().cpu().numpy()
+    return rgb, f.float().cpu().numpy(), probs
 
 
 def the_map(method: str, dims: int, classes: tuple | None):
@@ -97,7 +100,7 @@ df = pd.DataFrame(emb.coords[show], columns=["x", "y", "z"][:dims]).assign(
     image=thumbnails(key[2], idx, 64 if len(idx) <= 1000 else 32),
     **{"class": np.take(names, out.labels[idx]),
        "predicted": [("✓ " if p == t else "✗ ") + names[p]
-                     for p, t in zip(out.preds[idx], out.labels[idx])]})
+                     for p, t in zip(out.preds[idx], out.labels[idx], strict=True)]})
 
 map_col, side = st.columns([3, 1])
 with side:
@@ -107,14 +110,14 @@ with side:
     star = None
     if upload is not None:
         try:
-            feats, probs = features_of(key, upload.getvalue(), _ui.model(run))
+            rgb, feats, probs = features_of(key, upload.getvalue(), _ui.model(run))
         except ImageError as e:
             st.error(f"Cannot use this file: {e}.")
         else:
             placed = embed.place(run.path, data, method, dims, feats, list(classes or []) or None)
             star = pd.DataFrame(placed.coords, columns=["x", "y", "z"][:dims]).assign(
                 **{"class": "your image", "predicted": names[int(probs[0].argmax())]})
-            st.image(_ui.enlarge(load_upload(upload.getvalue()).rgb, 160),
+            st.image(_ui.enlarge(rgb, 160),
                      caption=f"The model says: {names[int(probs[0].argmax())]} "
                              f"({probs[0].max():.0%})")
             st.caption(f"The star: {embed.HOW[placed.how]}.")
@@ -145,7 +148,8 @@ with map_col:
         except ImportError:
             px = None
         if px is None:
-            for col, (a, b) in zip(st.columns(3), [("x", "y"), ("x", "z"), ("y", "z")]):
+            views = [("x", "y"), ("x", "z"), ("y", "z")]
+            for col, (a, b) in zip(st.columns(3), views, strict=True):
                 col.altair_chart(scatter(a, b, 360))
         else:
             both = pd.concat([df.drop(columns="image"), star]) if star is not None else df
@@ -156,7 +160,8 @@ with map_col:
                 color_discrete_sequence=(px.colors.qualitative.T10 if len(order) <= 10
                                          else px.colors.qualitative.Alphabet),
                 hover_data={"predicted": True, "x": False, "y": False, "z": False},
-                labels={a: t.replace(" of variance", "") for a, t in zip("xyz", axes)})
+                labels={a: t.replace(" of variance", "")
+                        for a, t in zip("xyz", axes, strict=False)})
             fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), legend_title_text="")
             fig.update_traces(marker_size=3)
             fig.update_traces(marker=dict(size=12, symbol="diamond", color="black"),
@@ -175,7 +180,7 @@ if star is not None:
     near, dist = embed.neighbours(out.features, feats[0], k=NEIGHBOURS)
     st.subheader(f"The {NEIGHBOURS} validation images nearest to yours")
     _ui.image_grid(data.val.images[near],
-                   [f"{names[out.labels[i]]} (distance {d:.2f})" for i, d in zip(near, dist)],
+                   [f"{names[out.labels[i]]} ({d:.2f})" for i, d in zip(near, dist, strict=True)],
                    per_row=NEIGHBOURS, px=112)
-    st.caption("Nearest by cosine distance of the penultimate features, among all "
-               f"{len(out):,} validation images (0 = same direction).")
+    st.caption("Nearest by cosine distance of the penultimate features (the number under "
+               f"each image; 0 = same direction), among all {len(out):,} validation images.")

@@ -44,9 +44,11 @@ elif source == "wrong":
     if not len(wrong):
         st.success(f"{run.name} classifies all {len(data.val):,} validation images correctly.")
         st.stop()
-    if "tv_sal_wrong" not in st.session_state or st.button("Another one", icon=":material/casino:"):
-        st.session_state["tv_sal_wrong"] = int(np.random.default_rng().choice(wrong))
-    i = st.session_state["tv_sal_wrong"]
+    again = st.button("Another one", icon=":material/casino:")
+    if again or st.session_state.get("tv_sal_wrong", (None,))[0] != str(run.path):
+        pick = int(np.random.default_rng().choice(wrong))
+        st.session_state["tv_sal_wrong"] = (str(run.path), pick)
+    i = st.session_state["tv_sal_wrong"][1]
     st.caption(f"{len(wrong):,} of {len(data.val):,} validation images are misclassified by "
                f"{run.name}.")
 else:

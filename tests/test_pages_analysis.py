@@ -148,3 +148,14 @@ def test_tsne_placement_does_not_report_to_the_fits_progress():
     fitted = len(calls)
     tsne.transform(pca.transform(feats[:1]), n_iter=embed.TSNE_PLACE_ITERATIONS)
     assert len(calls) == fitted
+
+
+def test_weighted_overlay_keeps_cold_pixels():
+    from tinyviz.images import overlay
+
+    rgb = np.full((16, 16, 3), 100, np.uint8)
+    heat = np.zeros((16, 16), np.float32)
+    heat[:4, :4] = 1.0
+    out = overlay(rgb, heat, 0.9, weighted=True)
+    assert np.array_equal(out[10, 10], rgb[10, 10]) and out[1, 1].mean() > 150
+    assert not np.array_equal(overlay(rgb, heat, 0.9)[10, 10], rgb[10, 10])

@@ -79,7 +79,7 @@ def test_classify_uploads_good_and_bad_files(app_env, tiny_run):
     snaps = chart_rows(at, 1)  # the tiny run's snapshot ensemble: its 4 classes
     assert len(snaps) == 4 and abs(snaps.p.sum() - 1) < 1e-4
     captions = texts(at)
-    assert "Top-5 in" in captions and "best snapshot" in captions
+    assert "Top-5 (" in captions and "best snapshot" in captions
     assert len(at.image) >= 4  # original, 64 x 64 view, two overlays
 
 

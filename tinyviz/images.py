@@ -264,13 +264,14 @@ def heat_to_rgb(heat: np.ndarray, cmap: str | None = None, *, signed: bool = Fal
 
 
 def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str | None = None,
-            *, signed: bool = False) -> np.ndarray:
+            *, signed: bool = False, weighted: bool = False) -> np.ndarray:
     """Blend a heatmap of any size over `rgb` (`H x W x 3` uint8), returning the same shape.
 
     The heatmap is normalised (min..max; or, if `signed`, -max|h|..max|h| so that 0 is the
     white centre of a blue-white-red map), resized bilinearly to the image, coloured with a
     perceptual map ("inferno" by default; other names need matplotlib) and blended with
-    weight `alpha`.
+    weight `alpha`; with `weighted`, with weight `alpha` times the pixel's heat (its distance
+    from 0 if `signed`), so that cold pixels keep the image (for sparse maps).
     """
     image = np.asarray(rgb)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -280,7 +281,8 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str | N
     if norm.shape != (h, w):
         norm = np.asarray(Image.fromarray(norm).resize((w, h), Image.Resampling.BILINEAR))
     color = _colorize(norm, _cmap_name(cmap, signed)).astype(np.float32)
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * color
+    a = alpha * (np.abs(norm - 0.5) * 2 if signed else norm)[..., None] if weighted else alpha
+    blended = (1 - a) * image.astype(np.float32) + a * color
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 

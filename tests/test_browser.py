@@ -1,0 +1,159 @@
+"""The whole app in a real browser: `streamlit run app.py` driven through headless Chromium.
+
+Needs Debian's `chromium` (`.ci/run` installs it) and Playwright's Python package; the app
+runs on a generated six-class data set with a small trained run, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tinydata
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("TINYVIZ_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+WAIT_MS = 120_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A six-class data set (so a top-5 is meaningful) and a resnet18 trained on it."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.data import load
+    from tinyviz.train import train
+
+    base = tmp_path_factory.mktemp("browser")
+    files = tinydata.make_files(classes=6, train_per_class=24, val_per_class=6)
+    data_zip = tinydata.write_zip(base / "tiny-imagenet-200.zip", files)
+    cache = base / "cache"
+    data = load(data_zip, root=cache, progress=False)
+    cfg = TrainConfig(model="resnet18", model_options={"width": 16}, epochs=3, batch_size=32,
+                      lr=0.05)
+    train(cfg, data, base / "runs" / "browser-resnet18", progress=False, log=lambda s: None)
+    (base / "none").mkdir()
+    return {"data": data_zip, "runs": base / "runs", "cache": cache, "empty": base / "none",
+            "names": list(data.classes.names)}
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    port = _free_port()
+    env = {**os.environ, "TINYVIZ_DATA": str(world["data"]), "TINYVIZ_RUNS": str(world["runs"]),
+           "TINYVIZ_CHECKPOINTS": str(world["empty"]), "TINYVIZ_CACHE": str(world["cache"]),
+           "TINYVIZ_RUNS_DIR": str(world["empty"])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (see .ci/run)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(WAIT_MS)
+    pg.goto(server)  # the entry page first: it installs the navigation
+    pg.get_by_text("Models", exact=True).first.wait_for()
+    yield pg
+    pg.close()
+
+
+def _open(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    page.get_by_role("heading").first.wait_for()
+
+
+def _settled(page) -> None:
+    """Wait until the script run is over, then check no exception was drawn."""
+    page.wait_for_timeout(500)
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")
+
+
+def _photo(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    img = Image.fromarray(tinydata.class_image(2, rng, size=300))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_classify_upload_shows_five_classes_with_probabilities(page, world, tmp_path):
+    _open(page, "Classify")
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
+        [str(_photo(tmp_path / "photo.png"))])
+    caption = page.get_by_text(re.compile(r"^Top-5 \(")).first
+    caption.wait_for()
+    _settled(page)
+    listed = re.search(r"Top-5 \((.*)\) in", caption.inner_text()).group(1)
+    guesses = re.findall(r"(.+?) (\d+\.\d)%(?:, |$)", listed)
+    assert len(guesses) == 5
+    assert {name for name, _ in guesses} <= set(world["names"])
+    probs = [float(p) for _, p in guesses]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 100.5
+    assert page.locator("[data-testid=stVegaLiteChart]").count() >= 1  # the bars
+
+
+def test_classify_rejects_a_file_that_is_not_an_image(page, tmp_path):
+    _open(page, "Classify")
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files([str(bad)])
+    page.get_by_text(re.compile("notes.png")).last.wait_for()
+    page.locator("[data-testid=stAlertContentError]").first.wait_for()
+    _settled(page)
+
+
+@pytest.mark.parametrize("title", ["Confusion", "Embeddings"])
+def test_analysis_pages_draw_their_charts(page, title):
+    _open(page, title)
+    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+                 ).first.wait_for()
+    _settled(page)
