@@ -24,5 +24,8 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+st.session_state[_ui.NAV_KEY] = True
+if goto := st.session_state.pop(_ui.GOTO_KEY, None):
+    st.switch_page(goto)  # a deep link that arrived before the navigation existed
 _ui.sidebar()
 page.run()

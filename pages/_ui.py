@@ -25,6 +25,19 @@ from tinyviz.runtime import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_KEY, RUN_KEY, EXTRA_RUNS_KEY = "tv_data_path", "tv_run", "tv_extra_runs"
+NAV_KEY, GOTO_KEY = "tv_nav", "tv_goto"
+
+
+def entry(page_file: str) -> None:
+    """Make sure a page runs under app.py's navigation.
+
+    A link straight to a page (`/classify`) on a freshly started server runs the page file on
+    its own, in Streamlit's legacy pages-folder mode, without our sidebar. Then go through
+    app.py, which installs the navigation and comes back to this page.
+    """
+    if not st.session_state.get(NAV_KEY):
+        st.session_state[GOTO_KEY] = f"pages/{Path(page_file).name}"
+        st.switch_page("app.py")
 
 
 # ---------------------------------------------------------------- data set

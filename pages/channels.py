@@ -11,6 +11,8 @@ from pages import _ui
 from tinyviz import channels
 from tinyviz.images import heat_to_rgb, overlay
 
+_ui.entry(__file__)
+
 PER_ROW = 6
 
 st.header("Channels: what single neurons respond to")

@@ -10,6 +10,8 @@ from PIL import ImageOps
 from pages import _ui
 from tinyviz import explain, images
 
+_ui.entry(__file__)
+
 LOOKS = {"gradcam": "Grad-CAM", "gradient": "Gradient"}
 TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 

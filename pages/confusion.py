@@ -8,6 +8,8 @@ import streamlit as st
 from pages import _ui
 from tinyviz import analysis
 
+_ui.entry(__file__)
+
 ORDERS = {"wordnet": "WordNet hierarchy", "confusion": "confusion clustering",
           "feature": "feature similarity", "name": "name"}
 BLOCK, MAX_BLOCK, SHOW = 30, 40, 24

@@ -7,6 +7,8 @@ from pages import _ui
 from tinyviz import augment
 from tinyviz.config import AugmentConfig, TrainConfig
 
+_ui.entry(__file__)
+
 PER_PAGE = 32
 AUG = list(AugmentConfig.__dataclass_fields__)
 

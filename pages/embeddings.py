@@ -13,6 +13,8 @@ from pages import _ui
 from tinyviz import embed
 from tinyviz.images import ImageError, load_upload, to_model_input
 
+_ui.entry(__file__)
+
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 TAKES = {"pca": "under a second", "tsne": "about 40 s for all 10,000 images, a few seconds "
          "for a few classes", "umap": "about 50 s for all images the first time, less after"}

@@ -7,6 +7,8 @@ import streamlit as st
 from pages import _ui
 from tinyviz import leaderboard
 
+_ui.entry(__file__)
+
 st.title("Models")
 st.caption("Every run found under `checkpoints/`, `runs/` and the folders added in the sidebar, "
            "beside the figures the seed papers publish. Validation set of Tiny ImageNet "

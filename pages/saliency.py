@@ -6,6 +6,8 @@ import streamlit as st
 from pages import _ui
 from tinyviz import analysis, explain, images
 
+_ui.entry(__file__)
+
 SOURCES = {"browse": "Browse validation images", "wrong": "Random misclassified",
            "upload": "Upload an image"}
 FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass: well under 1 s on a CPU

@@ -11,6 +11,8 @@ from pages import _ui
 from tinyviz import checkpoints, jobs, models
 from tinyviz.config import OPTIMIZERS, SCHEDULES, AugmentConfig, TrainConfig
 
+_ui.entry(__file__)
+
 RUNS = _ui.runs_dir()  # new runs and the job lock live here
 AUG = [f.name for f in AugmentConfig.__dataclass_fields__.values()]
 FIELDS = ["model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",

@@ -104,6 +104,17 @@ def page(browser, server):
     pg.close()
 
 
+def test_a_link_straight_to_a_page_opens_it_with_the_navigation(browser, server):
+    """First in this file on purpose: it needs the server's very first request."""
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(WAIT_MS)
+    pg.goto(f"{server}/classify")
+    pg.get_by_text("Data set (zip or folder)").wait_for()  # our sidebar, not the legacy one
+    pg.get_by_role("heading", name="What does the model see?").wait_for()
+    assert pg.get_by_role("link", name="Confusion").count() == 1
+    pg.close()
+
+
 def _open(page, title: str) -> None:
     page.get_by_role("link", name=title).first.click()
     page.get_by_role("heading").first.wait_for()
