@@ -94,23 +94,7 @@ pick = top[0].number_input(f"Training image of {classes.names[k]}", 1, len(train
                            key="tv_aug_pick")
 top[1].selectbox("Settings", list(recipes), key="tv_aug_recipe", on_change=use_recipe,
                  persist_state="session", help="A shipped run's augmentation, or the defaults.")
-c = st.columns(5)
-
-
-def keyed(widget, label: str, name: str, *args, **kw):
-    return widget(label, *args, key=f"tv_aug_{name}", persist_state="session", **kw)
-
-
-keyed(c[0].checkbox, "Horizontal flip", "flip")
-keyed(c[0].slider, "Shift (pixels)", "translate", 0, 16)
-keyed(c[1].slider, "Rotate (degrees)", "rotate", 0.0, 45.0, step=1.0)
-keyed(c[1].select_slider, "Corner crop (px, 0 = off)", "crop",
-      sorted({0, 40, 48, 56, st.session_state["tv_aug_crop"]}))
-keyed(c[2].slider, "Brightness ±", "brightness", 0.0, 0.5, step=0.05)
-keyed(c[2].slider, "Contrast ±", "contrast", 0.0, 0.5, step=0.05)
-keyed(c[3].slider, "Mixup α (0 = off)", "mixup", 0.0, 1.0, step=0.1)
-keyed(c[3].slider, "CutMix α (0 = off)", "cutmix", 0.0, 2.0, step=0.1)
-keyed(c[4].slider, "Share of batches mixed", "mix_prob", 0.0, 1.0, step=0.1)
+_ui.augment_ui("tv_aug_")
 cfg = AugmentConfig(**{a: st.session_state[f"tv_aug_{a}"] for a in AUG})
 seed = st.session_state.setdefault("tv_aug_seed", 0)
 if st.button("Re-roll", icon=":material/casino:"):

@@ -99,17 +99,7 @@ with st.expander("Settings of a new run", expanded=running is None):
     keyed(c[2].number_input, "Snapshots kept (best epochs)", "snapshots", 0, 20)
     keyed(c[3].checkbox, "torch.compile (GPU)", "compile")
     st.markdown("**Augmentation** (preview it on the Data page)")
-    c = st.columns(5)
-    keyed(c[0].checkbox, "Horizontal flip", "aug_flip")
-    keyed(c[0].slider, "Shift (px)", "aug_translate", 0, 16)
-    keyed(c[1].slider, "Rotate (°)", "aug_rotate", 0.0, 45.0, step=1.0)
-    keyed(c[1].select_slider, "Corner crop (px)", "aug_crop",
-          sorted({0, 40, 48, 56, st.session_state["tv_tr_aug_crop"]}))
-    keyed(c[2].slider, "Brightness ±", "aug_brightness", 0.0, 0.5, step=0.05)
-    keyed(c[2].slider, "Contrast ±", "aug_contrast", 0.0, 0.5, step=0.05)
-    keyed(c[3].slider, "Mixup α", "aug_mixup", 0.0, 1.0, step=0.1)
-    keyed(c[3].slider, "CutMix α", "aug_cutmix", 0.0, 2.0, step=0.1)
-    keyed(c[4].slider, "Share of batches mixed", "aug_mix_prob", 0.0, 1.0, step=0.1)
+    _ui.augment_ui("tv_tr_aug_")
     name = keyed(st.text_input, f"Run name (a folder in {RUNS})", "name").strip()
 
     s = st.session_state
