@@ -432,3 +432,15 @@ def augment_ui(prefix: str) -> None:
     keyed(c[3].slider, "Mixup α (0 = off)", "mixup", 0.0, 1.0, step=0.1)
     keyed(c[3].slider, "CutMix α (0 = off)", "cutmix", 0.0, 2.0, step=0.1)
     keyed(c[4].slider, "Share of batches mixed", "mix_prob", 0.0, 1.0, step=0.1)
+
+
+def analysis_start(title: str, caption: str):
+    """The common start of the analysis pages: heading, the data set, a run trained on it,
+    its validation outputs (computed with a progress bar on the first visit) and a cache key
+    for what the page derives from them."""
+    st.header(title)
+    st.caption(caption)
+    data = require_data()
+    run = require_matching_run(data)
+    out = val_outputs(run, data)
+    return data, run, out, (str(run.path), run.mtime(), str(data.cache))

@@ -15,13 +15,11 @@ _ui.entry(__file__)
 
 PER_ROW = 6
 
-st.header("Channels: what single neurons respond to")
-st.caption("Each channel of a convolutional layer is a detector. The page starts on the "
-           "channel whose 50 strongest images are most often of one class.")
-data = _ui.require_data()
-run = _ui.require_matching_run(data)
-out = _ui.val_outputs(run, data)
-key, names = (str(run.path), run.mtime(), str(data.cache)), run.class_names
+data, run, out, key = _ui.analysis_start(
+    "Channels: what single neurons respond to",
+    "Each channel of a convolutional layer is a detector. The page starts on the channel "
+    "whose 50 strongest images are most often of one class.")
+names = run.class_names
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

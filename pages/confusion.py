@@ -15,13 +15,11 @@ ORDERS = {"wordnet": "WordNet hierarchy", "confusion": "confusion clustering",
 BLOCK, MAX_BLOCK, SHOW = 30, 40, 24
 CELL = "tv_conf_cell"
 
-st.header("Confusion: what is mistaken for what")
-st.caption("Each row is a true class, each column the model's answer: the diagonal is right, "
-           "everything else is a mistake. Click a cell or a pair to see its images.")
-data = _ui.require_data()
-run = _ui.require_matching_run(data)
-out = _ui.val_outputs(run, data)
-names, key = run.class_names, (str(run.path), run.mtime(), str(data.cache))
+data, run, out, key = _ui.analysis_start(
+    "Confusion: what is mistaken for what",
+    "Each row is a true class, each column the model's answer: the diagonal is right, "
+    "everything else is a mistake. Click a cell or a pair to see its images.")
+names = run.class_names
 c = len(names)
 
 

@@ -24,13 +24,11 @@ MAX_POINTS, NEIGHBOURS = 3000, 8
 STAR = ("M0,-1L0.235,-0.324L0.951,-0.309L0.38,0.124L0.588,0.809L0,0.4L-0.588,0.809L-0.38,0.124"
         "L-0.951,-0.309L-0.235,-0.324Z")  # Vega-Lite has no star shape: an SVG path
 
-st.header("Embeddings: how the model arranges the images")
-st.caption("Each dot is a validation image, placed by the features the model computes just "
-           "before its answer: images it finds alike lie close together.")
-data = _ui.require_data()
-run = _ui.require_matching_run(data)
-out = _ui.val_outputs(run, data)
-key, names = (str(run.path), run.mtime(), str(data.cache)), run.class_names
+data, run, out, key = _ui.analysis_start(
+    "Embeddings: how the model arranges the images",
+    "Each dot is a validation image, placed by the features the model computes just before "
+    "its answer: images it finds alike lie close together.")
+names = run.class_names
 figure_11 = [names.index(n) for n in FIGURE_11 if n in names]
 # Tooltip thumbnails are 32-64 px: show them larger, sharp (the tooltip is in the page's DOM).
 st.html("<style>#vg-tooltip-element img{width:128px;height:128px;"
