@@ -135,13 +135,23 @@ def current_run() -> checkpoints.Run | None:
     return next(iter(runs.values()), None)
 
 
-def require_run() -> checkpoints.Run:
-    run = current_run()
-    if run is None:
-        st.warning("No trained run found. Train one on the Train page, or add a run folder "
-                   "in the sidebar.")
+NO_RUNS = ("No trained run found: train one on the Train page (or with `python -m tinyviz "
+           "train`), or add a run folder in the sidebar.")
+
+
+def require_runs() -> list[checkpoints.Run]:
+    """Every run found, or a page-wide note that there is none (and the page stops)."""
+    runs = all_runs()
+    if not runs:
+        st.warning(NO_RUNS)
         st.stop()
-    return run
+    return runs
+
+
+def require_run() -> checkpoints.Run:
+    """The sidebar's run, or the same note as `require_runs`."""
+    require_runs()
+    return current_run()
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)

@@ -20,11 +20,7 @@ st.caption("Upload photos or take one: each trained model gives its five most li
            "ImageNet classes and a heat map of where it looked. Like the training images, "
            "every photo is cropped to a square and shrunk to 64 × 64 pixels first.")
 
-runs = _ui.all_runs()
-if not runs:
-    st.warning("No trained run found: train one on the Train page, or add a run folder in "
-               "the sidebar.")
-    st.stop()
+runs = _ui.require_runs()
 by_key = {str(r.path): r for r in runs}
 choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snapshots()]
 

@@ -14,10 +14,7 @@ st.caption("Every run found under `checkpoints/`, `runs/` and the folders added 
            "beside the figures the seed papers publish. Validation set of Tiny ImageNet "
            "(10,000 images, 50 per class) unless a row says otherwise.")
 
-runs = _ui.all_runs()
-if not runs:
-    st.info("No runs yet: train one on the Train page or with `python -m tinyviz train`.")
-    st.stop()
+runs = _ui.require_runs()
 
 ours = pd.DataFrame(leaderboard.rows(runs))
 seeds = pd.DataFrame(leaderboard.seed_rows())

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -25,10 +24,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .archive import Archive, Classes, DataError, locate, open_archive
+from .progress import Progress, reporter
 
 SIZE = 64
 CACHE_VERSION = 1
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -181,43 +180,27 @@ def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str
         jobs += [(str(path), start, rels[start:start + step])
                  for start in range(0, len(rels), step)]
         total += len(rels)
-    report = _reporter(progress, total)
+    report, close = reporter(progress, total, "decoding Tiny ImageNet", unit="img")
     corrupt: list[str] = []
-    if workers <= 1:
-        _init_worker(str(archive.source))
-        for job in jobs:
-            corrupt += _decode_chunk(*job)
-            report(len(job[2]))
+    done = 0
+    try:
+        if workers <= 1:
+            _init_worker(str(archive.source))
+            results = ((_decode_chunk(*job), len(job[2])) for job in jobs)
+            for bad, n in results:
+                corrupt, done = corrupt + bad, done + n
+                report(done)
+            return corrupt
+        ctx = get_context("spawn")  # fork is unsafe once torch has started threads
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(archive.source),)) as pool:
+            futures = [(pool.submit(_decode_chunk, *job), len(job[2])) for job in jobs]
+            for fut, n in futures:
+                corrupt, done = corrupt + fut.result(), done + n
+                report(done)
         return corrupt
-    ctx = get_context("spawn")  # fork is unsafe once torch has started threads
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(archive.source),)) as pool:
-        futures = [(pool.submit(_decode_chunk, *job), len(job[2])) for job in jobs]
-        for fut, n in futures:
-            corrupt += fut.result()
-            report(n)
-    return corrupt
-
-
-def _reporter(progress, total: int) -> Callable[[int], None]:
-    if callable(progress):
-        done = [0]
-
-        def report(n: int) -> None:
-            done[0] += n
-            progress(done[0], total)
-        return report
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="decoding Tiny ImageNet", unit="img")
-
-        def report(n: int) -> None:
-            bar.update(n)
-            if bar.n >= total:
-                bar.close()
-        return report
-    return lambda n: None
+    finally:
+        close()
 
 
 _WORKER_ARCHIVE: Archive | None = None

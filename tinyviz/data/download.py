@@ -15,18 +15,17 @@ import os
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from .archive import URL, DataError, open_archive
+from .progress import Progress, reporter
 
 FILENAME = "tiny-imagenet-200.zip"
 # Size of the official zip as served by cs231n.stanford.edu; no checksum is published. Used
 # only to size the progress bar if the server sends no Content-Length.
 OFFICIAL_SIZE = 248_100_043
 CHUNK = 1 << 20
-Progress = Callable[[int, int], None]  # (bytes done, bytes total; 0 when the server won't say)
 
 __all__ = ["FILENAME", "OFFICIAL_SIZE", "URL", "describe_missing", "download"]
 
@@ -128,7 +127,9 @@ def _fetch(url: str, out: BinaryIO, progress: bool | Progress, timeout: float) -
 
 def _stream(url: str, response, out: BinaryIO, progress: bool | Progress) -> str:
     total = _content_length(response)
-    report, close = _reporter(progress, total or (OFFICIAL_SIZE if url == URL else 0))
+    report, close = reporter(progress, total or (OFFICIAL_SIZE if url == URL else 0),
+                             "downloading Tiny ImageNet", unit="B", unit_scale=True,
+                             unit_divisor=1024)
     h, done = hashlib.sha256(), 0
     try:
         while chunk := response.read(CHUNK):
@@ -160,14 +161,3 @@ def _write(out: BinaryIO, chunk: bytes) -> None:
         raise DataError(f"cannot write {out.name}: {e.strerror or e}") from None
 
 
-def _reporter(progress: bool | Progress, total: int):
-    """`(report(done), close())` for a callback, a tqdm bar, or nothing."""
-    if callable(progress):
-        return (lambda done: progress(done, total)), (lambda: None)
-    if not progress:
-        return (lambda done: None), (lambda: None)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total or None, desc="downloading Tiny ImageNet", unit="B",
-               unit_scale=True, unit_divisor=1024)
-    return (lambda done: bar.update(done - bar.n)), bar.close
