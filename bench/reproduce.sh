@@ -120,9 +120,8 @@ lane_seeds_rest() {
   # seed 002: random search of lr and weight decay on a fifth of the data, then the best in full
   $PY -m tinyviz search --data "$DATA" --model googlenet_like --epochs 3 --trials 8 \
     --train-limit 20000 --out "$RUNS/googlenet_like-search" "${smoke[@]}" >"$RUNS/search.out"
-  read -r lr wd < <($PY -c "import json,sys; b=max(json.load(open(sys.argv[1]))['trials'],
-    key=lambda t: t['val_top1']); print(b['lr'], b['weight_decay'])" \
-    "$RUNS/googlenet_like-search/search.json")
+  read -r lr wd < <($PY -c "import json,sys; b=json.loads(sys.stdin.readlines()[-1])['best'];
+    print(b['lr'], b['weight_decay'])" <"$RUNS/search.out")  # the search prints its best trial
   train googlenet_like-seed002 --model=googlenet_like --epochs=20 --lr="$lr" --weight-decay="$wd"
   # seed 003 (model 4): Adam 1e-4, Keras' batch 32, flips only, no label smoothing
   train vgg_bn-seed003 --model=vgg_bn --epochs=20 --optimizer=adam --lr=0.0001 \
