@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _ui
+from pages import _state, _widgets
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
 
@@ -24,8 +24,8 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-st.session_state[_ui.NAV_KEY] = True
-if goto := st.session_state.pop(_ui.GOTO_KEY, None):
+st.session_state[_state.NAV_KEY] = True
+if goto := st.session_state.pop(_state.GOTO_KEY, None):
     st.switch_page(goto)  # a deep link that arrived before the navigation existed
-_ui.sidebar()
+_widgets.sidebar()
 page.run()

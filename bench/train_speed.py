@@ -24,14 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tinyviz import models  # noqa: E402
-from tinyviz.checkpoints import read_jsonl  # noqa: E402
-from tinyviz.config import TrainConfig  # noqa: E402
-from tinyviz.data import Classes, Split, TinyImageNet, load  # noqa: E402
-from tinyviz.runtime import autocast, pick_device  # noqa: E402
-from tinyviz.train import train  # noqa: E402
+from tinyviz import models
+from tinyviz.config import TrainConfig
+from tinyviz.data import Classes, Split, TinyImageNet, load
+from tinyviz.io import read_jsonl
+from tinyviz.runtime import autocast, pick_device
+from tinyviz.training.loop import train
 
 
 def bare_step_rate(cfg: TrainConfig, steps: int, warmup: int) -> float:
@@ -41,8 +39,9 @@ def bare_step_rate(cfg: TrainConfig, steps: int, warmup: int) -> float:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg.compile else model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
     x = torch.rand(cfg.batch_size, 3, 64, 64, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -90,8 +89,9 @@ def synthetic(n_train: int, n_val: int = 10_000) -> TinyImageNet:
         return Split(images, rng.integers(0, 200, n).astype(np.int16), ())
 
     wnids = tuple(f"n{k:08d}" for k in range(200))
-    return TinyImageNet(Path("synthetic"), Classes(wnids, wnids, wnids), split(n_train),
-                        split(n_val), (), Path("-"))
+    return TinyImageNet(
+        Path("synthetic"), Classes(wnids, wnids, wnids), split(n_train), split(n_val), (), Path("-")
+    )
 
 
 def cache_times(path: str) -> tuple[float, float, int]:
@@ -115,32 +115,52 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--steps", type=int, default=100, help="timed bare steps")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile (default: on with CUDA)")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile (default: on with CUDA)",
+    )
     p.add_argument("--train-limit", type=int, default=0)
     args = p.parse_args()
     device = pick_device()
     compile_ = args.compile if args.compile is not None else device.type == "cuda"
-    cfg = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                      compile=compile_, snapshots=0, train_limit=args.train_limit)
-    rows = [("device", torch.cuda.get_device_name() if device.type == "cuda" else "cpu"),
-            ("torch", torch.__version__), ("model", f"{args.model}, batch {args.batch_size}, "
-                                           f"{'compiled' if compile_ else 'eager'}")]
+    cfg = TrainConfig(
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        compile=compile_,
+        snapshots=0,
+        train_limit=args.train_limit,
+    )
+    rows = [
+        ("device", torch.cuda.get_device_name() if device.type == "cuda" else "cpu"),
+        ("torch", torch.__version__),
+        ("model", f"{args.model}, batch {args.batch_size}, {'compiled' if compile_ else 'eager'}"),
+    ]
     if args.data:
         built, reopened, n = cache_times(args.data)
         cores = len(__import__("os").sched_getaffinity(0))
-        rows += [("cache build", f"{built:.1f} s, {n / built:,.0f} img/s "
-                                 f"({n / built / cores:,.0f} per core, {cores} cores)"),
-                 ("cache reopen", f"{reopened * 1000:.0f} ms")]
+        rows += [
+            (
+                "cache build",
+                f"{built:.1f} s, {n / built:,.0f} img/s "
+                f"({n / built / cores:,.0f} per core, {cores} cores)",
+            ),
+            ("cache reopen", f"{reopened * 1000:.0f} ms"),
+        ]
         data = load(args.data, progress=False)
     else:
         data = synthetic(args.train_limit or (100_000 if device.type == "cuda" else 2048))
-    bare = bare_step_rate(cfg, args.steps if device.type == "cuda" else 5, warmup=10 if
-                          device.type == "cuda" else 2)
+    bare = bare_step_rate(
+        cfg, args.steps if device.type == "cuda" else 5, warmup=10 if device.type == "cuda" else 2
+    )
     ours, epoch_s = trainer_rate(cfg, data)
-    rows += [("bare step", f"{bare:,.0f} img/s"),
-             ("trainer", f"{ours:,.0f} img/s (epoch {epoch_s:.1f} s with validation)"),
-             ("trainer / bare", f"{ours / bare:.1%}")]
+    rows += [
+        ("bare step", f"{bare:,.0f} img/s"),
+        ("trainer", f"{ours:,.0f} img/s (epoch {epoch_s:.1f} s with validation)"),
+        ("trainer / bare", f"{ours / bare:.1%}"),
+    ]
     width = max(len(k) for k, _ in rows)
     print(f"\n| {'measurement':{width}s} | value |\n|{'-' * (width + 2)}|-------|")
     for k, v in rows:

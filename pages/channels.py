@@ -7,24 +7,25 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _ui
-from tinyviz import channels
-from tinyviz.images import heat_to_rgb, overlay
+from pages import _cache, _state, _widgets
+from tinyviz.demo.heatmaps import heat_to_rgb, overlay
+from tinyviz.explain import channels
 
-_ui.entry(__file__)
+_state.entry(__file__)
 
 PER_ROW = 6
 
-data, run, out, key = _ui.analysis_start(
+data, run, out, key = _widgets.analysis_start(
     "Channels: what single neurons respond to",
     "Each channel of a convolutional layer is a detector. The page starts on the channel "
-    "whose 50 strongest images are most often of one class.")
+    "whose 50 strongest images are most often of one class.",
+)
 names = run.class_names
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def maxima(key: tuple, _data) -> dict[str, np.ndarray]:
-    return channels.activation_maxima(Path(key[0]), _data, device=_ui.device())
+    return channels.activation_maxima(Path(key[0]), _data, device=_state.device())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -39,8 +40,10 @@ def gradients(key: tuple, layer: str, channel: int, idx: tuple, _model) -> np.nd
 
 layers = maxima(key, data)
 if not layers:
-    st.info(f"{run.name} ({run.model_name}) has no convolutional layers to look into: it "
-            "works on the pixels directly. Choose a convolutional run in the sidebar.")
+    st.info(
+        f"{run.name} ({run.model_name}) has no convolutional layers to look into: it "
+        "works on the pixels directly. Choose a convolutional run in the sidebar."
+    )
     st.stop()
 names_of_layers = list(layers)
 
@@ -52,18 +55,32 @@ def layer_label(layer: str) -> str:
 
 
 top = st.columns([3, 1, 1.4, 1.4])
-layer = top[0].selectbox("Layer", names_of_layers, index=len(names_of_layers) - 1,
-                         format_func=layer_label, key="tv_ch_layer", persist_state="session")
+layer = top[0].selectbox(
+    "Layer",
+    names_of_layers,
+    index=len(names_of_layers) - 1,
+    format_func=layer_label,
+    key="tv_ch_layer",
+    persist_state="session",
+)
 acts = layers[layer]
 summary = channels.channel_summary(acts)
 ch_key = f"tv_ch_channel_{run.name}_{layer}"
 st.session_state.setdefault(ch_key, int(purity(key, layer, acts, out.labels).argmax()))
-channel = int(top[1].number_input("Channel", 0, acts.shape[1] - 1, key=ch_key,
-                                  persist_state="session"))
-k = top[2].segmented_control("Images", [6, 12, 24], default=6, required=True, key="tv_ch_k",
-                             persist_state="session")
-style = top[3].segmented_control("Gradient map", ["alone", "over image"], default="alone",
-                                 required=True, key="tv_ch_style", persist_state="session")
+channel = int(
+    top[1].number_input("Channel", 0, acts.shape[1] - 1, key=ch_key, persist_state="session")
+)
+k = top[2].segmented_control(
+    "Images", [6, 12, 24], default=6, required=True, key="tv_ch_k", persist_state="session"
+)
+style = top[3].segmented_control(
+    "Gradient map",
+    ["alone", "over image"],
+    default="alone",
+    required=True,
+    key="tv_ch_style",
+    persist_state="session",
+)
 
 
 def pick() -> None:
@@ -74,50 +91,91 @@ def pick() -> None:
 
 bars_col, hist_col = st.columns([2, 1])
 rank = np.argsort(np.argsort(-summary, kind="stable"))  # 0 = the most active channel
-bars = pd.DataFrame({"channel": np.arange(len(summary)), "mean": summary, "rank": rank,
-                     "end": rank + 1, "chosen": np.arange(len(summary)) == channel})
+bars = pd.DataFrame(
+    {
+        "channel": np.arange(len(summary)),
+        "mean": summary,
+        "rank": rank,
+        "end": rank + 1,
+        "chosen": np.arange(len(summary)) == channel,
+    }
+)
 base = alt.Chart(bars).encode(
-    x=alt.X("rank:Q", title="channels, most active first (click one)",
-            axis=alt.Axis(labels=False, ticks=False, grid=False),
-            scale=alt.Scale(domain=[0, len(bars)], nice=False)),
-    y=alt.Y("mean:Q", title="mean peak response"))
-columns = base.mark_rect().encode(
-    x2="end", y2=alt.datum(0), tooltip=["channel", alt.Tooltip("mean", format=".2f")],
-    color=alt.condition("datum.chosen", alt.value("#ff7f0e"), alt.value("#4c78a8")),
-).add_params(alt.selection_point(name="channel", fields=["channel"]))
+    x=alt.X(
+        "rank:Q",
+        title="channels, most active first (click one)",
+        axis=alt.Axis(labels=False, ticks=False, grid=False),
+        scale=alt.Scale(domain=[0, len(bars)], nice=False),
+    ),
+    y=alt.Y("mean:Q", title="mean peak response"),
+)
+columns = (
+    base.mark_rect()
+    .encode(
+        x2="end",
+        y2=alt.datum(0),
+        tooltip=["channel", alt.Tooltip("mean", format=".2f")],
+        color=alt.condition("datum.chosen", alt.value("#ff7f0e"), alt.value("#4c78a8")),
+    )
+    .add_params(alt.selection_point(name="channel", fields=["channel"]))
+)
 marker = base.transform_filter("datum.chosen")
-bars_col.altair_chart((columns + marker.mark_rule(color="#ff7f0e", strokeWidth=2)
-                       + marker.mark_text(dy=-10, color="#ff7f0e", fontWeight="bold").encode(
-                           text=alt.Text("channel:Q", format="d"))).properties(height=230),
-                      on_select=pick, key="tv_ch_bars", selection_mode="channel")
+bars_col.altair_chart(
+    (
+        columns
+        + marker.mark_rule(color="#ff7f0e", strokeWidth=2)
+        + marker.mark_text(dy=-10, color="#ff7f0e", fontWeight="bold").encode(
+            text=alt.Text("channel:Q", format="d")
+        )
+    ).properties(height=230),
+    on_select=pick,
+    key="tv_ch_bars",
+    selection_mode="channel",
+)
 best50 = channels.top_images(acts, channel, 50)
 hist = pd.Series(np.take(names, out.labels[best50])).value_counts().head(8).rename_axis("class")
-hist_col.altair_chart(alt.Chart(hist.reset_index()).mark_bar(color="#ff7f0e").encode(
-    x=alt.X("count:Q", title=f"of its top {len(best50)} images"),
-    y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
-    tooltip=["class", "count"]).properties(height=230, title="Classes it prefers"))
+hist_col.altair_chart(
+    alt.Chart(hist.reset_index())
+    .mark_bar(color="#ff7f0e")
+    .encode(
+        x=alt.X("count:Q", title=f"of its top {len(best50)} images"),
+        y=alt.Y(
+            "class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)
+        ),
+        tooltip=["class", "count"],
+    )
+    .properties(height=230, title="Classes it prefers")
+)
 
 idx = channels.top_images(acts, channel, int(k))
 st.subheader(f"Channel {channel} of {layer}: its {len(idx)} strongest validation images")
 slots = []  # the images show at once; their gradient maps (about 0.1 s each) fill in after
 for start in range(0, len(idx), PER_ROW):
-    for col, i in zip(st.columns(PER_ROW), idx[start:start + PER_ROW], strict=False):
-        col.image(_ui.enlarge(data.val.images[i]), width="stretch")
+    for col, i in zip(st.columns(PER_ROW), idx[start : start + PER_ROW], strict=False):
+        col.image(_widgets.enlarge(data.val.images[i]), width="stretch")
         slots.append(col.empty())
-maps = gradients(key, layer, channel, tuple(int(i) for i in idx), _ui.model(run))
+maps = gradients(key, layer, channel, tuple(int(i) for i in idx), _cache.model(run))
 for slot, i, heat in zip(slots, idx, maps, strict=True):
     truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
     heat = np.sqrt(heat)  # square root: weak but real gradients stay visible
-    shown = (heat_to_rgb(heat) if style == "alone"
-             else overlay(data.val.images[i], heat, 0.9, weighted=True))
-    slot.image(_ui.enlarge(shown), width="stretch",
-               caption=f"{'✓' if ok else '✗'} {truth}" + ("" if ok else f", said {said}")
-               + f" · {float(acts[i, channel]):.1f}")
-st.caption("Under each image, its gradient map: how much each pixel changes this channel's "
-           "strongest response (bright = a small change there moves the channel a lot; "
-           "square-root scale). It shows where in the image the channel looks: a small spot "
-           "in early layers, which see a small patch, larger areas in late ones. ✓/✗: "
-           "whether the model's top-1 answer was right; the number is the channel's peak "
-           "response. "
-           + _ui.measured_on(len(out), "ranked by the channel's maximum over the image; "
-                                       "single model"))
+    shown = (
+        heat_to_rgb(heat)
+        if style == "alone"
+        else overlay(data.val.images[i], heat, 0.9, weighted=True)
+    )
+    slot.image(
+        _widgets.enlarge(shown),
+        width="stretch",
+        caption=f"{'✓' if ok else '✗'} {truth}"
+        + ("" if ok else f", said {said}")
+        + f" · {float(acts[i, channel]):.1f}",
+    )
+st.caption(
+    "Under each image, its gradient map: how much each pixel changes this channel's "
+    "strongest response (bright = a small change there moves the channel a lot; "
+    "square-root scale). It shows where in the image the channel looks: a small spot "
+    "in early layers, which see a small patch, larger areas in late ones. ✓/✗: "
+    "whether the model's top-1 answer was right; the number is the channel's peak "
+    "response. "
+    + _widgets.measured_on(len(out), "ranked by the channel's maximum over the image; single model")
+)

@@ -3,59 +3,80 @@
 Works without the data set: uploads (or the camera) and the shipped runs are all it needs.
 """
 
-import numpy as np
 import streamlit as st
-from PIL import ImageOps
 
-from pages import _ui
-from tinyviz import explain, images
+from pages import _cache, _state, _widgets
+from tinyviz.demo import images
+from tinyviz.demo.heatmaps import overlay
+from tinyviz.errors import TinyvizError
+from tinyviz.explain import saliency as explain
+from tinyviz.runs import roots
 
-_ui.entry(__file__)
+_state.entry(__file__)
 
 LOOKS = {"gradcam": "Grad-CAM", "gradient": "Gradient"}
 TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 
 st.title("What does the model see?")
-st.caption("Upload photos or take one: each trained model gives its five most likely Tiny "
-           "ImageNet classes and a heat map of where it looked. Like the training images, "
-           "every photo is cropped to a square and shrunk to 64 × 64 pixels first.")
+st.caption(
+    "Upload photos or take one: each trained model gives its five most likely Tiny "
+    "ImageNet classes and a heat map of where it looked. Like the training images, "
+    "every photo is cropped to a square and shrunk to 64 × 64 pixels first."
+)
 
-runs = _ui.require_runs()
+runs = _widgets.require_runs()
 by_key = {str(r.path): r for r in runs}
-choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snapshots()]
+choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snapshots]
 
 
 def about(run) -> str:
-    kind = "transfer" if _ui.is_transfer(run) else "from scratch"
-    return f"{run.model_name}, {kind}, {_ui.best_top1(run):.0%} val top-1"
+    kind = "transfer" if run.transfer else "from scratch"
+    return f"{run.model_name}, {kind}, {run.top1:.1%} val top-1"
 
 
 def label(key: str) -> str:
     run = by_key[key.split("#")[0]]
     if key.endswith("#snapshots"):
-        return f"{run.name}: ensemble of its {len(run.snapshots())} best snapshots"
+        return f"{run.name}: ensemble of its {len(run.snapshots)} best snapshots"
     return f"{run.name} ({about(run)})"
 
 
-if [k for k in st.session_state.get("tv_cls_runs", []) if k not in choices] or \
-        "tv_cls_runs" not in st.session_state:
-    st.session_state["tv_cls_runs"] = [str(r.path) for r in _ui.best_runs(runs)]
+if [
+    k for k in st.session_state.get("tv_cls_runs", []) if k not in choices
+] or "tv_cls_runs" not in st.session_state:
+    st.session_state["tv_cls_runs"] = [str(r.path) for r in roots.best_runs(runs)]
 left, right = st.columns([3, 1], vertical_alignment="bottom")
-chosen = left.multiselect("Models to compare", choices, format_func=label, key="tv_cls_runs",
-                          persist_state="session",
-                          help="Default: the best transfer model and the best model trained "
-                               "from scratch. Runs with snapshots also offer their ensemble.")
-look = right.segmented_control("Where it looked", list(LOOKS), format_func=LOOKS.get,
-                               default="gradcam", required=True, key="tv_cls_look",
-                               persist_state="session",
-                               help=f"Grad-CAM: {explain.method_info('gradcam').shows}. "
-                                    f"Gradient: {explain.method_info('gradient').shows}.")
+chosen = left.multiselect(
+    "Models to compare",
+    choices,
+    format_func=label,
+    key="tv_cls_runs",
+    persist_state="session",
+    help="Default: the best transfer model and the best model trained "
+    "from scratch. Runs with snapshots also offer their ensemble.",
+)
+look = right.segmented_control(
+    "Where it looked",
+    list(LOOKS),
+    format_func=LOOKS.get,
+    default="gradcam",
+    required=True,
+    key="tv_cls_look",
+    persist_state="session",
+    help=f"Grad-CAM: {explain.method_info('gradcam').shows}. "
+    f"Gradient: {explain.method_info('gradient').shows}.",
+)
 
 upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
-files = upload_tab.file_uploader("Photos (JPEG, PNG, WEBP, GIF, BMP, TIFF)", type=TYPES,
-                                 accept_multiple_files=True, key="tv_cls_files")
-snap = camera_tab.camera_input("Point the camera at something and take a photo",
-                               key="tv_cls_camera")
+files = upload_tab.file_uploader(
+    "Photos (JPEG, PNG, WEBP, GIF, BMP, TIFF)",
+    type=TYPES,
+    accept_multiple_files=True,
+    key="tv_cls_files",
+)
+snap = camera_tab.camera_input(
+    "Point the camera at something and take a photo", key="tv_cls_camera"
+)
 inputs = ([snap] if snap is not None else []) + list(files or [])
 if not chosen:
     st.info("Choose at least one model above.")
@@ -64,49 +85,53 @@ if not inputs:
     st.info("Upload a photo above (several at once are fine), or take one with the camera.")
     st.stop()
 
-full_names = _ui.class_full_names([by_key[k.split("#")[0]] for k in chosen])
-device = _ui.device().upper()
+full_names = roots.full_names([by_key[k.split("#")[0]] for k in chosen])
+device = _state.device().upper()
 per_row = min(len(chosen), 3)
 for file in inputs:
     name = "camera photo" if file is snap else file.name
     try:
         up = images.load_upload(file.getvalue())
     except images.ImageError as e:
-        st.error(f"**{name}**: {e}", icon=":material/broken_image:")
+        st.error(f"**{_widgets.plain(name)}**: {e}", icon=":material/broken_image:")
         continue
     st.divider()
     w, h = up.original_size
-    st.subheader(name, anchor=False)
-    square = np.asarray(ImageOps.fit(up.original, (256, 256)))  # the models' centre crop
+    st.subheader(_widgets.plain(name), anchor=False)
+    square = up.square(256)  # the models' centre crop, at display size
     for start in range(0, len(chosen), per_row):
         cols = st.columns([1] + [1.1] * per_row, gap="medium")
         if start == 0:
             cols[0].image(up.original, width="stretch", caption=f"{w} × {h} {up.format}")
-            cols[0].image(_ui.big(up.rgb, 128), width=128,
-                          caption="What the models see: 64 × 64")
-        for col, key in zip(cols[1:], chosen[start:start + per_row], strict=False):
+            cols[0].image(
+                _widgets.big(up.rgb, 128), width=128, caption="What the models see: 64 × 64"
+            )
+        for col, key in zip(cols[1:], chosen[start : start + per_row], strict=False):
             run = by_key[key.split("#")[0]]
-            k = len(run.snapshots()) if key.endswith("#snapshots") else 0
+            k = len(run.snapshots) if key.endswith("#snapshots") else 0
             try:
-                pred = _ui.prediction(run, up.rgb, ensemble=k)
-            except Exception as e:  # a broken run must not take the other columns down
-                col.error(f"**{run.name}**: {e}")
+                pred = _cache.prediction(run, up.rgb, ensemble=k)
+            except TinyvizError as e:  # a broken run must not take the other columns down
+                col.error(f"**{_widgets.plain(run.name)}**: {e}")
                 continue
             with col:
                 run_name = f"{run.name}, {k} snapshots" if k else run.name
                 st.markdown(f"**{run_name}**  \n:gray[{about(run)}]")
                 st.markdown(f"### {pred.names[0]} · {pred.probs[0]:.0%}")
-                net = _ui.model(run)
+                net = _cache.model(run)
                 method = look if getattr(net, "gradcam_layer", None) else "gradient"
-                snapshot = run.snapshots()[0]["file"] if k else None
-                att = _ui.attribution(run, up.rgb, pred.classes[0], method, snapshot=snapshot)
-                st.image(images.overlay(square, att.heat, 0.5), width="stretch")
+                snapshot = run.snapshots[0].file if k else None
+                att = _cache.attribution(run, up.rgb, pred.classes[0], method, snapshot=snapshot)
+                st.image(overlay(square, att.heat, 0.5), width="stretch")
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
                 of = " of the best snapshot" if k else ""
-                st.caption(f"Where it looked for *{pred.names[0]}*: "
-                           f"{explain.method_info(method).label}{of}{note}, "
-                           f"{att.seconds * 1000:.0f} ms.")
-                st.altair_chart(_ui.top5_chart(pred, full_names), width="stretch")
-                listed = ", ".join(f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs,
-                                                                  strict=True))
+                st.caption(
+                    f"Where it looked for *{pred.names[0]}*: "
+                    f"{explain.method_info(method).label}{of}{note}, "
+                    f"{att.seconds * 1000:.0f} ms."
+                )
+                st.altair_chart(_widgets.top5_chart(pred, full_names), width="stretch")
+                listed = ", ".join(
+                    f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True)
+                )
                 st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {device}.")

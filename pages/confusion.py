@@ -5,27 +5,32 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _ui
-from tinyviz import analysis
+from pages import _state, _widgets
+from tinyviz.explain import confusion as confusions
 
-_ui.entry(__file__)
+_state.entry(__file__)
 
-ORDERS = {"wordnet": "WordNet hierarchy", "confusion": "confusion clustering",
-          "feature": "feature similarity", "name": "name"}
+ORDERS = {
+    "wordnet": "WordNet hierarchy",
+    "confusion": "confusion clustering",
+    "feature": "feature similarity",
+    "name": "name",
+}
 BLOCK, MAX_BLOCK, SHOW = 30, 40, 24
 CELL = "tv_conf_cell"
 
-data, run, out, key = _ui.analysis_start(
+data, run, out, key = _widgets.analysis_start(
     "Confusion: what is mistaken for what",
     "Each row is a true class, each column the model's answer: the diagonal is right, "
-    "everything else is a mistake. Click a cell or a pair to see its images.")
+    "everything else is a mistake. Click a cell or a pair to see its images.",
+)
 names = run.class_names
 c = len(names)
 
 
 @st.cache_resource(show_spinner="Ordering the classes...", max_entries=16)
-def confusion(key: tuple, order_by: str, _out) -> analysis.Confusion:
-    return analysis.confusion(_out, run.class_names, order_by=order_by, wnids=run.wnids)
+def confusion(key: tuple, order_by: str, _out) -> confusions.Confusion:
+    return confusions.confusion(_out, run.class_names, order_by=order_by, wnids=run.wnids)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -33,10 +38,18 @@ def cells(key: tuple, order_by: str, _conf) -> pd.DataFrame:
     """The non-empty cells (at most one per image), placed by the order."""
     pos = np.argsort(_conf.order)
     t, p = np.nonzero(_conf.matrix)
-    return pd.DataFrame({"t": t, "p": p, "x": pos[p], "y": pos[t], "true": np.take(names, t),
-                         "predicted": np.take(names, p), "count": _conf.matrix[t, p],
-                         "rate": _conf.rates[t, p]}).assign(x2=lambda d: d.x + 1,
-                                                            y2=lambda d: d.y + 1)
+    return pd.DataFrame(
+        {
+            "t": t,
+            "p": p,
+            "x": pos[p],
+            "y": pos[t],
+            "true": np.take(names, t),
+            "predicted": np.take(names, p),
+            "count": _conf.matrix[t, p],
+            "rate": _conf.rates[t, p],
+        }
+    ).assign(x2=lambda d: d.x + 1, y2=lambda d: d.y + 1)
 
 
 def pick(chart_key: str) -> None:
@@ -53,19 +66,29 @@ def pick_pair() -> None:
 
 
 tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=".1%")]
-colour = alt.Color("rate:Q", scale=alt.Scale(type="sqrt", domain=[0, 1], scheme="blues"),
-                   legend=alt.Legend(title="share of the true class", format="%",
-                                     orient="bottom", gradientLength=220))
+colour = alt.Color(
+    "rate:Q",
+    scale=alt.Scale(type="sqrt", domain=[0, 1], scheme="blues"),
+    legend=alt.Legend(
+        title="share of the true class", format="%", orient="bottom", gradientLength=220
+    ),
+)
 m = st.columns(4)
 m[0].metric("Top-1 accuracy", f"{out.top1:.1%}")
 m[1].metric("Top-5 accuracy", f"{out.top5:.1%}")
 m[2].metric("Validation images", f"{len(out):,}")
 m[3].metric("Classes", c)
-st.caption(f"{run.name} ({run.model_name}). " + _ui.measured_on(len(out)))
+st.caption(f"{run.name} ({run.model_name}). " + _widgets.measured_on(len(out)))
 
-order_by = st.segmented_control("Order the classes by", list(ORDERS), format_func=ORDERS.get,
-                                default="wordnet", required=True, key="tv_conf_order",
-                                persist_state="session")
+order_by = st.segmented_control(
+    "Order the classes by",
+    list(ORDERS),
+    format_func=ORDERS.get,
+    default="wordnet",
+    required=True,
+    key="tv_conf_order",
+    persist_state="session",
+)
 conf = confusion(key, order_by, out)
 df = cells(key, order_by, conf)
 pos = np.argsort(conf.order)
@@ -73,96 +96,184 @@ centre = pos[conf.pairs[0].true] if conf.pairs else 0
 start = int(np.clip(centre - BLOCK // 2, 0, max(c - BLOCK, 0)))
 zoom_key = f"tv_conf_zoom_{order_by}_{c}"
 lo, hi = st.select_slider(
-    "Zoom to a block of classes (20 to 40 read best)", options=range(c), key=zoom_key,
+    "Zoom to a block of classes (20 to 40 read best)",
+    options=range(c),
+    key=zoom_key,
     value=(start, min(start + BLOCK, c) - 1),
-    format_func=lambda i: f"{i + 1}. {names[conf.order[i]]}", persist_state="session")
+    format_func=lambda i: f"{i + 1}. {names[conf.order[i]]}",
+    persist_state="session",
+)
 hi = min(hi, lo + MAX_BLOCK - 1)
 
 left, right = st.columns([1, 2])
 with left:
-    overview = alt.Chart(df).mark_rect().encode(
-        x=alt.X("x:Q", scale=alt.Scale(domain=[0, c], nice=False),
-                axis=alt.Axis(labels=False, ticks=False, grid=False, title="predicted class")),
-        x2="x2", y2="y2", color=colour, tooltip=tooltip,
-        y=alt.Y("y:Q", scale=alt.Scale(domain=[0, c], nice=False, reverse=True),
-                axis=alt.Axis(labels=False, ticks=False, grid=False, title="true class")),
-    ).add_params(alt.selection_point(name="cell", fields=["t", "p"]))
-    frame = alt.Chart(pd.DataFrame({"a": [lo], "b": [hi + 1]})).mark_rect(
-        fill=None, stroke="#d62728", strokeWidth=2).encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
-    st.altair_chart((overview + frame).properties(height=440, title=f"All {c} classes"),
-                    on_select=lambda: pick("tv_conf_overview_chart"), key="tv_conf_overview_chart",
-                    selection_mode="cell")
-    st.caption(f"Ordered by {ORDERS[order_by]}; the red square is the zoomed block. Colour: "
-               "share of the true class's images given each label (square-root scale). "
-               "Click a cell to see its images.")
+    overview = (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "x:Q",
+                scale=alt.Scale(domain=[0, c], nice=False),
+                axis=alt.Axis(labels=False, ticks=False, grid=False, title="predicted class"),
+            ),
+            x2="x2",
+            y2="y2",
+            color=colour,
+            tooltip=tooltip,
+            y=alt.Y(
+                "y:Q",
+                scale=alt.Scale(domain=[0, c], nice=False, reverse=True),
+                axis=alt.Axis(labels=False, ticks=False, grid=False, title="true class"),
+            ),
+        )
+        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
+    )
+    frame = (
+        alt.Chart(pd.DataFrame({"a": [lo], "b": [hi + 1]}))
+        .mark_rect(fill=None, stroke="#d62728", strokeWidth=2)
+        .encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
+    )
+    st.altair_chart(
+        (overview + frame).properties(height=440, title=f"All {c} classes"),
+        on_select=lambda: pick("tv_conf_overview_chart"),
+        key="tv_conf_overview_chart",
+        selection_mode="cell",
+    )
+    st.caption(
+        f"Ordered by {ORDERS[order_by]}; the red square is the zoomed block. Colour: "
+        "share of the true class's images given each label (square-root scale). "
+        "Click a cell to see its images."
+    )
 with right:
-    block = conf.order[lo:hi + 1]
+    block = conf.order[lo : hi + 1]
     t, p = np.repeat(block, len(block)), np.tile(block, len(block))
-    bdf = pd.DataFrame({"t": t, "p": p, "true": np.take(names, t), "predicted": np.take(names, p),
-                        "count": conf.matrix[t, p], "rate": conf.rates[t, p]})
+    bdf = pd.DataFrame(
+        {
+            "t": t,
+            "p": p,
+            "true": np.take(names, t),
+            "predicted": np.take(names, p),
+            "count": conf.matrix[t, p],
+            "rate": conf.rates[t, p],
+        }
+    )
     order_names = [names[i] for i in block]
     grid = alt.Chart(bdf).encode(
-        x=alt.X("predicted:N", sort=order_names, axis=alt.Axis(
-            labelAngle=-45, labelLimit=140, labelOverlap=False, labelFontSize=11)),
-        y=alt.Y("true:N", sort=order_names, axis=alt.Axis(
-            labelLimit=140, labelOverlap=False, labelFontSize=11)), tooltip=tooltip)
-    rects = grid.mark_rect().encode(color=colour.legend(None)).add_params(
-        alt.selection_point(name="cell", fields=["t", "p"]))
-    text = grid.transform_filter("datum.count > 0").mark_text(fontSize=9).encode(
-        text="count:Q", color=alt.condition("datum.rate > 0.45", alt.value("white"),
-                                            alt.value("#333")))
-    st.altair_chart((rects + text).properties(height=max(300, 18 * len(block) + 160),
-                                              title=f"Classes {lo + 1} to {hi + 1} (counts)"),
-                    on_select=lambda k=f"tv_conf_block_chart_{order_by}": pick(k),
-                    key=f"tv_conf_block_chart_{order_by}", selection_mode="cell")
+        x=alt.X(
+            "predicted:N",
+            sort=order_names,
+            axis=alt.Axis(labelAngle=-45, labelLimit=140, labelOverlap=False, labelFontSize=11),
+        ),
+        y=alt.Y(
+            "true:N",
+            sort=order_names,
+            axis=alt.Axis(labelLimit=140, labelOverlap=False, labelFontSize=11),
+        ),
+        tooltip=tooltip,
+    )
+    rects = (
+        grid.mark_rect()
+        .encode(color=colour.legend(None))
+        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
+    )
+    text = (
+        grid.transform_filter("datum.count > 0")
+        .mark_text(fontSize=9)
+        .encode(
+            text="count:Q",
+            color=alt.condition("datum.rate > 0.45", alt.value("white"), alt.value("#333")),
+        )
+    )
+    st.altair_chart(
+        (rects + text).properties(
+            height=max(300, 18 * len(block) + 160), title=f"Classes {lo + 1} to {hi + 1} (counts)"
+        ),
+        on_select=lambda k=f"tv_conf_block_chart_{order_by}": pick(k),
+        key=f"tv_conf_block_chart_{order_by}",
+        selection_mode="cell",
+    )
 
 st.subheader("Most confused pairs")
 stored = st.session_state.get(CELL)
-cell = stored[1:] if stored and stored[0] == str(run.path) else (
-    (conf.pairs[0].true, conf.pairs[0].pred) if conf.pairs else (0, 0))
+cell = (
+    stored[1:]
+    if stored and stored[0] == str(run.path)
+    else ((conf.pairs[0].true, conf.pairs[0].pred) if conf.pairs else (0, 0))
+)
 pairs_col, images_col = st.columns([1, 2])
 with pairs_col, st.container(height=460):
     if not conf.pairs:
         st.success("No validation image was misclassified.")
     else:
-        st.radio("Pairs, most images first (true → predicted)", range(len(conf.pairs)),
-                 index=None, key=f"tv_conf_pair_{run.name}", on_change=pick_pair,
-                 format_func=lambda i: (
-                     f"{names[conf.pairs[i].true]} → {names[conf.pairs[i].pred]}: "
-                     f"{conf.pairs[i].count} of {conf.totals[conf.pairs[i].true]} "
-                     f"({conf.pairs[i].rate:.0%})"))
+        st.radio(
+            "Pairs, most images first (true → predicted)",
+            range(len(conf.pairs)),
+            index=None,
+            key=f"tv_conf_pair_{run.name}",
+            on_change=pick_pair,
+            format_func=lambda i: (
+                f"{names[conf.pairs[i].true]} → {names[conf.pairs[i].pred]}: "
+                f"{conf.pairs[i].count} of {conf.totals[conf.pairs[i].true]} "
+                f"({conf.pairs[i].rate:.0%})"
+            ),
+        )
 with images_col:
     t, p = cell
-    idx = analysis.images_of_cell(out, t, p, limit=SHOW)
+    idx = confusions.images_of_cell(out, t, p, limit=SHOW)
     what = "correctly classified" if t == p else f"taken for **{names[p]}**"
-    st.markdown(f"**{names[t]}** {what}: {conf.matrix[t, p]} of {conf.totals[t]} validation "
-                f"images" + (f", the {len(idx)} most confident shown" if len(idx) else ""))
+    st.markdown(
+        f"**{names[t]}** {what}: {conf.matrix[t, p]} of {conf.totals[t]} validation "
+        f"images" + (f", the {len(idx)} most confident shown" if len(idx) else "")
+    )
     if len(idx):
         probs = np.exp(out.logp[idx, p])
-        _ui.image_grid(data.val.images[idx], [f"{names[t]} → {names[p]} {q:.0%}" for q in probs],
-                       per_row=6, px=128)
+        _widgets.image_grid(
+            data.val.images[idx],
+            [f"{names[t]} → {names[p]} {q:.0%}" for q in probs],
+            per_row=6,
+            px=128,
+        )
     else:
         st.info("No validation image of this class got this label. Click a coloured cell.")
 
 st.subheader("Accuracy per class")
-rows = pd.DataFrame(analysis.per_class_table(conf, names, run.wnids))
+rows = pd.DataFrame(confusions.per_class_table(conf, names, run.wnids))
 half = min(len(conf.best), c // 2)
-best_worst = pd.concat([rows.loc[conf.best[:half]].assign(group="best"),
-                        rows.loc[conf.worst[:half]].assign(group="worst")])
+best_worst = pd.concat(
+    [
+        rows.loc[conf.best[:half]].assign(group="best"),
+        rows.loc[conf.worst[:half]].assign(group="worst"),
+    ]
+)
 chart_col, table_col = st.columns([2, 3])
-chart_col.altair_chart(alt.Chart(best_worst).mark_bar().encode(
-    x=alt.X("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-    y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=170)),
-    tooltip=["name", alt.Tooltip("accuracy", format=".0%"), "confused_with"],
-    color=alt.Color("group:N", scale=alt.Scale(domain=["best", "worst"],
-                                               range=["#2ca02c", "#d62728"]), title=None),
-).properties(height=18 * len(best_worst) + 90,
-              title=f"The {half} best and {half} worst classes"))
+chart_col.altair_chart(
+    alt.Chart(best_worst)
+    .mark_bar()
+    .encode(
+        x=alt.X("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=170)),
+        tooltip=["name", alt.Tooltip("accuracy", format=".0%"), "confused_with"],
+        color=alt.Color(
+            "group:N",
+            scale=alt.Scale(domain=["best", "worst"], range=["#2ca02c", "#d62728"]),
+            title=None,
+        ),
+    )
+    .properties(height=18 * len(best_worst) + 90, title=f"The {half} best and {half} worst classes")
+)
 table_col.dataframe(
-    rows.sort_values("accuracy"), hide_index=True, height=18 * len(best_worst) + 90,
+    rows.sort_values("accuracy"),
+    hide_index=True,
+    height=18 * len(best_worst) + 90,
     column_order=["name", "accuracy", "correct", "images", "confused_with", "confused_count"],
-    column_config={"accuracy": st.column_config.ProgressColumn("accuracy", format="percent",
-                                                                min_value=0, max_value=1),
-                   "confused_with": "most often taken for", "confused_count": "times",
-                   "correct": "right", "name": "class"})
-st.caption("Click a column header to sort. " + _ui.measured_on(len(out)))
+    column_config={
+        "accuracy": st.column_config.ProgressColumn(
+            "accuracy", format="percent", min_value=0, max_value=1
+        ),
+        "confused_with": "most often taken for",
+        "confused_count": "times",
+        "correct": "right",
+        "name": "class",
+    },
+)
+st.caption("Click a column header to sort. " + _widgets.measured_on(len(out)))

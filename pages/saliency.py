@@ -3,46 +3,82 @@
 import numpy as np
 import streamlit as st
 
-from pages import _ui
-from tinyviz import analysis, explain, images
+from pages import _cache, _state, _widgets
+from tinyviz.demo import images
+from tinyviz.demo.heatmaps import overlay
+from tinyviz.explain import analysis
+from tinyviz.explain import saliency as explain
 
-_ui.entry(__file__)
+_state.entry(__file__)
 
-SOURCES = {"browse": "Browse validation images", "wrong": "Random misclassified",
-           "upload": "Upload an image"}
+SOURCES = {
+    "browse": "Browse validation images",
+    "wrong": "Random misclassified",
+    "upload": "Upload an image",
+}
 FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass: well under 1 s on a CPU
 
 st.title("Saliency maps")
-data = _ui.require_data()
-run = _ui.require_matching_run(data)
-names, net = data.classes.names, _ui.model(run)
-st.caption(f"Model: **{run.name}** ({run.model_name}, chosen in the sidebar). Every map "
-           "explains this model's score for the target class on the image below.")
+data = _widgets.require_data()
+run = _widgets.require_matching_run(data)
+names, net = data.classes.names, _cache.model(run)
+st.caption(
+    f"Model: **{run.name}** ({run.model_name}, chosen in the sidebar). Every map "
+    "explains this model's score for the target class on the image below."
+)
 
-source = st.segmented_control("Image", list(SOURCES), format_func=SOURCES.get, default="browse",
-                              required=True, key="tv_sal_source", persist_state="session")
+source = st.segmented_control(
+    "Image",
+    list(SOURCES),
+    format_func=SOURCES.get,
+    default="browse",
+    required=True,
+    key="tv_sal_source",
+    persist_state="session",
+)
 rgb, title, truth = None, "", None
 if source == "browse":
     left, right = st.columns([2, 3])
-    k = left.selectbox("Class", range(len(names)), key="tv_sal_class", persist_state="session",
-                       format_func=lambda i: f"{names[i]} ({data.classes.wnids[i]})")
+    k = left.selectbox(
+        "Class",
+        range(len(names)),
+        key="tv_sal_class",
+        persist_state="session",
+        format_func=lambda i: f"{names[i]} ({data.classes.wnids[i]})",
+    )
     idx = data.val.of_class(k)
     if not len(idx):
         st.warning(f"The data set has no validation image of {names[k]}.")
         st.stop()
-    j = right.slider("Validation image of this class", 1, len(idx), key="tv_sal_pick",
-                     persist_state="session") - 1 if len(idx) > 1 else 0
+    j = (
+        right.slider(
+            "Validation image of this class",
+            1,
+            len(idx),
+            key="tv_sal_pick",
+            persist_state="session",
+        )
+        - 1
+        if len(idx) > 1
+        else 0
+    )
     with st.expander(f"All {len(idx)} validation images of {names[k]}"):
-        st.image([data.val.images[i] for i in idx], width=56,
-                 caption=[str(n + 1) for n in range(len(idx))])
+        st.image(
+            [data.val.images[i] for i in idx],
+            width=56,
+            caption=[str(n + 1) for n in range(len(idx))],
+        )
     i = int(idx[j])
 elif source == "wrong":
     if not analysis.is_cached(run.path, data) and not st.button(
-            "Find this run's misclassified images", icon=":material/search:",
-            help="Runs the model once over the 10,000 validation images (cached afterwards)."):
+        "Find this run's misclassified images",
+        icon=":material/search:",
+        help="Runs the model once over the 10,000 validation images (cached afterwards).",
+    ):
         st.info("This needs the run's predictions on the validation set, computed once.")
         st.stop()
-    wrong = _ui.val_outputs(run, data).misclassified()
+    _widgets.ensure_analysis(run, data)
+    wrong = _cache.val_outputs(run, data).misclassified()
     if not len(wrong):
         st.success(f"{run.name} classifies all {len(data.val):,} validation images correctly.")
         st.stop()
@@ -51,8 +87,9 @@ elif source == "wrong":
         pick = int(np.random.default_rng().choice(wrong))
         st.session_state["tv_sal_wrong"] = (str(run.path), pick)
     i = st.session_state["tv_sal_wrong"][1]
-    st.caption(f"{len(wrong):,} of {len(data.val):,} validation images are misclassified by "
-               f"{run.name}.")
+    st.caption(
+        f"{len(wrong):,} of {len(data.val):,} validation images are misclassified by {run.name}."
+    )
 else:
     file = st.file_uploader("An image (JPEG, PNG, WEBP, GIF, BMP, TIFF)", key="tv_sal_file")
     if file is None:
@@ -61,60 +98,79 @@ else:
     try:
         rgb, title = images.load_upload(file.getvalue()).rgb, file.name
     except images.ImageError as e:
-        st.error(f"**{file.name}**: {e}")
+        st.error(f"**{_widgets.plain(file.name)}**: {e}")
         st.stop()
 if rgb is None:
     rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
     title = data.val.files[i].rsplit("/", 1)[-1]
 
-pred = _ui.prediction(run, rgb)
+pred = _cache.prediction(run, rgb)
 top = list(pred.classes)
-if st.session_state.get("tv_sal_for") != (_ui.image_key(rgb), str(run.path)):
-    st.session_state["tv_sal_for"] = (_ui.image_key(rgb), str(run.path))
+if st.session_state.get("tv_sal_for") != (_cache.image_key(rgb), str(run.path)):
+    st.session_state["tv_sal_for"] = (_cache.image_key(rgb), str(run.path))
     st.session_state["tv_sal_target"] = top[0]
 pic, chart, opts = st.columns([1, 1.6, 1.6], gap="medium")
-pic.image(_ui.big(rgb, 192), width=192, caption=f"{title} (64 × 64)")
+pic.image(_widgets.big(rgb, 192), width=192, caption=f"{title} (64 × 64)")
 with chart:
-    verdict = "" if truth is None else (" :green[(correct)]" if truth == top[0]
-                                        else " :red[(wrong)]")
-    st.markdown(f"**True:** {names[truth] if truth is not None else 'unknown (upload)'}  \n"
-                f"**Predicted:** {pred.names[0]} ({pred.probs[0]:.0%}){verdict}")
+    verdict = (
+        "" if truth is None else (" :green[(correct)]" if truth == top[0] else " :red[(wrong)]")
+    )
+    st.markdown(
+        f"**True:** {names[truth] if truth is not None else 'unknown (upload)'}  \n"
+        f"**Predicted:** {pred.names[0]} ({pred.probs[0]:.0%}){verdict}"
+    )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
-    st.altair_chart(_ui.top5_chart(pred, full, true_class=truth), width="stretch")
+    st.altair_chart(_widgets.top5_chart(pred, full, true_class=truth), width="stretch")
 with opts:
     probs = dict(zip(top, pred.probs, strict=True))
-    target = st.selectbox("Explain the score of", top + [c for c in range(len(names))
-                                                           if c not in probs],
-                          key="tv_sal_target", format_func=lambda c: names[c] + (
-                              f" ({probs[c]:.0%}, top-5)" if c in probs else ""),
-                          help="Default: the predicted class. Any class can be explained.")
+    target = st.selectbox(
+        "Explain the score of",
+        top + [c for c in range(len(names)) if c not in probs],
+        key="tv_sal_target",
+        format_func=lambda c: names[c] + (f" ({probs[c]:.0%}, top-5)" if c in probs else ""),
+        help="Default: the predicted class. Any class can be explained.",
+    )
     default = getattr(net, "gradcam_layer", None)
     layers = list(getattr(net, "channel_layers", ()))
     layers += [default] if default and default not in layers else []
-    layer = st.selectbox("Grad-CAM layer", layers, disabled=not default,
-                         index=layers.index(default) if default in layers else 0,
-                         help="Late layers: coarse, class-specific; early layers: fine detail."
-                         ) if layers else None
-    alpha = st.slider("Heat-map opacity", 0.0, 1.0, 0.55, 0.05, key="tv_sal_alpha",
-                      persist_state="session")
+    layer = (
+        st.selectbox(
+            "Grad-CAM layer",
+            layers,
+            disabled=not default,
+            index=layers.index(default) if default in layers else 0,
+            help="Late layers: coarse, class-specific; early layers: fine detail.",
+        )
+        if layers
+        else None
+    )
+    alpha = st.slider(
+        "Heat-map opacity", 0.0, 1.0, 0.55, 0.05, key="tv_sal_alpha", persist_state="session"
+    )
 
 st.markdown("**Methods** (the slow ones take seconds on a CPU and start unticked)")
 methods = [m for m in explain.METHODS if m.name != "gradcam" or layers]
 ticks = st.columns(3) * 2
-cpu = _ui.device() == "cpu"
-chosen = [m for m, col in zip(methods, ticks[:len(methods)], strict=True)
-          if col.checkbox(m.label, value=m.name in FAST or not cpu, key=f"tv_sal_m_{m.name}",
-                          persist_state="session")]
-st.caption(f"Saliency of **{run.name}** for class **{names[target]}** on {title}, "
-           f"on the {_ui.device().upper()}.")
+cpu = _state.device() == "cpu"
+chosen = [
+    m
+    for m, col in zip(methods, ticks[: len(methods)], strict=True)
+    if col.checkbox(
+        m.label, value=m.name in FAST or not cpu, key=f"tv_sal_m_{m.name}", persist_state="session"
+    )
+]
+st.caption(
+    f"Saliency of **{run.name}** for class **{names[target]}** on {title}, "
+    f"on the {_state.device().upper()}."
+)
 for start in range(0, len(chosen), 3):
-    for col, m in zip(st.columns(3, gap="medium"), chosen[start:start + 3], strict=False):
+    for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
         with col, st.spinner(f"{m.label}..."):
-            att = _ui.attribution(run, rgb, target, m.name,
-                                  layer=layer if m.name == "gradcam" else None)
-            st.image(images.overlay(_ui.big(rgb, 256), att.heat, alpha), width=256)
+            att = _cache.attribution(
+                run, rgb, target, m.name, layer=layer if m.name == "gradcam" else None
+            )
+            st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha), width=256)
             extra = f", on {att.layer}" if att.layer else ""
             if att.delta is not None:
                 extra += f", completeness error {att.delta:+.3f}"
-            st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n"
-                        f":gray[{m.shows}]")
+            st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")

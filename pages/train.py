@@ -1,30 +1,56 @@
 """Train: start a run in its own process, watch it live, stop and resume it (one at a time)."""
 
-import re
+import dataclasses
 import time
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages import _ui
-from tinyviz import checkpoints, jobs, models
+from pages import _state, _widgets
+from tinyviz import models
 from tinyviz.config import OPTIMIZERS, SCHEDULES, AugmentConfig, TrainConfig
+from tinyviz.errors import TinyvizError
+from tinyviz.runs import jobs, roots
+from tinyviz.runs.folder import RunFolder, read_metrics
+from tinyviz.runs.progress import TrainProgress
 
-_ui.entry(__file__)
+_state.entry(__file__)
 
-RUNS = _ui.runs_dir()  # new runs and the job lock live here
+RUNS = roots.runs_dir()  # new runs and the job lock live here
 AUG = [f.name for f in AugmentConfig.__dataclass_fields__.values()]
-FIELDS = ["model", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-          "label_smoothing", "ema", "compile", "snapshots", "train_limit"]
-PRESETS = {"Quick CPU test: logistic regression, 2 epochs":
-           TrainConfig(model="logreg", epochs=2, batch_size=100, lr=0.01, momentum=0.0,
-                       nesterov=False, schedule="constant", label_smoothing=0.0, snapshots=0),
-           "Small CPU model: simple_cnn, 5 epochs":
-           TrainConfig(model="simple_cnn", epochs=5, batch_size=128, lr=0.05),
-           "Fast ResNet-18 (GPU; tinyviz defaults)": TrainConfig()}
-PRESETS.update({f"Recipe of {r.name} ({r.model_name})": TrainConfig.from_json(r.config["train"])
-                for r in _ui.all_runs()})
+FIELDS = [
+    "model",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "label_smoothing",
+    "ema",
+    "compile",
+    "snapshots",
+    "train_limit",
+]
+PRESETS = {
+    "Quick CPU test: logistic regression, 2 epochs": TrainConfig(
+        model="logreg",
+        epochs=2,
+        batch_size=100,
+        lr=0.01,
+        momentum=0.0,
+        nesterov=False,
+        schedule="constant",
+        label_smoothing=0.0,
+        snapshots=0,
+    ),
+    "Small CPU model: simple_cnn, 5 epochs": TrainConfig(
+        model="simple_cnn", epochs=5, batch_size=128, lr=0.05
+    ),
+    "Fast ResNet-18 (GPU; tinyviz defaults)": TrainConfig(),
+}
+PRESETS.update({f"Recipe of {r.name} ({r.model_name})": r.config.train for r in _state.all_runs()})
 
 
 def load_preset() -> None:
@@ -43,9 +69,12 @@ def start_job(options: dict) -> None:
     s = st.session_state
     try:
         base = PRESETS.get(s["tv_tr_preset"], TrainConfig())  # keeps momentum etc.
-        cfg = base.replace(**{f: s[f"tv_tr_{f}"] for f in FIELDS}, model_options=options,
-                           augment=AugmentConfig(**{a: s[f"tv_tr_aug_{a}"] for a in AUG}))
-        jobs.start(cfg, RUNS / s["tv_tr_name"].strip(), data=_ui.data_path(), jobs_dir=RUNS)
+        cfg = base.replace(
+            **{f: s[f"tv_tr_{f}"] for f in FIELDS},
+            model_options=options,
+            augment=AugmentConfig(**{a: s[f"tv_tr_aug_{a}"] for a in AUG}),
+        )
+        jobs.start(cfg, RUNS / s["tv_tr_name"].strip(), data=_state.data_path(), jobs_dir=RUNS)
         s["tv_tr_name"] = f"{cfg.model}-{time.strftime('%m%d-%H%M%S')}"
     except (jobs.JobError, ValueError, TypeError) as e:
         s["tv_tr_error"] = f"Could not start: {e}"
@@ -61,19 +90,23 @@ def keyed(widget, label, name, *args, **kw):
 
 
 st.title("Train a model")
-device = _ui.device()
+device = _state.device()
 if device == "cpu":
-    st.warning("Training on the **CPU**: only small models (logreg, mlp, simple_cnn) train at "
-               "a useful speed here; a ResNet-18 epoch takes hours. The shipped runs were "
-               "trained on a GPU.", icon=":material/memory:")
+    st.warning(
+        "Training on the **CPU**: only small models (logreg, mlp, simple_cnn) train at "
+        "a useful speed here; a ResNet-18 epoch takes hours. The shipped runs were "
+        "trained on a GPU.",
+        icon=":material/memory:",
+    )
 else:
     st.success(f"Training on **{device}**.", icon=":material/bolt:")
-data = _ui.require_data()
+data = _widgets.require_data()
 running = jobs.current(RUNS)
 
 if "tv_tr_preset" not in st.session_state:
-    st.session_state["tv_tr_preset"] = next(iter(PRESETS)) if device == "cpu" \
-        else "Fast ResNet-18 (GPU; tinyviz defaults)"
+    st.session_state["tv_tr_preset"] = (
+        next(iter(PRESETS)) if device == "cpu" else "Fast ResNet-18 (GPU; tinyviz defaults)"
+    )
 if "tv_tr_model" not in st.session_state:
     load_preset()
 with st.expander("Settings of a new run", expanded=running is None):
@@ -83,38 +116,47 @@ with st.expander("Settings of a new run", expanded=running is None):
     spec = models.spec(model)
     c[0].caption(f"{spec.description} Family: {spec.family}; from: {spec.source}.")
     keyed(c[1].number_input, "Epochs", "epochs", 1, 500)
-    keyed(c[2].selectbox, "Batch size", "batch_size",
-          sorted({32, 64, 100, 128, 256, 512, 1024, st.session_state["tv_tr_batch_size"]}))
-    keyed(c[3].number_input, "Training images (0 = all)", "train_limit", 0, len(data.train),
-          step=1000)
+    keyed(
+        c[2].selectbox,
+        "Batch size",
+        "batch_size",
+        sorted({32, 64, 100, 128, 256, 512, 1024, st.session_state["tv_tr_batch_size"]}),
+    )
+    keyed(
+        c[3].number_input, "Training images (0 = all)", "train_limit", 0, len(data.train), step=1000
+    )
     c = st.columns(4)
     keyed(c[0].selectbox, "Optimizer", "optimizer", list(OPTIMIZERS))
     keyed(c[1].number_input, "Learning rate", "lr", 0.0, 10.0, format="%.5f", step=0.001)
     keyed(c[2].selectbox, "Schedule", "schedule", list(SCHEDULES))
-    keyed(c[3].number_input, "Weight decay", "weight_decay", 0.0, 1.0, format="%.1e",
-          step=1e-4)
+    keyed(c[3].number_input, "Weight decay", "weight_decay", 0.0, 1.0, format="%.1e", step=1e-4)
     c = st.columns(4)
     keyed(c[0].slider, "Label smoothing", "label_smoothing", 0.0, 0.3, step=0.05)
     keyed(c[1].number_input, "EMA of weights (0 = off)", "ema", 0.0, 0.9999, format="%.4f")
     keyed(c[2].number_input, "Snapshots kept (best epochs)", "snapshots", 0, 20)
     keyed(c[3].checkbox, "torch.compile (GPU)", "compile")
     st.markdown("**Augmentation** (preview it on the Data page)")
-    _ui.augment_ui("tv_tr_aug_")
+    _widgets.augment_ui("tv_tr_aug_")
     name = keyed(st.text_input, f"Run name (a folder in {RUNS})", "name").strip()
 
     s = st.session_state
     options = s["tv_tr_options"] if PRESETS[s["tv_tr_preset"]].model == model else {}
-    problem = ("" if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) else
-               "Name the run (letters, digits, '.', '_', '-').")
-    if not problem and jobs.holds_run(RUNS / name):
-        problem = f"{RUNS / name} already holds a run: choose another name."
+    problem = jobs.check_run_name(name, RUNS)
     if running is not None and running.active:
-        problem = (f"A training job is running ({running.run_dir.name}): one job at a time "
-                   "on this machine. Stop it below first.")
+        problem = (
+            f"A training job is running ({running.run_dir.name}): one job at a time "
+            "on this machine. Stop it below first."
+        )
     if problem:
         st.caption(f":orange[{problem}]")
-    st.button("Start training", type="primary", icon=":material/play_arrow:",
-              disabled=bool(problem), on_click=start_job, args=(options,))
+    st.button(
+        "Start training",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=bool(problem),
+        on_click=start_job,
+        args=(options,),
+    )
     if "tv_tr_error" in s:
         st.error(s.pop("tv_tr_error"))
 
@@ -130,55 +172,74 @@ def job_panel() -> None:
     if job is None:
         st.info("No training job yet. Choose settings above and press Start.")
         return
-    p = job.progress
-    st.markdown(f"**{job.run_dir.name}**: {job.status}"
-                + (f" ({job.message})" if job.message else ""))
-    total, step = p.get("total_steps") or 1, p.get("step") or 0
-    st.progress(min(step / total, 1.0), text=f"step {step:,} of {total:,}")
+    p = job.progress or TrainProgress("running", 0, 0.0, 0.0)
+    st.markdown(
+        f"**{_widgets.plain(job.run_dir.name)}**: {job.status}"
+        + (f" ({_widgets.plain(job.message)})" if job.message else "")
+    )
+    st.progress(
+        p.fraction, text=f"step {p.step:,} of {p.total_steps:,}" if p.total_steps else "starting"
+    )
     c = st.columns(4)
-    c[0].metric("Epoch", f"{p.get('epoch', 0)} of {p.get('epochs', '?')}")
-    c[1].metric("Images / s", f"{p.get('images_per_s', 0):,.0f}")
-    eta = p.get("eta_s", 0)
-    c[2].metric("Time left", duration(eta) if job.active and eta else
-                "estimating" if job.active else "-")
-    end = time.time() if job.active else p.get("updated") or time.time()
-    c[3].metric("Running for" if job.active else "Ran for",
-                duration(end - job.started) if job.started else "-")
-    rows = checkpoints.read_jsonl(job.run_dir / checkpoints.METRICS)
+    c[0].metric("Epoch", f"{p.epoch} of {p.epochs or '?'}")
+    c[1].metric("Images / s", f"{p.images_per_s:,.0f}")
+    c[2].metric(
+        "Time left",
+        duration(p.eta_s) if job.active and p.eta_s else "estimating" if job.active else "-",
+    )
+    end = time.time() if job.active else p.updated or time.time()
+    c[3].metric(
+        "Running for" if job.active else "Ran for",
+        duration(end - job.started) if job.started else "-",
+    )
+    try:
+        rows = [dataclasses.asdict(r) for r in read_metrics(RunFolder(job.run_dir))]
+    except TinyvizError:
+        rows = []
     if rows:
-        long = pd.DataFrame(rows).melt("epoch", ["train_top1", "val_top1", "train_loss",
-                                                 "val_loss"])
+        long = pd.DataFrame(rows).melt(
+            "epoch", ["train_top1", "val_top1", "train_loss", "val_loss"]
+        )
         long["split"] = long.variable.str.split("_").str[0]
         charts = st.columns(2)
-        epochs = alt.Scale(domain=[1, max(2, int(p.get("epochs") or len(rows)))])
+        epochs = alt.Scale(domain=[1, max(2, int(p.epochs or len(rows)))])
         colours = alt.Scale(domain=["train", "val"], range=["#f58518", "#1c6fd1"])
         for col, what, fmt in ((charts[0], "top1", ".0%"), (charts[1], "loss", ".2f")):
-            col.altair_chart(alt.Chart(long[long.variable.str.endswith(what)]).mark_line(
-                point=True).encode(
-                x=alt.X("epoch:Q", scale=epochs, axis=alt.Axis(format="d", tickMinStep=1)),
-                y=alt.Y("value:Q", title="top-1 accuracy" if what == "top1" else "loss",
-                        axis=alt.Axis(format=fmt)),
-                color=alt.Color("split:N", title=None, scale=colours),
-                tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")]
-            ).properties(height=220), width="stretch")
-        st.caption("train: the epoch's augmented batches, as they were trained on; "
-                   "val: the validation images after each epoch.")
-    st.code("\n".join(jobs.log_tail(job.run_dir, 12)) or "(no output yet)", language=None,
-            wrap_lines=True)
+            col.altair_chart(
+                alt.Chart(long[long.variable.str.endswith(what)])
+                .mark_line(point=True)
+                .encode(
+                    x=alt.X("epoch:Q", scale=epochs, axis=alt.Axis(format="d", tickMinStep=1)),
+                    y=alt.Y(
+                        "value:Q",
+                        title="top-1 accuracy" if what == "top1" else "loss",
+                        axis=alt.Axis(format=fmt),
+                    ),
+                    color=alt.Color("split:N", title=None, scale=colours),
+                    tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+                )
+                .properties(height=220),
+                width="stretch",
+            )
+        st.caption(
+            "train: the epoch's augmented batches, as they were trained on; "
+            "val: the validation images after each epoch."
+        )
+    st.code(
+        "\n".join(jobs.log_tail(job.run_dir, 12)) or "(no output yet)",
+        language=None,
+        wrap_lines=True,
+    )
     if job.active and st.button("Stop", icon=":material/stop:"):
         jobs.stop(job, jobs_dir=RUNS)
         st.rerun()
-    if resumable(job) and st.button("Resume", icon=":material/replay:", key="tv_tr_resume_job"):
+    if job.resumable and st.button("Resume", icon=":material/replay:", key="tv_tr_resume_job"):
         resume(job.run_dir)
-
-
-def resumable(job: jobs.Job) -> bool:
-    return job.status in ("stopped", jobs.ENDED) and (job.run_dir / jobs.STATE).exists()
 
 
 def resume(run_dir) -> None:
     try:
-        jobs.resume(run_dir, jobs_dir=RUNS, data=_ui.data_path())
+        jobs.resume(run_dir, jobs_dir=RUNS, data=_state.data_path())
         st.rerun()
     except jobs.JobError as e:
         st.error(str(e))
@@ -186,19 +247,17 @@ def resume(run_dir) -> None:
 
 st.fragment(job_panel, run_every=2 if st.session_state["tv_tr_active"] else 10)()
 
-folders = [p for p in RUNS.iterdir() if (p / checkpoints.CONFIG).exists()] if RUNS.is_dir() else []
-finished = sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)[:20]
-if finished:
+recent = jobs.recent_runs(RUNS)
+if recent:
     st.subheader(f"Runs in {RUNS}", anchor=False)
-    for path in finished:
-        job, rows = jobs.status(path), checkpoints.read_jsonl(path / checkpoints.METRICS)
-        best = max((r["val_top1"] for r in rows), default=0)
+    busy = bool(running and running.active)
+    for r in recent:
         c = st.columns([2.5, 3, 1.8, 1.2, 1.2], vertical_alignment="center")
-        c[0].markdown(f"**{path.name}**")
-        c[1].write(f"{len(rows)} epochs · best val top-1 {best:.1%}")
-        c[2].write(job.status)
-        c[3].caption(checkpoints.read_json(path / checkpoints.CONFIG)["model"]["name"])
-        busy = bool(running and running.active)
-        if resumable(job) and c[4].button("Resume", key=f"tv_tr_resume_{path.name}",
-                                          disabled=busy):
-            resume(path)
+        c[0].markdown(f"**{_widgets.plain(r.path.name)}**")
+        c[1].text(r.problem or f"{r.epochs} epochs · best val top-1 {r.best_top1 or 0:.1%}")
+        c[2].write(r.job.status)
+        c[3].caption(r.model)
+        if r.job.resumable and c[4].button(
+            "Resume", key=f"tv_tr_resume_{r.path.name}", disabled=busy
+        ):
+            resume(r.path)

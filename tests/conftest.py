@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import tinydata  # noqa: E402
+import tinydata
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +22,7 @@ def tiny_files():
 
 @pytest.fixture(scope="session")
 def tiny_zip(tmp_path_factory, tiny_files) -> Path:
-    return tinydata.write_zip(tmp_path_factory.mktemp("zip") / "tiny-imagenet-200.zip",
-                              tiny_files)
+    return tinydata.write_zip(tmp_path_factory.mktemp("zip") / "tiny-imagenet-200.zip", tiny_files)
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +45,13 @@ def tiny_run(tmp_path_factory, tiny_data) -> Path:
     Shared by many tests: a test that changes the run folder works on a copy.
     """
     from tinyviz.config import TrainConfig
-    from tinyviz.train import train
+    from tinyviz.training.loop import train
 
     runs = tmp_path_factory.mktemp("runs")
     data = tiny_data
-    cfg = TrainConfig(model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32,
-                      lr=0.05, snapshots=3)
+    cfg = TrainConfig(
+        model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32, lr=0.05, snapshots=3
+    )
     return train(cfg, data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tinyviz import analysis, checkpoints, wordnet
+from tinyviz import runs
+from tinyviz.explain import analysis, confusion, wordnet
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +21,12 @@ def test_val_outputs_match_the_model(run_data, outputs):
     run, data = run_data
     n = len(data.val.labels)
     assert outputs.logp.shape == (n, 4) and outputs.logp.dtype == np.float32
-    width = checkpoints.load_model(run).fc.in_features
+    width = runs.load_model(run).fc.in_features
     assert outputs.features.dtype == np.float16 and outputs.features.shape == (n, width)
     np.testing.assert_allclose(np.exp(outputs.logp).sum(1), 1, rtol=1e-4)
     assert (outputs.labels == data.val.labels).all()
     assert (outputs.preds == outputs.logp.argmax(1)).all()
-    model = checkpoints.load_model(run)
+    model = runs.load_model(run)
     x = torch.from_numpy(np.array(data.val.images[:5])).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         want = model(x).log_softmax(1).numpy()
@@ -42,7 +43,7 @@ def test_cache_is_reused_then_invalidated_by_new_weights(run_data, outputs, tmp_
     again = analysis.val_outputs(run, data, progress=lambda f, m: calls.append(f))
     assert calls == [] and np.array_equal(again.logp, outputs.logp)
 
-    weights = run / checkpoints.WEIGHTS
+    weights = run / runs.RunFolder.WEIGHTS
     st = weights.stat()
     try:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "retrained"
@@ -71,7 +72,7 @@ def test_wrong_classes_are_refused(run_data, tmp_path):
     run, data = run_data
     classes = dataclasses.replace(data.classes, wnids=tuple(reversed(data.classes.wnids)))
     other = dataclasses.replace(data, classes=classes, cache=tmp_path / "other")
-    with pytest.raises(checkpoints.CheckpointError):
+    with pytest.raises(runs.CheckpointError):
         analysis.val_outputs(run, other)
 
 
@@ -87,10 +88,10 @@ def _outputs(labels, preds, num_classes, features=None):
 def test_confusion_counts_pairs_and_rates():
     #  class 0: 3 right, 1 -> 1; class 1: 2 right, 2 -> 0; class 2: 4 right
     out = _outputs([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2], [0, 0, 0, 1, 1, 1, 0, 0, 2, 2, 2, 2], 3)
-    conf = analysis.confusion(out, ["a", "b", "c"])
+    conf = confusion.confusion(out, ["a", "b", "c"])
     assert conf.matrix.tolist() == [[3, 1, 0], [2, 2, 0], [0, 0, 4]]
     np.testing.assert_allclose(conf.per_class, [0.75, 0.5, 1.0])
-    assert conf.pairs == (analysis.Pair(1, 0, 2, 0.5), analysis.Pair(0, 1, 1, 0.25))
+    assert conf.pairs == (confusion.Pair(1, 0, 2, 0.5), confusion.Pair(0, 1, 1, 0.25))
     assert conf.best.tolist() == [2, 0, 1] and conf.worst.tolist() == [1, 0, 2]
     np.testing.assert_allclose(conf.rates.sum(1), 1)
     assert sorted(conf.order.tolist()) == [0, 1, 2]
@@ -105,8 +106,8 @@ def test_confusion_order_puts_confused_classes_together():
     for a, b in ((0, 3), (1, 4)):
         for t, p in ((a, b), (b, a)):
             i = labels.index(t)
-            preds[i:i + 4] = [p] * 4
-    conf = analysis.confusion(_outputs(labels, preds, 6), list("abcdef"))
+            preds[i : i + 4] = [p] * 4
+    conf = confusion.confusion(_outputs(labels, preds, 6), list("abcdef"))
     pos = {int(c): i for i, c in enumerate(conf.order)}
     assert abs(pos[0] - pos[3]) == 1 and abs(pos[1] - pos[4]) == 1
 
@@ -116,15 +117,19 @@ def test_feature_and_name_orders():
     feats = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], np.float32)
     labels = np.repeat(np.arange(4), 3)
     out = _outputs(labels, labels, 4, feats[labels])
-    order = analysis.confusion(out, list("dcba"), order_by="feature").order.tolist()
+    order = confusion.confusion(out, list("dcba"), order_by="feature").order.tolist()
     pos = {c: i for i, c in enumerate(order)}
     assert abs(pos[0] - pos[2]) == 1 and abs(pos[1] - pos[3]) == 1
-    assert analysis.confusion(out, ["b", "a", "C", "d"], order_by="name").order.tolist() == \
-        [1, 0, 2, 3]
+    assert confusion.confusion(out, ["b", "a", "C", "d"], order_by="name").order.tolist() == [
+        1,
+        0,
+        2,
+        3,
+    ]
     with pytest.raises(ValueError):
-        analysis.confusion(out, list("abcd"), order_by="colour")
+        confusion.confusion(out, list("abcd"), order_by="colour")
     with pytest.raises(ValueError):
-        analysis.confusion(out, list("abcd"), order_by="wordnet")
+        confusion.confusion(out, list("abcd"), order_by="wordnet")
 
 
 def test_wordnet_order_groups_the_tree():
@@ -139,7 +144,7 @@ def test_wordnet_order_groups_the_tree():
     assert wordnet.ancestors("n02085620")[:1] == ("entity",)
     assert "dog" in wordnet.ancestors("n02085620") and wordnet.ancestors("n99999999") == ()
     out = _outputs([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5], 6)
-    conf = analysis.confusion(out, list("abcdef"), order_by="wordnet", wnids=wnids)
+    conf = confusion.confusion(out, list("abcdef"), order_by="wordnet", wnids=wnids)
     assert conf.order.tolist() == order
 
 
@@ -161,16 +166,16 @@ def test_wordnet_table_builder():
 def test_images_of_cell_most_confident_first():
     out = _outputs([0, 0, 0, 1], [1, 1, 0, 1], 2)
     out.logp[0, 1], out.logp[1, 1] = -0.5, -0.01
-    assert analysis.images_of_cell(out, 0, 1).tolist() == [1, 0]
-    assert analysis.images_of_cell(out, 0, 1, limit=1).tolist() == [1]
-    assert analysis.images_of_cell(out, 1, 0).tolist() == []
+    assert confusion.images_of_cell(out, 0, 1).tolist() == [1, 0]
+    assert confusion.images_of_cell(out, 0, 1, limit=1).tolist() == [1]
+    assert confusion.images_of_cell(out, 1, 0).tolist() == []
 
 
 def test_per_class_table(outputs, run_data):
     _, data = run_data
     names, wnids = list(data.classes.names), list(data.classes.wnids)
-    conf = analysis.confusion(outputs, names)
-    rows = analysis.per_class_table(conf, names, wnids)
+    conf = confusion.confusion(outputs, names)
+    rows = confusion.per_class_table(conf, names, wnids)
     assert [r["wnid"] for r in rows] == wnids
     assert sum(r["images"] for r in rows) == len(outputs)
     assert sorted(r["position"] for r in rows) == [0, 1, 2, 3]

@@ -24,8 +24,13 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("TINYVIZ_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 WAIT_MS = 120_000
 
 
@@ -40,32 +45,59 @@ def world(tmp_path_factory):
     """A six-class data set (so a top-5 is meaningful) and a resnet18 trained on it."""
     from tinyviz.config import TrainConfig
     from tinyviz.data import load
-    from tinyviz.train import train
+    from tinyviz.training.loop import train
 
     base = tmp_path_factory.mktemp("browser")
     files = tinydata.make_files(classes=6, train_per_class=24, val_per_class=6)
     data_zip = tinydata.write_zip(base / "tiny-imagenet-200.zip", files)
     cache = base / "cache"
     data = load(data_zip, root=cache, progress=False)
-    cfg = TrainConfig(model="resnet18", model_options={"width": 16}, epochs=3, batch_size=32,
-                      lr=0.05)
+    cfg = TrainConfig(
+        model="resnet18", model_options={"width": 16}, epochs=3, batch_size=32, lr=0.05
+    )
     train(cfg, data, base / "runs" / "browser-resnet18", progress=False, log=lambda s: None)
     (base / "none").mkdir()
-    return {"data": data_zip, "runs": base / "runs", "cache": cache, "empty": base / "none",
-            "names": list(data.classes.names)}
+    return {
+        "data": data_zip,
+        "runs": base / "runs",
+        "cache": cache,
+        "empty": base / "none",
+        "names": list(data.classes.names),
+    }
 
 
 @pytest.fixture(scope="module")
 def server(world):
     port = _free_port()
-    env = {**os.environ, "TINYVIZ_DATA": str(world["data"]), "TINYVIZ_RUNS": str(world["runs"]),
-           "TINYVIZ_CHECKPOINTS": str(world["empty"]), "TINYVIZ_CACHE": str(world["cache"]),
-           "TINYVIZ_RUNS_DIR": str(world["empty"])}
+    env = {
+        **os.environ,
+        "TINYVIZ_DATA": str(world["data"]),
+        "TINYVIZ_RUNS": str(world["runs"]),
+        "TINYVIZ_CHECKPOINTS": str(world["empty"]),
+        "TINYVIZ_CACHE": str(world["cache"]),
+        "TINYVIZ_RUNS_DIR": str(world["empty"]),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -139,7 +171,8 @@ def _photo(path: Path) -> Path:
 def test_classify_upload_shows_five_classes_with_probabilities(page, world, tmp_path):
     _open(page, "Classify")
     page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
-        [str(_photo(tmp_path / "photo.png"))])
+        [str(_photo(tmp_path / "photo.png"))]
+    )
     caption = page.get_by_text(re.compile(r"^Top-5 \(")).first
     caption.wait_for()
     _settled(page)
@@ -165,6 +198,7 @@ def test_classify_rejects_a_file_that_is_not_an_image(page, tmp_path):
 @pytest.mark.parametrize("title", ["Confusion", "Embeddings"])
 def test_analysis_pages_draw_their_charts(page, title):
     _open(page, title)
-    page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
-                 ).first.wait_for()
+    page.locator(
+        "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+    ).first.wait_for()
     _settled(page)

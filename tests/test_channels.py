@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tinyviz import analysis, channels, checkpoints
+from tinyviz import runs
+from tinyviz.explain import analysis, channels
 
 
 @pytest.fixture(scope="session")
 def model(run_data):
-    return checkpoints.load_model(run_data[0])
+    return runs.load_model(run_data[0])
 
 
 def test_maxima_cover_every_channel_layer(run_data, model):
@@ -26,8 +27,7 @@ def test_maxima_cover_every_channel_layer(run_data, model):
     x = torch.from_numpy(np.array(data.val.images[:4])).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         act = model.layer2(model.layer1(model.relu(model.bn1(model.conv1(model.normalize(x))))))
-    np.testing.assert_allclose(maxima["layer2"][:4], act.amax((2, 3)).numpy(), rtol=2e-3,
-                               atol=2e-3)
+    np.testing.assert_allclose(maxima["layer2"][:4], act.amax((2, 3)).numpy(), rtol=2e-3, atol=2e-3)
     assert not model.layer2._forward_hooks  # the hooks of the pass are gone
 
 

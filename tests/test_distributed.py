@@ -9,8 +9,9 @@ import sys
 
 import torch
 
-from tinyviz import checkpoints
+from tinyviz import runs
 from tinyviz.data.batches import DeviceSplit
+from tinyviz.training.state import read_counters
 
 
 def test_shards_split_one_order_without_overlap(tiny_data):
@@ -20,24 +21,53 @@ def test_shards_split_one_order_without_overlap(tiny_data):
         gen = torch.Generator().manual_seed(3)  # every process draws the same order
         batches = list(split.epoch(16, gen, shard=(rank, 2)))
         assert len(batches) == split.steps(16, shards=2) == 3
-        seen.append(torch.cat([y for _, y in batches]))
+        seen.append(torch.cat([x for x, _ in batches]).flatten(1))
     assert len(seen[0]) == len(seen[1]) == 48
+    # every generated image is distinct, so equal rows would mean one image in both shards
+    both = torch.cat(seen)
+    assert len(torch.unique(both, dim=0)) == 96 == len(split)
 
 
 def test_torchrun_two_processes_train_one_run(tiny_zip, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "tinyviz", "train", "--data", str(tiny_zip), "--model", "mlp",
-           "--opt", "hidden=32", "--epochs", "2", "--batch-size", "32", "--optimizer", "adam",
-           "--lr", "1e-3", "--device", "cpu", "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "tinyviz",
+        "train",
+        "--data",
+        str(tiny_zip),
+        "--model",
+        "mlp",
+        "--opt",
+        "hidden=32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["epochs"] == 2  # the first process reports
-    run = checkpoints.open_run(out)
-    assert run.config["env"]["processes"] == 2
-    assert [m["epoch"] for m in run.metrics] == [1, 2]
-    state = checkpoints.read_json(out / "state.json")
+    run = runs.open_run(out)
+    assert run.config.env["processes"] == 2
+    assert [m.epoch for m in run.metrics] == [1, 2]
+    state = read_counters(run.folder)
     assert state["step"] == 2 * (96 // 2 // 16)  # each process: half of every batch of 32
-    checkpoints.load_model(out)
+    runs.load_model(out)

@@ -33,8 +33,10 @@ def make_tiny_zip(per_class: int = 4, val: int = 6) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr(root + "wnids.txt", "".join(w + "\n" for w in WNIDS))
-        zf.writestr(root + "words.txt", "".join(f"{w}\tthing {i}, other name\n"
-                                                for i, w in enumerate(WNIDS)))
+        zf.writestr(
+            root + "words.txt",
+            "".join(f"{w}\tthing {i}, other name\n" for i, w in enumerate(WNIDS)),
+        )
         for w in WNIDS:
             boxes = "".join(f"{w}_{k}.JPEG\t0\t0\t63\t63\n" for k in range(per_class))
             zf.writestr(f"{root}train/{w}/{w}_boxes.txt", boxes)
@@ -61,8 +63,7 @@ class Server:
         self.payload = payload
         self.hits: list[str] = []
         self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
@@ -124,8 +125,12 @@ def test_fixture_zip_is_a_valid_archive(tmp_path, payload):
 def test_download_with_callback_and_digest(tmp_path, server, payload):
     calls: list[tuple[int, int]] = []
     digest = hashlib.sha256(payload).hexdigest()
-    out = download(server.url("/tiny.zip"), tmp_path / "data", sha256=digest.upper(),
-                   progress=lambda done, total: calls.append((done, total)))
+    out = download(
+        server.url("/tiny.zip"),
+        tmp_path / "data",
+        sha256=digest.upper(),
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert out == tmp_path / "data" / FILENAME
     assert out.read_bytes() == payload
     assert calls and calls[-1] == (len(payload), len(payload))
@@ -186,8 +191,12 @@ def test_timeout(tmp_path, server):
 def test_existing_good_file_is_kept(tmp_path, server, payload):
     download(server.url("/tiny.zip"), tmp_path, progress=False)
     assert server.hits == ["/tiny.zip"]
-    again = download(server.url("/tiny.zip"), tmp_path, progress=False,
-                     sha256=hashlib.sha256(payload).hexdigest())
+    again = download(
+        server.url("/tiny.zip"),
+        tmp_path,
+        progress=False,
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
     assert again == tmp_path / FILENAME and server.hits == ["/tiny.zip"]
     download(server.url("/tiny.zip"), tmp_path, progress=False, force=True)
     assert server.hits == ["/tiny.zip", "/tiny.zip"]
@@ -202,8 +211,12 @@ def test_existing_bad_file_is_replaced(tmp_path, server, payload):
 def test_existing_file_with_other_digest_is_replaced(tmp_path, server, payload):
     other = make_tiny_zip(per_class=2)
     (tmp_path / FILENAME).write_bytes(other)
-    out = download(server.url("/tiny.zip"), tmp_path, progress=False,
-                   sha256=hashlib.sha256(payload).hexdigest())
+    out = download(
+        server.url("/tiny.zip"),
+        tmp_path,
+        progress=False,
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
     assert out.read_bytes() == payload and server.hits == ["/tiny.zip"]
 
 

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from tinyviz import analysis, embed
+from tinyviz.explain import analysis, embed
 
 
 def blobs(n_per: int = 20, classes: int = 3, dim: int = 16, seed: int = 0):

@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from tinyviz import checkpoints, explain
+from tinyviz import runs
 from tinyviz.data import load
-from tinyviz.images import overlay, to_model_input
+from tinyviz.data.batches import to_model_input
+from tinyviz.demo.heatmaps import overlay
+from tinyviz.explain import saliency as explain
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU")  # pytest resets
 
@@ -21,13 +23,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU")
 def trained(tiny_run, tiny_zip):
     """The conftest's tiny trained run as a model, and one validation image, as the page has."""
     data = load(tiny_zip, progress=False)
-    model = checkpoints.load_model(tiny_run)
+    model = runs.load_model(tiny_run)
     return model, to_model_input(np.asarray(data.val.images[0])), int(data.val.labels[0])
 
 
 def hooks_left(model: nn.Module) -> list[str]:
-    return [f"{name}.{d}" for name, m in model.named_modules() for d in explain._HOOK_DICTS
-            if getattr(m, d, None)]
+    return [
+        f"{name}.{d}"
+        for name, m in model.named_modules()
+        for d in explain._HOOK_DICTS
+        if getattr(m, d, None)
+    ]
 
 
 class Quadrant(nn.Module):
@@ -48,8 +54,14 @@ class Quadrant(nn.Module):
 
 def test_methods_are_listed_in_order_with_labels():
     names = [m.name for m in explain.METHODS]
-    assert names == ["gradient", "smoothgrad", "integrated_gradients", "gradcam",
-                     "guided_backprop", "occlusion"]
+    assert names == [
+        "gradient",
+        "smoothgrad",
+        "integrated_gradients",
+        "gradcam",
+        "guided_backprop",
+        "occlusion",
+    ]
     assert all(m.label and m.shows for m in explain.METHODS)
     with pytest.raises(ValueError, match="unknown method"):
         explain.method_info("lime")
@@ -58,7 +70,7 @@ def test_methods_are_listed_in_order_with_labels():
 def test_every_method_gives_a_unit_heatmap_and_leaves_no_hooks(trained):
     model, x, label = trained
     before = [p.clone() for p in model.parameters()]
-    results = explain.explain_all(model, x, label)
+    results = [explain.attribute(model, x, label, m.name) for m in explain.METHODS]
     assert [a.method for a in results] == [m.name for m in explain.METHODS]
     for a in results:
         assert a.heat.shape == a.signed.shape == (64, 64), a.method
@@ -74,8 +86,7 @@ def test_every_method_gives_a_unit_heatmap_and_leaves_no_hooks(trained):
 
 def test_parameters_override_defaults_and_unknown_ones_are_refused(trained):
     model, x, label = trained
-    a = explain.attribute(model, x, label, "integrated_gradients", n_steps=8,
-                          internal_batch_size=8)
+    a = explain.attribute(model, x, label, "integrated_gradients", n_steps=8, internal_batch_size=8)
     assert a.params["n_steps"] == 8 and a.delta is not None
     with pytest.raises(TypeError, match="n_steps"):
         explain.attribute(model, x, label, "gradient", n_steps=8)
@@ -95,7 +106,10 @@ def test_gradient_heat_stays_where_the_model_looks():
     occl = explain.attribute(model, x, 1, "occlusion")
     assert np.abs(occl.signed[:32, :32]).sum() > 0
     # patches that never touch the quadrant (rows or columns from 36 on) change nothing
-    assert np.abs(occl.signed[48:, :]).max() == 0 and np.abs(occl.signed[:, 48:]).max() == 0
+    # (up to float rounding: a batch of perturbations is not summed in one fixed order)
+    inside = np.abs(occl.signed[:32, :32]).max()
+    assert np.abs(occl.signed[48:, :]).max() < 1e-4 * inside
+    assert np.abs(occl.signed[:, 48:]).max() < 1e-4 * inside
     with pytest.raises(ValueError, match="tile"):
         explain.attribute(model, x, 1, "occlusion", window=16, stride=5)
 
@@ -160,8 +174,12 @@ def _hammer(model, inputs, rounds: int) -> tuple[dict, list[BaseException]]:
         try:
             barrier.wait()
             for _ in range(rounds):
-                results[i].append([explain.attribute(model, inputs[i], t, name)
-                                   for name, t in zip(PAIR, (i, 3 - i), strict=True)])
+                results[i].append(
+                    [
+                        explain.attribute(model, inputs[i], t, name)
+                        for name, t in zip(PAIR, (i, 3 - i), strict=True)
+                    ]
+                )
         except BaseException as e:  # noqa: BLE001 - reported by the test
             errors.append(e)
 
@@ -175,8 +193,10 @@ def _hammer(model, inputs, rounds: int) -> tuple[dict, list[BaseException]]:
 
 def _same_as_sequential(model, inputs, results) -> bool:
     for i in (0, 1):
-        expected = [explain.attribute(model, inputs[i], t, name)
-                    for name, t in zip(PAIR, (i, 3 - i), strict=True)]
+        expected = [
+            explain.attribute(model, inputs[i], t, name)
+            for name, t in zip(PAIR, (i, 3 - i), strict=True)
+        ]
         for run in results[i]:
             for got, want in zip(run, expected, strict=True):
                 if not np.array_equal(got.signed, want.signed):

@@ -1,4 +1,5 @@
-"""`tinyviz.images`: every mode and format we accept, everything we refuse, and heatmaps."""
+"""Uploads (`tinyviz.demo.images`): every mode and format we accept, everything we refuse;
+and heat maps (`tinyviz.demo.heatmaps`)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,10 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from tinyviz.images import (
-    CORRUPT,
-    NOT_AN_IMAGE,
-    ImageError,
-    UploadedImage,
-    heat_to_rgb,
-    load_upload,
-    overlay,
-    thumbnail_data_uri,
-    to_model_input,
-)
+from tinyviz.data.batches import to_model_input
+from tinyviz.demo.heatmaps import heat_to_rgb, overlay
+from tinyviz.demo.images import CORRUPT, NOT_AN_IMAGE, ImageError, UploadedImage, load_upload
+from tinyviz.explain.embed import thumbnail_data_uri
 
 RNG = np.random.default_rng(0)
 
@@ -82,10 +76,12 @@ MODE_CASES = {
     "RGBA": lambda: encode(noise().convert("RGBA"), "PNG"),
     "CMYK-JPEG": lambda: encode(noise().convert("CMYK"), "JPEG"),
     "CMYK-TIFF": lambda: encode(noise().convert("CMYK"), "TIFF"),
-    "I;16-PNG": lambda: encode(Image.fromarray(
-        RNG.integers(0, 65536, (60, 80), dtype=np.uint16)), "PNG"),
-    "I-TIFF": lambda: encode(Image.fromarray(
-        RNG.integers(-5000, 100_000, (60, 80), dtype=np.int32)), "TIFF"),
+    "I;16-PNG": lambda: encode(
+        Image.fromarray(RNG.integers(0, 65536, (60, 80), dtype=np.uint16)), "PNG"
+    ),
+    "I-TIFF": lambda: encode(
+        Image.fromarray(RNG.integers(-5000, 100_000, (60, 80), dtype=np.int32)), "TIFF"
+    ),
     "F-TIFF": lambda: encode(Image.fromarray(RNG.random((60, 80), dtype=np.float32)), "TIFF"),
     "YCbCr-TIFF": lambda: encode(noise().convert("YCbCr"), "TIFF"),
     "LAB-TIFF": lambda: encode(Image.new("LAB", (40, 30), (255, 128, 128)), "TIFF"),
@@ -147,8 +143,15 @@ def test_colours_survive_conversions():
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
 def test_animation_gives_first_frame(fmt):
     frames = [solid((255, 0, 0)), solid((0, 0, 255))]
-    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100,
-                  loop=0, **({"lossless": True} if fmt == "WEBP" else {}))
+    data = encode(
+        frames[0],
+        fmt,
+        save_all=True,
+        append_images=frames[1:],
+        duration=100,
+        loop=0,
+        **({"lossless": True} if fmt == "WEBP" else {}),
+    )
     with Image.open(io.BytesIO(data)) as check:
         assert getattr(check, "n_frames", 1) == 2
     assert near(load_upload(data).rgb[32, 32], (255, 0, 0), 4)
@@ -197,13 +200,20 @@ def test_big_photo_display_copy_and_fast_decode():
 
 def _png(width: int, height: int) -> bytes:
     """A real, complete 1-bit PNG of a blank `width x height` image, built without Pillow."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body)))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     row = b"\0" * (1 + (width + 7) // 8)
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(row * height, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_png_builder_makes_real_pngs():
@@ -223,13 +233,19 @@ def test_decompression_bomb_is_refused_before_decoding(side):
     assert time.perf_counter() - start < 0.5
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"hello, this is a text file\n" * 10, b"PK\x03\x04" + b"\0" * 100,
-    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-    b'<rect width="10" height="10"/></svg>',
-    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
-    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
-], ids=["empty", "text", "zip", "svg", "pdf", "eps"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, this is a text file\n" * 10,
+        b"PK\x03\x04" + b"\0" * 100,
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        b'<rect width="10" height="10"/></svg>',
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+    ],
+    ids=["empty", "text", "zip", "svg", "pdf", "eps"],
+)
 def test_non_images_are_refused(data):
     with pytest.raises(ImageError) as e:
         load_upload(data)
@@ -301,7 +317,7 @@ def test_thumbnail_data_uri(fmt):
     uri = thumbnail_data_uri(rgb, size=48, fmt=fmt)
     prefix = f"data:image/{fmt.lower()};base64,"
     assert uri.startswith(prefix)
-    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))) as img:
+    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))) as img:
         assert img.format == fmt and img.size == (48, 36)
 
 

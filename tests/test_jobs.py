@@ -15,16 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from tinyviz import checkpoints, jobs
+from tinyviz import io, runs
 from tinyviz.cli import build_parser, config_from_args
 from tinyviz.config import AugmentConfig, TrainConfig
+from tinyviz.runs import jobs
+from tinyviz.runs.progress import TrainProgress, write_progress
 
 TIMEOUT = 120
 
 
 def small(epochs: int) -> TrainConfig:
-    return TrainConfig(model="mlp", model_options={"hidden": 32}, epochs=epochs, batch_size=32,
-                       lr=0.05, snapshots=2)
+    return TrainConfig(
+        model="mlp",
+        model_options={"hidden": 32},
+        epochs=epochs,
+        batch_size=32,
+        lr=0.05,
+        snapshots=2,
+    )
 
 
 def wait_for(run_dir: Path, until, timeout: float = TIMEOUT) -> jobs.Job:
@@ -39,7 +47,7 @@ def wait_for(run_dir: Path, until, timeout: float = TIMEOUT) -> jobs.Job:
 
 
 def epochs_logged(run_dir: Path) -> list[int]:
-    return [row["epoch"] for row in checkpoints.read_jsonl(run_dir / checkpoints.METRICS)]
+    return [row["epoch"] for row in io.read_jsonl(run_dir / runs.RunFolder.METRICS)]
 
 
 def parse(args: list[str]) -> TrainConfig:
@@ -49,16 +57,35 @@ def parse(args: list[str]) -> TrainConfig:
 # ---------------------------------------------------------------- command line
 
 
-@pytest.mark.parametrize("cfg", [
-    TrainConfig(),
-    small(3),
-    TrainConfig(model="resnet18", model_options={"width": 8, "dropout": 0.25, "stem": "tiny",
-                                                 "flag": True, "sizes": [1, 2]},
-                epochs=2, lr=5e-05, weight_decay=-1e-3, nesterov=False, optimizer="adamw",
-                schedule="cosine", channels_last=False, compile=True, precision="bf16",
-                augment=AugmentConfig(flip=False, translate=0, rotate=12.5, crop=56,
-                                      mixup=0.2, mix_prob=0.5)),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TrainConfig(),
+        small(3),
+        TrainConfig(
+            model="resnet18",
+            model_options={
+                "width": 8,
+                "dropout": 0.25,
+                "stem": "tiny",
+                "flag": True,
+                "sizes": [1, 2],
+            },
+            epochs=2,
+            lr=5e-05,
+            weight_decay=2.5e-5,
+            nesterov=False,
+            optimizer="adamw",
+            schedule="cosine",
+            channels_last=False,
+            compile=True,
+            precision="bf16",
+            augment=AugmentConfig(
+                flip=False, translate=0, rotate=12.5, crop=56, mixup=0.2, mix_prob=0.5
+            ),
+        ),
+    ],
+)
 def test_command_line_round_trips_to_the_same_config(cfg):
     args = jobs.train_args(cfg)
     assert parse(args) == cfg
@@ -89,7 +116,7 @@ def test_a_job_runs_to_the_end_and_a_second_one_is_refused(tmp_path, tiny_zip):
     done = wait_for(run, lambda j: not j.active)
     assert done.status == "done", jobs.log_tail(run)
     assert epochs_logged(run) == [1, 2, 3]
-    assert done.progress["epoch"] == 3 and done.progress["last"]["epoch"] == 3
+    assert done.progress.epoch == 3 and done.progress.last.epoch == 3
     assert jobs.current(jobs_dir) is None  # the finished job's lock is stale: cleared
     assert not (jobs_dir / jobs.LOCK).exists()
     assert jobs.latest(jobs_dir).status == "done"
@@ -104,11 +131,10 @@ def test_stop_then_resume_logs_every_epoch_once(tmp_path, tiny_zip):
     jobs_dir, run = tmp_path / "jobs", tmp_path / "run"
     epochs = 12
     jobs.start(small(epochs), run, data=str(tiny_zip), jobs_dir=jobs_dir)
-    wait_for(run, lambda j: j.status == "running" and j.progress.get("epoch", 0) >= 1
-             or not j.active)
+    wait_for(run, lambda j: j.status == "running" and j.progress.epoch >= 1 or not j.active)
     stopped = jobs.stop(run, jobs_dir=jobs_dir)
     assert stopped.status == "stopped", jobs.log_tail(run)
-    assert "resume" in stopped.message
+    assert "Resume continues after epoch" in stopped.message and stopped.resumable
     assert jobs.current(jobs_dir) is None and not (jobs_dir / jobs.LOCK).exists()
     done_before = len(epochs_logged(run))
     assert 1 <= done_before < epochs
@@ -134,8 +160,9 @@ def test_a_running_status_whose_process_died_is_reported(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     dead = dead_pid()
-    checkpoints.write_json(run / "progress.json", {"status": "running", "pid": dead,
-                                                   "epoch": 1})
+    write_progress(
+        runs.RunFolder(run), TrainProgress("running", dead, time.time(), time.time(), epoch=1)
+    )
     job = jobs.status(run)
     assert job.status == jobs.ENDED and not job.active
     assert jobs.status(tmp_path / "nothing").status == "none"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 
-from tinyviz import checkpoints, leaderboard
+from tinyviz import runs
+from tinyviz.runs import leaderboard
 
 
 def test_rows_from_a_trained_run(tiny_run, tiny_zip):
-    run = checkpoints.open_run(tiny_run)
+    run = runs.open_run(tiny_run)
     row = leaderboard.row(run)
     assert row["model"] == "resnet18" and row["epochs"] == 4
     assert 0 <= row["top1"] <= 1 and "last epoch" in row["measured_on"]
@@ -18,12 +19,12 @@ def test_rows_from_a_trained_run(tiny_run, tiny_zip):
 
 
 def test_recorded_evaluations_take_precedence(tiny_run, tiny_data, tmp_path):
-    from tinyviz.evaluate import evaluate_run
+    from tinyviz.runs.evaluate import evaluate_run
 
     copy = shutil.copytree(tiny_run, tmp_path / "run")
     evaluate_run(copy, tiny_data)
     evaluate_run(copy, tiny_data, tta="flip", ensemble_size=2)
-    run = checkpoints.open_run(copy)
+    run = runs.open_run(copy)
     row = leaderboard.row(run)
     assert row["measured_on"] == "val, 24 images, single model"
     assert row["best_with"] == "val, 24 images, flip TTA, ensemble of 2 snapshots"

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tinyviz import checkpoints, embed
+from tinyviz import runs
 from tinyviz.data import load
+from tinyviz.explain import embed
 
 APP = Path(__file__).parents[1] / "app.py"
 SHIPPED = (Path(__file__).parents[1] / "checkpoints").resolve()
@@ -45,9 +46,9 @@ def confused_run(tmp_path_factory, tiny_run) -> Path:
     """The tiny run with its head biased towards class 0, so that it makes mistakes."""
     run = tmp_path_factory.mktemp("confused") / "tiny-confused"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
-    weights = checkpoints.load_weights(run / checkpoints.WEIGHTS)
+    weights = runs.load_weights(run / runs.RunFolder.WEIGHTS)
     weights["fc.bias"][0] += weights["fc.weight"].abs().sum(1).mean() * 0.3
-    checkpoints.save_weights(run / checkpoints.WEIGHTS, weights)
+    runs.save_weights(run / runs.RunFolder.WEIGHTS, weights)
     return run
 
 
@@ -66,7 +67,7 @@ def test_confusion_page(app_env, confused_run, monkeypatch):
     assert "Measured on the validation set: 24 images" in at.caption[-1].value
     at.segmented_control(key="tv_conf_order").set_value("name")
     ok(at.run())
-    names = checkpoints.open_run(confused_run).class_names
+    names = runs.open_run(confused_run).class_names
     block = next(c for c in charts(at) if "Classes 1 to" in json.dumps(c.get("title", "")))
     assert block["layer"][0]["encoding"]["x"]["sort"] == sorted(names, key=str.lower)
     pairs = at.radio(key=f"tv_conf_pair_{confused_run.name}")
@@ -151,7 +152,7 @@ def test_tsne_placement_does_not_report_to_the_fits_progress():
 
 
 def test_weighted_overlay_keeps_cold_pixels():
-    from tinyviz.images import overlay
+    from tinyviz.demo.heatmaps import overlay
 
     rgb = np.full((16, 16, 3), 100, np.uint8)
     heat = np.zeros((16, 16), np.float32)

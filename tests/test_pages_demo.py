@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tinyviz import jobs
+from tinyviz.runs import jobs
 
 APP = Path(__file__).parents[1] / "app.py"
 RESNET = Path(__file__).parents[1] / "checkpoints" / "resnet18-push"
@@ -58,17 +58,19 @@ def texts(at: AppTest) -> str:
 # ------------------------------------------------------------------- Classify
 
 
-needs_resnet = pytest.mark.skipif(not (RESNET / "model.safetensors").exists(),
-                                  reason="the shipped resnet18-push checkpoint is missing")
+needs_resnet = pytest.mark.skipif(
+    not (RESNET / "model.safetensors").exists(),
+    reason="the shipped resnet18-push checkpoint is missing",
+)
 
 
 @needs_resnet
 def test_classify_uploads_good_and_bad_files(app_env, tiny_run):
-    at = page("pages/classify.py", tiny_run,
-              tv_cls_runs=[str(RESNET), f"{tiny_run}#snapshots"])
+    at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(RESNET), f"{tiny_run}#snapshots"])
     assert at.file_uploader(key="tv_cls_files").accept_multiple_files
-    at.file_uploader(key="tv_cls_files").set_value([
-        ("photo.png", png(), "image/png"), ("notes.png", b"just some text", "image/png")])
+    at.file_uploader(key="tv_cls_files").set_value(
+        [("photo.png", png(), "image/png"), ("notes.png", b"just some text", "image/png")]
+    )
     ok(at.run())
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "notes.png" in errors[0] and "\n" not in errors[0]
@@ -193,8 +195,12 @@ def test_train_start_watch_second_tab_stop(app_env, tmp_path, monkeypatch):
     start_button(at).click()
     ok(at.run())
     try:
-        wait(at, lambda a: "**tiny-logreg**: running" in texts(a)
-             and "val: the validation images" in texts(a))  # an epoch is done: curves show
+        wait(
+            at,
+            lambda a: (
+                "**tiny-logreg**: running" in texts(a) and "val: the validation images" in texts(a)
+            ),
+        )  # an epoch is done: curves show
         assert at.get("progress")
         second = page("pages/train.py")  # another tab: the same job, Start disabled
         assert "**tiny-logreg**: running" in texts(second)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
-
-from tinyviz import models, reference
+from tinyviz import models
+from tinyviz.runs import reference
 
 
 def test_every_family_is_a_model_or_transfer():
     known = set(models.names()) | {reference.TRANSFER}
-    assert set(reference.families()) <= known
+    assert {r.family for r in reference.REFERENCES} <= known
 
 
 def test_numbers_are_fractions():
@@ -22,32 +19,17 @@ def test_numbers_are_fractions():
             assert r.val_top5 >= r.val_top1
 
 
-def test_every_seed_is_present_and_rows_are_frozen():
+def test_every_seed_is_present_with_its_best_figures():
     assert {r.seed for r in reference.REFERENCES} == {"000", "001", "002", "003", "004"}
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        reference.REFERENCES[0].val_top1 = 1.0  # type: ignore[misc]
+    best = {}
+    for r in reference.REFERENCES:
+        if r.val_top1 is not None:
+            best[r.family] = max(best.get(r.family, 0), r.val_top1)
+    # the seeds' best from scratch (004's ensemble) and with transfer (004's 10-crop)
+    assert best["inception_v3_like"] == 0.522 and best["transfer"] == 0.767
+    assert best["logreg"] == 0.062
 
 
 def test_seed_002_says_no_figure_was_given():
-    (row,) = reference.for_family("googlenet_like")
+    (row,) = [r for r in reference.REFERENCES if r.family == "googlenet_like"]
     assert row.seed == "002" and row.val_top1 is None and "no accuracy" in row.notes
-    assert reference.best("googlenet_like") is row
-
-
-def test_lookups():
-    assert [r.val_top1 for r in reference.for_family("logreg")] == [0.062]
-    assert reference.best("inception_v3_like").val_top1 == 0.522
-    assert reference.best("transfer").val_top1 == 0.767
-    assert reference.best("resnet18") is None
-    assert reference.family_of("tv_resnet50") == reference.TRANSFER
-    assert reference.family_of("effnet_lite0") == reference.TRANSFER
-    assert reference.family_of("vgg_bn") == "vgg_bn"
-    assert len(reference.for_model("simple_cnn")) == 3
-
-
-def test_table_is_plain_dicts():
-    rows = reference.table()
-    assert len(rows) == len(reference.REFERENCES)
-    assert set(rows[0]) == {"seed", "source", "model", "family", "val_top1", "val_top5",
-                            "notes"}
-    assert all(r["family"] == "vgg_bn" for r in reference.table("vgg_bn"))

@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyviz import checkpoints
+from tinyviz import io, runs
 from tinyviz.config import AugmentConfig, TrainConfig
 from tinyviz.data import load
-from tinyviz.evaluate import evaluate_run
-from tinyviz.search import random_search
-from tinyviz.train import TrainingError, lr_at, train
+from tinyviz.errors import ConfigError, TrainingError
+from tinyviz.runs.evaluate import evaluate_run
+from tinyviz.training.loop import lr_at, train
+from tinyviz.training.search import random_search
+from tinyviz.training.state import read_counters
 
-SMALL = TrainConfig(model="resnet18", model_options={"width": 8}, epochs=2, batch_size=32,
-                    lr=0.05, snapshots=2)
+SMALL = TrainConfig(
+    model="resnet18", model_options={"width": 8}, epochs=2, batch_size=32, lr=0.05, snapshots=2
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +40,26 @@ def run(data, tmp_path_factory) -> Path:
 
 
 def test_run_folder_holds_everything(run):
-    r = checkpoints.open_run(run)
+    r = runs.open_run(run)
     assert r.model_name == "resnet18" and len(r.wnids) == 4
-    assert r.config["train"]["epochs"] == 6 and r.config["model"]["params"] > 0
-    assert r.config["env"]["torch"] == torch.__version__
-    assert [m["epoch"] for m in r.metrics] == [1, 2, 3, 4, 5, 6]
-    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds",
-                "images_per_s"):
-        assert key in r.metrics[0]
-    snaps = r.snapshots()
-    assert len(snaps) == 2 and snaps[0]["top1"] >= snaps[1]["top1"]
-    assert all((run / "snapshots" / s["file"]).exists() for s in snaps)
+    assert r.config.train.epochs == 6 and r.config.model.params > 0
+    assert r.config.env["torch"] == torch.__version__
+    assert [m.epoch for m in r.metrics] == [1, 2, 3, 4, 5, 6]
+    assert all(m.images_per_s > 0 and m.seconds > 0 and 0 <= m.val_top1 <= 1 for m in r.metrics)
+    snaps = r.snapshots
+    assert len(snaps) == 2 and snaps[0].top1 >= snaps[1].top1
+    assert all(r.snapshot_path(s).exists() for s in snaps)
     assert len(list((run / "snapshots").glob("*.safetensors"))) == 2
     assert json.loads((run / "progress.json").read_text())["status"] == "done"
+    # the resume state is one file (one atomic commit), and no temporary file is left
+    assert (run / "resume.safetensors").exists() and not (run / "state.json").exists()
+    assert not list(run.rglob("*.tmp"))
 
 
 def test_trained_model_learns_the_classes(run, data):
     result = evaluate_run(run, data, record=False)
     assert result["n"] == 24 and result["top1"] >= 0.75  # chance is 0.25
-    model = checkpoints.load_model(run)
+    model = runs.load_model(run)
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 4)
 
 
@@ -64,9 +68,8 @@ def test_evaluate_tta_ensemble_and_record(run, data):
         assert evaluate_run(run, data, tta=tta)["tta"] == tta
     ens = evaluate_run(run, data, ensemble_size=2)
     assert ens["ensemble"] == 2 and len(ens["curve"]) == 2
-    recorded = checkpoints.open_run(run).evals()
-    assert {(e["tta"], e["ensemble"]) for e in recorded} >= {("flip", 1), ("10crop", 1),
-                                                             ("none", 2)}
+    recorded = runs.open_run(run).evals
+    assert {(e.tta, e.ensemble) for e in recorded} >= {("flip", 1), ("10crop", 1), ("none", 2)}
 
 
 class Killed(Exception):
@@ -81,6 +84,7 @@ def _kill_after(epochs: int):
         seen.append(line)
         if len(seen) >= epochs:
             raise Killed()
+
     return log
 
 
@@ -90,9 +94,48 @@ def test_resume_after_kill_loses_at_most_one_epoch(data, tmp_path):
     with pytest.raises(Killed):
         train(cfg, data, out, progress=False, log=_kill_after(2))
     train(cfg, data, out, resume=True, progress=False, log=lambda s: None)
-    assert [m["epoch"] for m in checkpoints.read_jsonl(out / "metrics.jsonl")] == [1, 2, 3, 4]
-    state = checkpoints.read_json(out / "state.json")
+    assert [m["epoch"] for m in io.read_jsonl(out / "metrics.jsonl")] == [1, 2, 3, 4]
+    state = read_counters(runs.RunFolder(out))
     assert state["epoch"] == 4 and state["step"] == 4 * (96 // 32)
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(data, tmp_path):
+    out = tmp_path / "r"
+    train(SMALL.replace(epochs=1), data, out, progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="already finished all 1 epochs"):
+        train(None, data, out, resume=True, progress=False, log=lambda s: None)
+    train(None, data, out, resume=True, epochs=2, progress=False, log=lambda s: None)
+    r = runs.open_run(out)
+    assert [m.epoch for m in r.metrics] == [1, 2] and r.config.train.epochs == 2
+    with pytest.raises(ConfigError, match="cannot shorten"):
+        train(None, data, out, resume=True, epochs=1, progress=False, log=lambda s: None)
+
+
+def test_a_new_run_never_lands_on_an_existing_one(run, data, tmp_path):
+    """Shipped and exported runs have no resume state: they must be refused too."""
+    from tinyviz.runs.export import export_run
+
+    export_run(run, tmp_path / "shipped")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "shipped").iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(
+            SMALL.replace(model="logreg", model_options={}, epochs=1),
+            data,
+            tmp_path / "shipped",
+            progress=False,
+        )
+    after = {p.name: p.read_bytes() for p in (tmp_path / "shipped").iterdir() if p.is_file()}
+    assert after == before
+    train(
+        SMALL.replace(model="logreg", model_options={}, epochs=1),
+        data,
+        tmp_path / "shipped",
+        overwrite=True,
+        progress=False,
+        log=lambda s: None,
+    )
+    replaced = runs.open_run(tmp_path / "shipped")
+    assert replaced.model_name == "logreg" and replaced.evals == ()
 
 
 def test_resume_is_exact(data, tmp_path):
@@ -103,8 +146,8 @@ def test_resume_is_exact(data, tmp_path):
     with pytest.raises(Killed):
         train(cfg, data, split, progress=False, log=_kill_after(1))
     train(cfg, data, split, resume=True, progress=False, log=lambda s: None)
-    a = checkpoints.load_weights(straight / "model.safetensors")
-    b = checkpoints.load_weights(split / "model.safetensors")
+    a = runs.load_weights(straight / "model.safetensors")
+    b = runs.load_weights(split / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
@@ -113,14 +156,14 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
     out = tmp_path / "r"
     train(SMALL.replace(epochs=1), data, out, progress=False, log=lambda s: None)
     good = (out / "model.safetensors").read_bytes()
-    conf = checkpoints.read_json(out / "config.json")
+    conf = io.read_json(out / "config.json")
     conf["train"].update(epochs=3, lr=1e30, schedule="constant")
-    checkpoints.write_json(out / "config.json", conf)
-    with pytest.raises(TrainingError, match="non-finite"):
-        train(SMALL, data, out, resume=True, progress=False, log=lambda s: None)
+    io.write_json(out / "config.json", conf)
+    with pytest.raises(TrainingError, match=r"non-finite.*epoch 1\) is kept"):
+        train(None, data, out, resume=True, progress=False, log=lambda s: None)
     assert (out / "model.safetensors").read_bytes() == good
     assert json.loads((out / "progress.json").read_text())["status"] == "failed"
-    checkpoints.load_model(out)  # still loads
+    runs.load_model(out)  # still loads
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step", "constant"])
@@ -132,19 +175,38 @@ def test_schedules_start_positive_and_end_low(schedule):
 
 def _cli(*args, env_extra=None, **kw):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "tinyviz", *args], capture_output=True,
-                          text=True, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "tinyviz", *args], capture_output=True, text=True, env=env, **kw
+    )
 
 
 def test_cli_train_and_evaluate_print_json(tiny_zip, tmp_path):
     out = tmp_path / "cli"
-    res = _cli("train", "--data", str(tiny_zip), "--model", "logreg", "--epochs", "1",
-               "--batch-size", "32", "--optimizer", "adam", "--lr", "1e-3", "--out", str(out),
-               "--quiet", "--rotate", "5", "--no-flip")
+    res = _cli(
+        "train",
+        "--data",
+        str(tiny_zip),
+        "--model",
+        "logreg",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--out",
+        str(out),
+        "--quiet",
+        "--rotate",
+        "5",
+        "--no-flip",
+    )
     assert res.returncode == 0, res.stderr
     line = json.loads(res.stdout.strip().splitlines()[-1])
     assert line["epochs"] == 1 and 0 <= line["best_val_top1"] <= 1
-    cfg = checkpoints.read_json(out / "config.json")["train"]
+    cfg = io.read_json(out / "config.json")["train"]
     assert cfg["optimizer"] == "adam" and cfg["augment"]["rotate"] == 5
     assert cfg["augment"]["flip"] is False
     res = _cli("evaluate", str(out), "--data", str(tiny_zip), "--tta", "flip")
@@ -152,48 +214,68 @@ def test_cli_train_and_evaluate_print_json(tiny_zip, tmp_path):
     score = json.loads(res.stdout)
     assert score["n"] == 24 and score["tta"] == "flip" and {"top1", "top5", "loss"} <= set(score)
     again = _cli("train", "--data", str(tiny_zip), "--model", "logreg", "--out", str(out))
-    assert again.returncode == 1 and "--resume" in again.stderr
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
 
 
 def test_cli_sigterm_stops_cleanly_and_resume_finishes(tiny_zip, tmp_path):
     out = tmp_path / "stop"
-    proc = subprocess.Popen([sys.executable, "-m", "tinyviz", "train", "--data", str(tiny_zip),
-                             "--model", "resnet18", "--opt", "width=8", "--epochs", "30",
-                             "--batch-size", "16", "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinyviz",
+            "train",
+            "--data",
+            str(tiny_zip),
+            "--model",
+            "resnet18",
+            "--opt",
+            "width=8",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / "state.json").exists():
+    while time.time() < deadline and not (out / "resume.safetensors").exists():
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert json.loads((out / "progress.json").read_text())["status"] == "stopped"
-    done = len(checkpoints.read_jsonl(out / "metrics.jsonl"))
+    done = len(io.read_jsonl(out / "metrics.jsonl"))
     assert 1 <= done < 30
-    conf = checkpoints.read_json(out / "config.json")
-    conf["train"]["epochs"] = done + 1
-    checkpoints.write_json(out / "config.json", conf)
-    res = _cli("train", "--resume", str(out), "--quiet")
+    res = _cli("train", "--resume", str(out), "--epochs", str(done + 1), "--quiet")
     assert res.returncode == 0, res.stderr
-    assert len(checkpoints.read_jsonl(out / "metrics.jsonl")) == done + 1
+    assert len(io.read_jsonl(out / "metrics.jsonl")) == done + 1
+    assert io.read_json(out / "config.json")["train"]["epochs"] == done + 1
 
 
 def test_export_halves_weights_and_still_loads(run, tmp_path):
-    from tinyviz.export import export_run
+    from tinyviz.runs.export import export_run
 
     info = export_run(run, tmp_path / "half", snapshots=1)
     assert info["snapshots"] == 1
-    w = checkpoints.load_weights(tmp_path / "half" / "model.safetensors")
+    w = runs.load_weights(tmp_path / "half" / "model.safetensors")
     assert all(t.dtype == torch.float16 for t in w.values() if t.is_floating_point())
-    full = checkpoints.load_model(run)
-    half = checkpoints.load_model(tmp_path / "half")
+    full = runs.load_model(run)
+    half = runs.load_model(tmp_path / "half")
     x = torch.rand(4, 3, 64, 64)
     assert torch.allclose(full(x).softmax(1), half(x).softmax(1), atol=0.02)
 
 
 def test_random_search_writes_scatter_data(data, tmp_path):
     base = TrainConfig(model="logreg", epochs=1, batch_size=32, optimizer="adam")
-    result = random_search(base, data, tmp_path, trials=2, lr_range=(1e-4, 1e-2),
-                           wd_range=(1e-6, 1e-4), progress=False)
-    rows = checkpoints.read_json(tmp_path / "search.json")["trials"]
+    result = random_search(
+        base, data, tmp_path, trials=2, lr_range=(1e-4, 1e-2), wd_range=(1e-6, 1e-4), progress=False
+    )
+    rows = io.read_json(tmp_path / "search.json")["trials"]
     assert result["trials"] == 2 and len(rows) == 2
     assert all(1e-4 <= r["lr"] <= 1e-2 and 0 <= r["val_top1"] <= 1 for r in rows)

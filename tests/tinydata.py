@@ -13,8 +13,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-WORDS = ["goldfish, Carassius auratus", "tabby, tabby cat", "sports car, sport car",
-         "convertible", "school bus", "teapot", "banana", "pizza, pizza pie"]
+WORDS = [
+    "goldfish, Carassius auratus",
+    "tabby, tabby cat",
+    "sports car, sport car",
+    "convertible",
+    "school bus",
+    "teapot",
+    "banana",
+    "pizza, pizza pie",
+]
 
 
 def wnid(k: int) -> str:
@@ -39,8 +47,13 @@ def jpeg(arr: np.ndarray, mode: str = "RGB") -> bytes:
     return buf.getvalue()
 
 
-def make_files(classes: int = 4, train_per_class: int = 24, val_per_class: int = 6,
-               seed: int = 0, corrupt: int = 0) -> dict[str, bytes]:
+def make_files(
+    classes: int = 4,
+    train_per_class: int = 24,
+    val_per_class: int = 6,
+    seed: int = 0,
+    corrupt: int = 0,
+) -> dict[str, bytes]:
     """The data set as {relative path: bytes}; `corrupt` training images are garbage bytes."""
     rng = np.random.default_rng(seed)
     files: dict[str, bytes] = {}

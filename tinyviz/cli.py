@@ -1,8 +1,12 @@
-"""The command line: `python -m tinyviz {data,download,models,train,evaluate,export,search}`.
+"""The command line: `tinyviz {data,download,models,train,evaluate,export,search,analyse}`.
 
-Training options are generated from the fields of `TrainConfig` and `AugmentConfig`, so the
-command line, the Python API and `config.json` always agree. Commands that report a result
-print one JSON line on stdout (progress goes to stderr), so scripts can parse them.
+Training options are generated from the fields of `TrainConfig` and `AugmentConfig` (their
+help text included), so the command line, the Python API and `config.json` always agree.
+Commands that report a result print one JSON line on stdout (progress goes to stderr), so
+scripts can parse them. A bad command gets one line on stderr and exit status 2; a refusal
+found later (missing data, a broken run) one line and status 1; never a traceback. Heavy
+imports (torch, the model zoo) happen inside the commands that need them, so `tinyviz data`
+stays light.
 """
 
 from __future__ import annotations
@@ -11,13 +15,24 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .config import AugmentConfig, TrainConfig
+from .config import TTA_MODES, AugmentConfig, TrainConfig, help_of
+from .errors import ConfigError, Stopped, TinyvizError
 
-TRAIN_EXAMPLE = ("python -m tinyviz train --data data/tiny-imagenet-200.zip --model resnet18 "
-                 "--epochs 18 --out checkpoints/resnet18")
+TRAIN_EXAMPLE = (
+    "tinyviz train --data data/tiny-imagenet-200.zip --model resnet18 "
+    "--epochs 18 --out runs/resnet18"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`error: ...`), not usage text plus a line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,44 +41,64 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .checkpoints import CheckpointError
-    from .data import DataError
-    from .train import Stopped, TrainingError
-
     try:
         return args.func(args) or 0
-    except (DataError, CheckpointError, TrainingError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except (Stopped, KeyboardInterrupt):
         print("stopped; continue with --resume RUN_DIR", file=sys.stderr)
         return 130
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (TinyvizError, OSError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tinyviz", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(title="commands")
+    p = Parser(prog="tinyviz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(title="commands", parser_class=Parser)
 
     d = sub.add_parser("data", help="check the data set, build its cache, print a summary")
     d.add_argument("path", nargs="?", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
     d.set_defaults(func=cmd_data)
 
     dl = sub.add_parser("download", help="download the official archive into ./data/")
-    dl.add_argument("--url", default=None)
-    dl.add_argument("--dest", default="data")
-    dl.add_argument("--sha256", default=None)
+    dl.add_argument("--url", default=None, help="where to download from")
+    dl.add_argument("--dest", default="data", help="folder to put the zip in")
+    dl.add_argument("--sha256", default=None, help="expected digest of the zip")
     dl.set_defaults(func=cmd_download)
 
-    m = sub.add_parser("models", help="list the registered models")
+    m = sub.add_parser("models", help="the registered models, as JSON lines")
     m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="train a model into a run folder",
-                       epilog=f"example: {TRAIN_EXAMPLE}")
+    t = sub.add_parser(
+        "train", help="train a model into a run folder", epilog=f"example: {TRAIN_EXAMPLE}"
+    )
     t.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
     t.add_argument("--out", help="run folder to create")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
-    t.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. --opt dropout=0.3 --opt freeze=true")
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped or killed run; with --epochs N, train it to N epochs in all",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (its weights and records are lost)",
+    )
+    t.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. --opt dropout=0.3 --opt freeze=true",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_options(t, TrainConfig, skip={"model_options", "augment"})
     add_dataclass_options(t, AugmentConfig)
@@ -71,51 +106,95 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a run on the validation set")
     e.add_argument("run", help="run folder")
-    e.add_argument("--data")
-    e.add_argument("--tta", default="none", choices=["none", "flip", "10crop"])
+    e.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
+    e.add_argument(
+        "--tta",
+        default="none",
+        choices=list(TTA_MODES),
+        help="test-time augmentation: none, flip, or seed 004's 10crop",
+    )
     e.add_argument("--ensemble", type=int, default=1, help="average the best K snapshots")
-    e.add_argument("--split", default="val", choices=["val", "train"])
-    e.add_argument("--device", default="auto")
-    e.add_argument("--limit", type=int, default=0, help="use only this many images")
-    e.add_argument("--no-record", dest="record", action="store_false",
-                   help="do not add the result to the run's evals.json")
+    e.add_argument("--split", default="val", choices=["val", "train"], help="which images")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("--limit", type=int, default=0, help="use only this many images (0 = all)")
+    e.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="do not add the result to the run's evals.json",
+    )
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="copy a run with half-precision weights (for shipping)")
-    x.add_argument("run")
-    x.add_argument("out")
+    x.add_argument("run", help="run folder")
+    x.add_argument("out", help="new folder for the copy")
     x.add_argument("--snapshots", type=int, default=0, help="also keep the best K snapshots")
     x.set_defaults(func=cmd_export)
 
     s = sub.add_parser("search", help="random search over learning rate and weight decay")
-    s.add_argument("--data")
+    s.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
     s.add_argument("--out", required=True, help="folder for the trials and search.json")
-    s.add_argument("--trials", type=int, default=8)
-    s.add_argument("--lr", nargs=2, type=float, default=[1e-3, 1.0], metavar=("MIN", "MAX"))
-    s.add_argument("--wd", nargs=2, type=float, default=[1e-6, 1e-3], metavar=("MIN", "MAX"))
-    s.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--quiet", action="store_true")
-    add_dataclass_options(s, TrainConfig, skip={"model_options", "augment", "lr",
-                                                "weight_decay"})
+    s.add_argument("--trials", type=int, default=8, help="runs to train")
+    s.add_argument(
+        "--lr",
+        nargs=2,
+        type=float,
+        default=[1e-3, 1.0],
+        metavar=("MIN", "MAX"),
+        help="log-uniform range of the learning rate",
+    )
+    s.add_argument(
+        "--wd",
+        nargs=2,
+        type=float,
+        default=[1e-6, 1e-3],
+        metavar=("MIN", "MAX"),
+        help="log-uniform range of the weight decay",
+    )
+    s.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. --opt width=32",
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_dataclass_options(s, TrainConfig, skip={"model_options", "augment", "lr", "weight_decay"})
     add_dataclass_options(s, AugmentConfig)
     s.set_defaults(func=cmd_search)
     return p
 
 
+def _choices(cls, name: str) -> list[str] | None:
+    """The choices of a `Literal` field, else None."""
+    hint = typing.get_type_hints(cls)[name]
+    return list(typing.get_args(hint)) if typing.get_origin(hint) is Literal else None
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=frozenset()) -> None:
-    """One `--field-name` option per dataclass field, typed by its default."""
+    """One `--field-name` option per dataclass field, typed by its default, with its help."""
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
+        text = f"{help_of(f)} (default: {default})"
+        choices = _choices(cls, f.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=f"(default: {default})")
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        elif choices:
+            parser.add_argument(flag, dest=f.name, choices=choices, default=None, help=text)
         else:
-            parser.add_argument(flag, dest=f.name, type=type(default), default=None,
-                                metavar=type(default).__name__.upper(),
-                                help=f"(default: {default})")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=type(default),
+                default=None,
+                metavar=type(default).__name__.upper(),
+                help=text,
+            )
 
 
 def parse_value(text: str) -> Any:
@@ -126,21 +205,27 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """The options given on the command line over `base` (default: the defaults)."""
 
     def picked(cls) -> dict[str, Any]:
-        return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-                if getattr(args, f.name, None) is not None}
+        return {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None
+        }
 
     options = {}
     for item in args.opt:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--opt wants KEY=VALUE, not {item!r}")
+        if not sep or not key.strip():
+            raise ConfigError(f"--opt wants KEY=VALUE, not {item!r}")
         options[key.strip()] = parse_value(value.strip())
-    train = picked(TrainConfig)
-    augment = AugmentConfig(**picked(AugmentConfig))
-    return TrainConfig(**train, model_options=options, augment=augment)
+    base = base or TrainConfig()
+    augment = dataclasses.replace(base.augment, **picked(AugmentConfig))
+    return base.replace(
+        **picked(TrainConfig), model_options=options or base.model_options, augment=augment
+    )
 
 
 def emit(obj: dict) -> None:
@@ -171,59 +256,132 @@ def cmd_models(args) -> int:
 
     for name in models.names():
         s = models.spec(name)
-        print(f"{name:20s} {s.family:12s} {s.source:28s} {s.description}")
+        emit(
+            {
+                "name": name,
+                "family": s.family,
+                "source": s.source,
+                "pretrained": s.pretrained,
+                "description": s.description,
+            }
+        )
     return 0
 
 
 def cmd_train(args) -> int:
+    from . import models
     from .data import load
-    from .train import train
+    from .runs.folder import RunFolder
+    from .training.loop import prepare_new, resumed_config, train
 
     if args.resume:
-        out, cfg = Path(args.resume), None
+        extra = [f for f in _given(args) if f != "epochs"]
+        extra += ["opt"] * bool(args.opt) + ["out"] * bool(args.out)
+        if extra:
+            raise ConfigError(
+                "--resume continues the run as it was configured: only --epochs "
+                f"and --data go with it, not --{', --'.join(extra)}"
+            )
+        folder = RunFolder(Path(args.resume))
+        resumed_config(folder, args.epochs)  # refuses before any data is read
+        data = load(args.data or _recorded_source(folder))
+        out = train(
+            None,
+            data,
+            folder.path,
+            resume=True,
+            epochs=args.epochs,
+            progress=not args.quiet,
+            log=_log,
+        )
     elif args.out:
-        out, cfg = Path(args.out), config_from_args(args)
-        if (out / "state.json").exists():
-            raise ValueError(f"{out} already holds a run: pass --resume {out} to continue it")
+        cfg = config_from_args(args)
+        folder = RunFolder(Path(args.out))
+        _check_writable(folder.path)
+        models.check_options(cfg.model, cfg.model_options)
+        if folder.holds_run() and not args.overwrite:
+            prepare_new(cfg, folder, overwrite=False)  # raises the one-line refusal
+        data = load(args.data)
+        out = train(
+            cfg, data, folder.path, overwrite=args.overwrite, progress=not args.quiet, log=_log
+        )
     else:
-        raise ValueError("train needs --out RUN_DIR (or --resume RUN_DIR)")
-    data = load(args.data or (_recorded_source(out) if args.resume else None))
-    train(cfg or TrainConfig(), data, out, resume=bool(args.resume), progress=not args.quiet,
-          log=lambda line: print(line, file=sys.stderr, flush=True))
-    from .checkpoints import read_jsonl
-    from .distributed import world
+        raise ConfigError("train needs --out RUN_DIR (or --resume RUN_DIR)")
+    return _report(Path(out))
+
+
+def _given(args) -> list[str]:
+    fields = [*dataclasses.fields(TrainConfig), *dataclasses.fields(AugmentConfig)]
+    return [f.name for f in fields if getattr(args, f.name, None) is not None]
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _report(out: Path) -> int:
+    from .runs.folder import RunFolder, read_metrics
+    from .runtime.distributed import world
 
     if not world().main:
         return 0  # under torchrun the first process reports
-    rows = read_jsonl(out / "metrics.jsonl")
-    best = max(rows, key=lambda r: r["val_top1"])
-    emit({"run": str(out), "epochs": len(rows), "last_val_top1": rows[-1]["val_top1"],
-          "best_val_top1": best["val_top1"], "best_epoch": best["epoch"],
-          "train_seconds": round(sum(r["seconds"] for r in rows), 1)})
+    rows = read_metrics(RunFolder(out))
+    best = max(rows, key=lambda r: r.val_top1)
+    emit(
+        {
+            "run": str(out),
+            "epochs": len(rows),
+            "last_val_top1": rows[-1].val_top1,
+            "best_val_top1": best.val_top1,
+            "best_epoch": best.epoch,
+            "train_seconds": round(sum(r.seconds for r in rows), 1),
+        }
+    )
     return 0
 
 
-def _recorded_source(run_dir: Path) -> str | None:
-    """A resumed run reads the data it was started on, when that is still there."""
-    from .checkpoints import read_json
+def _check_writable(out: Path) -> None:
+    """The run folder can be created and written, found before the data is decoded."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    import os
 
-    source = read_json(run_dir / "config.json").get("data", {}).get("source")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: {parent} is not writable")
+
+
+def _recorded_source(folder) -> str | None:
+    """A resumed run reads the data it was started on, when that is still there."""
+    from .runs.folder import read_config
+
+    source = read_config(folder).data.source
     return source if source and Path(source).exists() else None
 
 
 def cmd_evaluate(args) -> int:
     from .data import load
-    from .evaluate import evaluate_run
+    from .runs.evaluate import check_request, evaluate_run
+    from .runs.folder import open_run
 
-    result = evaluate_run(Path(args.run), load(args.data), tta=args.tta,
-                          ensemble_size=args.ensemble, split=args.split, device=args.device,
-                          limit=args.limit, record=args.record)
+    check_request(args.tta, args.ensemble, args.split, args.limit)
+    open_run(Path(args.run))  # a broken run is refused before the data is read
+    result = evaluate_run(
+        Path(args.run),
+        load(args.data),
+        tta=args.tta,
+        ensemble_size=args.ensemble,
+        split=args.split,
+        device=args.device,
+        limit=args.limit,
+        record=args.record,
+    )
     emit(result)
     return 0
 
 
 def cmd_export(args) -> int:
-    from .export import export_run
+    from .runs.export import export_run
 
     emit(export_run(Path(args.run), Path(args.out), snapshots=args.snapshots))
     return 0
@@ -231,11 +389,18 @@ def cmd_export(args) -> int:
 
 def cmd_search(args) -> int:
     from .data import load
-    from .search import random_search
+    from .training.search import check_ranges, random_search
 
     base = config_from_args(args)
-    result = random_search(base, load(args.data), Path(args.out), trials=args.trials,
-                           lr_range=tuple(args.lr), wd_range=tuple(args.wd),
-                           progress=not args.quiet)
+    check_ranges(args.trials, tuple(args.lr), tuple(args.wd))
+    result = random_search(
+        base,
+        load(args.data),
+        Path(args.out),
+        trials=args.trials,
+        lr_range=tuple(args.lr),
+        wd_range=tuple(args.wd),
+        progress=not args.quiet,
+    )
     emit(result)
     return 0

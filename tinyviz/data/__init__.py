@@ -1,8 +1,22 @@
 """Tiny ImageNet as the user has it (zip or folder), decoded once into memory-mapped arrays."""
 
-from .archive import URL, Archive, Classes, DataError, locate, open_archive
+from ..errors import DataError
+from .archive import URL, Archive, Classes, locate, open_archive
 from .cache import Split, TinyImageNet, cache_root, decode, load
 from .download import describe_missing, download
 
-__all__ = ["URL", "Archive", "Classes", "DataError", "Split", "TinyImageNet", "cache_root",
-           "decode", "describe_missing", "download", "load", "locate", "open_archive"]
+__all__ = [
+    "URL",
+    "Archive",
+    "Classes",
+    "DataError",
+    "Split",
+    "TinyImageNet",
+    "cache_root",
+    "decode",
+    "describe_missing",
+    "download",
+    "load",
+    "locate",
+    "open_archive",
+]

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError
+
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 DEFAULT_LOCATIONS = (Path("data/tiny-imagenet-200.zip"), Path("data/tiny-imagenet-200"))
-
-
-class DataError(Exception):
-    """A problem with the user's data, described in one line."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,11 @@ class Classes:
         return len(self.wnids)
 
     def to_json(self) -> dict:
-        return {"wnids": list(self.wnids), "names": list(self.names),
-                "full_names": list(self.full_names)}
+        return {
+            "wnids": list(self.wnids),
+            "names": list(self.names),
+            "full_names": list(self.full_names),
+        }
 
     @classmethod
     def from_json(cls, obj: dict) -> Classes:
@@ -106,7 +107,7 @@ def _open_zip(p: Path) -> Archive:
         raise DataError(f"cannot read {p}: {e.strerror or e}") from None
     infos = zf.infolist()
     root = _zip_root(p, [i.filename for i in infos])
-    members = {i.filename[len(root):]: i for i in infos if i.filename.startswith(root)}
+    members = {i.filename[len(root) :]: i for i in infos if i.filename.startswith(root)}
 
     def read(rel: str) -> bytes:
         try:
@@ -175,10 +176,13 @@ def _build(source, kind, text, files: set[str], fingerprint: str, read) -> Archi
     classes = _classes(text)
     index = {w: i for i, w in enumerate(classes.wnids)}
     return Archive(
-        source=Path(source), kind=kind, classes=classes,
+        source=Path(source),
+        kind=kind,
+        classes=classes,
         train=_train_items(files, classes.wnids, source),
         val=_val_items(text("val/val_annotations.txt"), index, files, source),
-        fingerprint=fingerprint, _read=read,
+        fingerprint=fingerprint,
+        _read=read,
     )
 
 
@@ -211,14 +215,20 @@ def _train_items(files: set[str], wnids: tuple[str, ...], source) -> tuple:
     by_class: dict[str, list[str]] = {w: [] for w in wnids}
     for rel in files:
         parts = rel.split("/")
-        if (len(parts) == 4 and parts[0] == "train" and parts[2] == "images"
-                and parts[1] in by_class and _is_image(rel)):
+        if (
+            len(parts) == 4
+            and parts[0] == "train"
+            and parts[2] == "images"
+            and parts[1] in by_class
+            and _is_image(rel)
+        ):
             by_class[parts[1]].append(rel)
     items = []
     for label, w in enumerate(wnids):
         if not by_class[w]:
-            raise DataError(f"not a Tiny ImageNet layout: train/{w}/images/ missing or empty "
-                            f"in {source}")
+            raise DataError(
+                f"not a Tiny ImageNet layout: train/{w}/images/ missing or empty in {source}"
+            )
         items.extend((rel, label) for rel in sorted(by_class[w], key=_natural))
     return tuple(items)
 

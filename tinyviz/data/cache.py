@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .archive import Archive, Classes, DataError, locate, open_archive
+from ..errors import DataError
+from ..io import write_json
+from .archive import Archive, Classes, locate, open_archive
 from .progress import Progress, reporter
 
 SIZE = 64
@@ -62,16 +64,27 @@ class TinyImageNet:
     cache: Path
 
     def summary(self) -> dict:
-        return {"classes": len(self.classes), "train": len(self.train), "val": len(self.val),
-                "corrupt": len(self.corrupt), "source": str(self.source), "cache": str(self.cache)}
+        return {
+            "classes": len(self.classes),
+            "train": len(self.train),
+            "val": len(self.val),
+            "corrupt": len(self.corrupt),
+            "source": str(self.source),
+            "cache": str(self.cache),
+        }
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("TINYVIZ_CACHE") or Path.home() / ".cache" / "tinyviz")
 
 
-def load(path=None, *, root: Path | None = None, workers: int | None = None,
-         progress: bool | Progress = True) -> TinyImageNet:
+def load(
+    path=None,
+    *,
+    root: Path | None = None,
+    workers: int | None = None,
+    progress: bool | Progress = True,
+) -> TinyImageNet:
     """Open the data set's cache, building it first if the archive is new or changed."""
     src = locate(path).resolve()
     root = Path(root) if root else cache_root()
@@ -122,15 +135,7 @@ def _remember(root: Path, quick: str | None, folder: Path) -> None:
     except (OSError, ValueError):
         index = {}
     index[quick] = str(folder)
-    _atomic_text(_index_path(root), json.dumps(index, indent=1))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_json(_index_path(root), index)
 
 
 def _open(src: Path, folder: Path) -> TinyImageNet:
@@ -141,8 +146,14 @@ def _open(src: Path, folder: Path) -> TinyImageNet:
         labels = np.load(folder / f"{name}_labels.npy")
         return Split(images, labels, tuple(meta["files"][name]))
 
-    return TinyImageNet(src, Classes.from_json(meta["classes"]), split("train"), split("val"),
-                        tuple(meta["corrupt"]), folder)
+    return TinyImageNet(
+        src,
+        Classes.from_json(meta["classes"]),
+        split("train"),
+        split("val"),
+        tuple(meta["corrupt"]),
+        folder,
+    )
 
 
 # ------------------------------------------------------------------------ building
@@ -153,11 +164,15 @@ def _build(archive: Archive, folder: Path, workers: int, progress: bool | Progre
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
     try:
         corrupt = _decode_all(archive, tmp, workers, progress)
-        meta = {"version": CACHE_VERSION, "source": str(archive.source),
-                "fingerprint": archive.fingerprint, "classes": archive.classes.to_json(),
-                "files": {"train": [r for r, _ in archive.train],
-                          "val": [r for r, _ in archive.val]},
-                "corrupt": corrupt, "built": time.time()}
+        meta = {
+            "version": CACHE_VERSION,
+            "source": str(archive.source),
+            "fingerprint": archive.fingerprint,
+            "classes": archive.classes.to_json(),
+            "files": {"train": [r for r, _ in archive.train], "val": [r for r, _ in archive.val]},
+            "corrupt": corrupt,
+            "built": time.time(),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         try:
             os.replace(tmp, folder)
@@ -177,8 +192,9 @@ def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str
         np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), SIZE, SIZE, 3)).flush()
         rels = [r for r, _ in items]
         step = 2000
-        jobs += [(str(path), start, rels[start:start + step])
-                 for start in range(0, len(rels), step)]
+        jobs += [
+            (str(path), start, rels[start : start + step]) for start in range(0, len(rels), step)
+        ]
         total += len(rels)
     report, close = reporter(progress, total, "decoding Tiny ImageNet", unit="img")
     corrupt: list[str] = []
@@ -192,8 +208,9 @@ def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str
                 report(done)
             return corrupt
         ctx = get_context("spawn")  # fork is unsafe once torch has started threads
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(archive.source),)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(str(archive.source),)
+        ) as pool:
             futures = [(pool.submit(_decode_chunk, *job), len(job[2])) for job in jobs]
             for fut, n in futures:
                 corrupt, done = corrupt + fut.result(), done + n

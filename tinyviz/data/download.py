@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .archive import URL, DataError, open_archive
+from ..errors import DataError
+from .archive import URL, open_archive
 from .progress import Progress, reporter
 
 FILENAME = "tiny-imagenet-200.zip"
@@ -30,9 +31,15 @@ CHUNK = 1 << 20
 __all__ = ["FILENAME", "OFFICIAL_SIZE", "URL", "describe_missing", "download"]
 
 
-def download(url: str = URL, dest: str | os.PathLike = Path("data"), *,
-             progress: bool | Progress = True, sha256: str | None = None,
-             timeout: float = 30, force: bool = False) -> Path:
+def download(
+    url: str = URL,
+    dest: str | os.PathLike = Path("data"),
+    *,
+    progress: bool | Progress = True,
+    sha256: str | None = None,
+    timeout: float = 30,
+    force: bool = False,
+) -> Path:
     """Download the data set to `dest/tiny-imagenet-200.zip` and return that path.
 
     An existing file that opens as a complete data set (and matches `sha256`, if given) is
@@ -86,14 +93,18 @@ def _verify(path: Path, origin: str) -> None:
     except DataError as e:
         raise DataError(f"download of {origin} is not a usable Tiny ImageNet: {e}") from None
     if not (len(archive.classes) and archive.train and archive.val):
-        raise DataError(f"download of {origin} is not a usable Tiny ImageNet: "
-                        "no classes, training or validation images")
+        raise DataError(
+            f"download of {origin} is not a usable Tiny ImageNet: "
+            "no classes, training or validation images"
+        )
 
 
 def _check_digest(url: str, actual: str, expected: str | None) -> None:
     if expected is not None and actual != expected.strip().lower():
-        raise DataError(f"download of {url} failed: SHA-256 mismatch "
-                        f"(expected {expected.strip().lower()}, got {actual})")
+        raise DataError(
+            f"download of {url} failed: SHA-256 mismatch "
+            f"(expected {expected.strip().lower()}, got {actual})"
+        )
 
 
 def _file_sha256(path: Path) -> str:
@@ -127,9 +138,14 @@ def _fetch(url: str, out: BinaryIO, progress: bool | Progress, timeout: float) -
 
 def _stream(url: str, response, out: BinaryIO, progress: bool | Progress) -> str:
     total = _content_length(response)
-    report, close = reporter(progress, total or (OFFICIAL_SIZE if url == URL else 0),
-                             "downloading Tiny ImageNet", unit="B", unit_scale=True,
-                             unit_divisor=1024)
+    report, close = reporter(
+        progress,
+        total or (OFFICIAL_SIZE if url == URL else 0),
+        "downloading Tiny ImageNet",
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+    )
     h, done = hashlib.sha256(), 0
     try:
         while chunk := response.read(CHUNK):
@@ -140,8 +156,9 @@ def _stream(url: str, response, out: BinaryIO, progress: bool | Progress) -> str
     finally:
         close()
     if total and done != total:  # http.client returns b"" on a short body, not an error
-        raise DataError(f"download of {url} failed: connection closed after {done:,} of "
-                        f"{total:,} bytes")
+        raise DataError(
+            f"download of {url} failed: connection closed after {done:,} of {total:,} bytes"
+        )
     return h.hexdigest()
 
 
@@ -159,5 +176,3 @@ def _write(out: BinaryIO, chunk: bytes) -> None:
         out.write(chunk)
     except OSError as e:
         raise DataError(f"cannot write {out.name}: {e.strerror or e}") from None
-
-

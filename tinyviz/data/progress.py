@@ -11,8 +11,9 @@ from collections.abc import Callable
 Progress = Callable[[int, int], None]
 
 
-def reporter(progress: bool | Progress, total: int, desc: str,
-             **tqdm_options) -> tuple[Callable[[int], None], Callable[[], None]]:
+def reporter(
+    progress: bool | Progress, total: int, desc: str, **tqdm_options
+) -> tuple[Callable[[int], None], Callable[[], None]]:
     """`report(done)` takes the running count, not an increment."""
     if callable(progress):
         return (lambda done: progress(done, total)), (lambda: None)

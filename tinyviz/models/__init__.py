@@ -19,13 +19,21 @@ from tinyviz.models import (  # noqa: F401  (imported for their registrations)
 )
 from tinyviz.models.base import TinyvizModel
 from tinyviz.models.preprocess import Normalize
-from tinyviz.models.registry import ModelSpec, create, names, register_model, spec
+from tinyviz.models.registry import (
+    ModelSpec,
+    check_options,
+    create,
+    names,
+    register_model,
+    spec,
+)
 from tinyviz.models.stats import flops_per_image, param_count
 
 __all__ = [
     "ModelSpec",
     "Normalize",
     "TinyvizModel",
+    "check_options",
     "create",
     "flops_per_image",
     "names",

@@ -6,11 +6,14 @@ model's name and the first line of its docstring is the model's description.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tinyviz.errors import ConfigError, UnknownModelError
 from tinyviz.models.base import TinyvizModel
 
 Builder = Callable[..., TinyvizModel]
@@ -26,13 +29,6 @@ class ModelSpec:
     description: str
     pretrained: bool
     builder: Builder
-
-
-class UnknownModelError(KeyError, ValueError):
-    """Raised for a name nobody registered; a KeyError and a ValueError, with a plain message."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -83,3 +79,34 @@ def spec(name: str) -> ModelSpec:
 def create(name: str, num_classes: int = 200, **options: Any) -> TinyvizModel:
     """Build model `name` with a `num_classes` head; unknown options raise TypeError."""
     return spec(name).builder(num_classes=num_classes, **options)
+
+
+def check_options(name: str, options: dict[str, Any], num_classes: int = 200) -> None:
+    """Refuse options the builder does not take or values it cannot use, in one line.
+
+    Builders take `**options` and pass them down, so the only faithful check is to build:
+    on PyTorch's meta device no memory is allocated and no weights are read (milliseconds).
+    """
+    spec(name)
+    try:
+        key = json.dumps(options, sort_keys=True)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: model options must be plain JSON values") from None
+    problem = _build_problem(name, key, num_classes)
+    if problem:
+        raise ConfigError(f"{name} cannot be built with options {key}: {problem}")
+
+
+@functools.lru_cache(maxsize=256)
+def _build_problem(name: str, options_json: str, num_classes: int) -> str:
+    import torch
+
+    options = json.loads(options_json)
+    if spec(name).pretrained:
+        options["pretrained"] = False
+    try:
+        with torch.device("meta"):
+            spec(name).builder(num_classes=num_classes, **options)
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ""

@@ -9,7 +9,7 @@ stops the run with the last good checkpoint intact.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import signal
 import time
@@ -23,25 +23,22 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import checkpoints, distributed, models
+from .. import io, models
+from ..config import TrainConfig
+from ..data.batches import DeviceSplit
+from ..data.cache import TinyImageNet
+from ..errors import CheckpointError, ConfigError, Stopped, TrainingError
+from ..runs import folder as runfiles
+from ..runs.evaluate import predict, scores
+from ..runs.folder import ClassList, DataInfo, EpochMetrics, ModelInfo, RunConfig, RunFolder
+from ..runs.weights import save_weights
+from ..runtime import distributed
+from ..runtime.device import autocast, environment, pick_device
 from .augment import augment, mix
-from .config import TrainConfig
-from .data.batches import DeviceSplit
-from .data.cache import TinyImageNet
-from .evaluate import predict, scores
 from .monitor import Monitor
-from .runtime import autocast, environment, pick_device
-from .train_state import load_state, save_state
+from .state import load_state, read_counters, save_state
 
 FINITE_CHECK_EVERY = 50  # steps between the (synchronising) checks of the running loss
-
-
-class TrainingError(Exception):
-    """Training stopped for a reason the user must act on (divergence, bad resume)."""
-
-
-class Stopped(Exception):
-    """The run was asked to stop (SIGTERM from the dashboard's Stop button)."""
 
 
 @dataclass
@@ -49,7 +46,7 @@ class Trainer:
     """The pieces of one run, built by `setup` and used by the epoch loop."""
 
     cfg: TrainConfig
-    out: Path
+    out: RunFolder
     device: torch.device
     model: torch.nn.Module
     forward: Callable
@@ -60,7 +57,7 @@ class Trainer:
     world: distributed.World = field(default_factory=distributed.World)
     epoch: int = 0  # epochs completed
     step: int = 0
-    snapshots: list[dict] = field(default_factory=list)
+    snapshots: list[runfiles.Snapshot] = field(default_factory=list)
 
     @property
     def local_batch(self) -> int:
@@ -87,14 +84,34 @@ class Trainer:
 # ------------------------------------------------------------------- entry
 
 
-def train(cfg: TrainConfig, data: TinyImageNet, out: Path, *, resume: bool = False,
-          progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """Train `cfg` on `data` into the run folder `out`; with `resume`, continue that run."""
-    out = Path(out)
-    if resume:
-        cfg = TrainConfig.from_json(checkpoints.read_json(out / checkpoints.CONFIG)["train"])
-    t = setup(cfg, data, out, resume)
-    monitor = Monitor(out, t, progress and t.world.main, write=t.world.main)
+def train(
+    cfg: TrainConfig | None,
+    data: TinyImageNet,
+    out: Path,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train `cfg` on `data` into the run folder `out`; with `resume`, continue that run
+    (for `epochs` in all, when given: a finished run can be extended)."""
+    folder = RunFolder(Path(out))
+    cfg = resumed_config(folder, epochs) if resume else prepare_new(cfg, folder, overwrite)
+    check(cfg, data)
+    t = setup(cfg, data, folder, resume)
+    monitor = Monitor(
+        folder,
+        epochs=cfg.epochs,
+        steps_per_epoch=t.steps_per_epoch,
+        step=t.step,
+        epoch=t.epoch,
+        batch_size=cfg.batch_size,
+        desc=cfg.model,
+        bar=progress and t.world.main,
+        write=t.world.main,
+    )
     with _stop_on_sigterm():
         try:
             while t.epoch < cfg.epochs:
@@ -103,21 +120,92 @@ def train(cfg: TrainConfig, data: TinyImageNet, out: Path, *, resume: bool = Fal
                     log(_summary(row))
             monitor.finish("done")
         except Stopped:
-            monitor.finish("stopped", "stopped by the user; resume continues from the last epoch")
+            monitor.finish("stopped", stopped_message(t.epoch))
             raise
         except TrainingError as e:
             monitor.finish("failed", str(e))
             raise
         finally:
             distributed.shutdown()
-    return out
+    return folder.path
 
 
-def setup(cfg: TrainConfig, data: TinyImageNet, out: Path, resume: bool) -> Trainer:
+def stopped_message(epochs_done: int) -> str:
+    if epochs_done == 0:
+        return "stopped by the user before the first epoch ended: nothing was saved to resume"
+    return f"stopped by the user; Resume continues after epoch {epochs_done}"
+
+
+def prepare_new(cfg: TrainConfig | None, folder: RunFolder, overwrite: bool) -> TrainConfig:
+    """A new run may not land on an existing one (its weights and records would be mixed
+    with another model's) unless the user says `overwrite`; then the old files go first."""
+    if cfg is None:
+        raise ConfigError("a new run needs a TrainConfig")
+    if folder.path.exists() and not folder.path.is_dir():
+        raise ConfigError(f"{folder.path} exists and is not a folder")
+    if folder.holds_run():
+        if not overwrite:
+            raise ConfigError(
+                f"{folder.path} already holds a run: resume it (--resume), "
+                "choose another folder, or pass --overwrite to replace it"
+            )
+        clear_run(folder)
+    return cfg
+
+
+def clear_run(folder: RunFolder) -> None:
+    """Remove a run's files (only the files a run writes; anything else stays)."""
+    import shutil
+
+    for name in (
+        folder.CONFIG,
+        folder.METRICS,
+        folder.WEIGHTS,
+        folder.EVALS,
+        folder.RESUME,
+        folder.PROGRESS,
+        *folder.LEGACY_RESUME,
+    ):
+        (folder.path / name).unlink(missing_ok=True)
+    for sub in (folder.snapshots, folder.analysis):
+        shutil.rmtree(sub, ignore_errors=True)
+
+
+def resumed_config(folder: RunFolder, epochs: int | None) -> TrainConfig:
+    """The run's own config (extended to `epochs` when given), if it can be resumed."""
+    cfg = runfiles.read_config(folder).train
+    counters = read_counters(folder)
+    if epochs is not None:
+        if epochs < counters["epoch"]:
+            raise ConfigError(
+                f"{folder.name} has already trained {counters['epoch']} epochs; "
+                f"--epochs {epochs} cannot shorten it"
+            )
+        cfg = cfg.replace(epochs=epochs)
+    elif counters["epoch"] >= cfg.epochs:
+        raise ConfigError(
+            f"{folder.name} already finished all {cfg.epochs} epochs: pass "
+            "--epochs N to train it further"
+        )
+    return cfg
+
+
+def check(cfg: TrainConfig, data: TinyImageNet) -> None:
+    """Everything that can be refused before the first step: the model and its options,
+    the device, the batch against the data."""
+    models.check_options(cfg.model, cfg.model_options, len(data.classes))
+    pick_device(cfg.device)
+    if cfg.batch_size > (cfg.train_limit or len(data.train)):
+        raise ConfigError(
+            f"batch size {cfg.batch_size} is larger than the "
+            f"{cfg.train_limit or len(data.train):,} training images"
+        )
+
+
+def setup(cfg: TrainConfig, data: TinyImageNet, out: RunFolder, resume: bool) -> Trainer:
     world, device = distributed.init(pick_device(cfg.device))
     if cfg.batch_size % world.size:
-        raise ValueError(f"batch size {cfg.batch_size} does not split over {world.size} "
-                         "processes")
+        raise ValueError(f"batch size {cfg.batch_size} does not split over {world.size} processes")
     torch.manual_seed(cfg.seed)
     model = models.create(cfg.model, num_classes=len(data.classes), **cfg.model_options)
     if not models.spec(cfg.model).pretrained:
@@ -128,46 +216,61 @@ def setup(cfg: TrainConfig, data: TinyImageNet, out: Path, resume: bool) -> Trai
         model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(model, world, device)
     t = Trainer(
-        cfg=cfg, out=out, device=device, model=model, world=world,
+        cfg=cfg,
+        out=out,
+        device=device,
+        model=model,
+        world=world,
         forward=torch.compile(forward) if cfg.compile else forward,
-        ema=make_ema(model, cfg.ema), optimizer=make_optimizer(model, cfg),
+        ema=make_ema(model, cfg.ema),
+        optimizer=make_optimizer(model, cfg),
         trainset=DeviceSplit(data.train.images, data.train.labels, device, cfg.train_limit),
         valset=DeviceSplit(data.val.images, data.val.labels, device, cfg.val_limit),
     )
     if resume:
-        resume_from(t)
+        resume_from(t, data)
     elif world.main:
         write_config(t, data, info)
     return t
 
 
-def resume_from(t: Trainer) -> None:
-    if not (t.out / "state.json").exists():
-        raise TrainingError(f"nothing to resume in {t.out}: no finished epoch was saved")
+def resume_from(t: Trainer, data: TinyImageNet) -> None:
+    stored = runfiles.read_config(t.out)
+    if list(stored.classes.wnids) != list(data.classes.wnids):
+        raise CheckpointError(f"{t.out.name} was trained on other classes than this data set's")
     state = load_state(t.out, t.model, t.ema, t.optimizer)
     t.epoch, t.step = state["epoch"], state["step"]
-    t.snapshots = checkpoints.open_run(t.out).snapshots()
+    t.snapshots = list(runfiles.read_snapshots(t.out))
     if not t.world.main:
         return
-    rows = [r for r in checkpoints.read_jsonl(t.out / checkpoints.METRICS)
-            if r["epoch"] <= t.epoch]  # an epoch logged after its state was saved: redo it
-    checkpoints.write_bytes(t.out / checkpoints.METRICS,
-                            "".join(json.dumps(r) + "\n" for r in rows).encode())
+    io.remove_stale_in(t.out.path)
+    io.remove_stale_in(t.out.snapshots)
+    # an epoch logged after its state was saved is trained again
+    runfiles.write_metrics(t.out, [r for r in runfiles.read_metrics(t.out) if r.epoch <= t.epoch])
+    if stored.train.epochs != t.cfg.epochs:  # extended: the config says the new total
+        runfiles.write_config(t.out, dataclasses.replace(stored, train=t.cfg))
 
 
 def write_config(t: Trainer, data: TinyImageNet, info: dict) -> None:
     spec = models.spec(t.cfg.model)
-    checkpoints.write_json(t.out / checkpoints.CONFIG, {
-        "model": {"name": t.cfg.model, "options": dict(t.cfg.model_options),
-                  "family": spec.family, "source": spec.source, **info},
-        "train": t.cfg.to_json(),
-        "classes": {"wnids": list(data.classes.wnids), "names": list(data.classes.names),
-                    "full_names": list(data.classes.full_names)},
-        "data": {"source": str(data.source), "train": len(t.trainset), "val": len(t.valset)},
-        "env": {**environment(t.device), "processes": t.world.size},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    checkpoints.write_bytes(t.out / checkpoints.METRICS, b"")
+    t.out.path.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_in(t.out.path)
+    runfiles.write_config(
+        t.out,
+        RunConfig(
+            model=ModelInfo(
+                t.cfg.model, dict(t.cfg.model_options), spec.family, spec.source, **info
+            ),
+            train=t.cfg,
+            classes=ClassList(
+                tuple(data.classes.wnids), tuple(data.classes.names), tuple(data.classes.full_names)
+            ),
+            data=DataInfo(str(data.source), len(t.trainset), len(t.valset)),
+            env={**environment(t.device), "processes": t.world.size},
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        ),
+    )
+    runfiles.write_metrics(t.out, [])
 
 
 # ------------------------------------------------------------------ pieces
@@ -194,11 +297,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+        )
     opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return opt(groups, lr=cfg.lr)
 
@@ -244,27 +350,30 @@ def run_epoch(t: Trainer, monitor: Monitor) -> dict:
     correct = torch.zeros((), device=t.device)
     seen = 0
     start = time.perf_counter()
-    for i, (x, y) in enumerate(t.trainset.epoch(t.local_batch, order,
-                                                shard=(w.rank, w.size))):
+    for i, (x, y) in enumerate(t.trainset.epoch(t.local_batch, order, shard=(w.rank, w.size))):
         loss, hits = train_step(t, x, y, gen, rng)
         loss_sum += loss * len(y)
         correct += hits
         seen += len(y)
         if (i + 1) % FINITE_CHECK_EVERY == 0:
             _check_finite(loss_sum, epoch, i + 1)
-        monitor.step(epoch, i + 1)
+        monitor.step(epoch, t.step)
     _check_finite(loss_sum, epoch, t.steps_per_epoch)
     loss_sum, correct = distributed.all_sum(loss_sum, w), distributed.all_sum(correct, w)
     seen *= w.size
     train_seconds = time.perf_counter() - start
-    row = {"epoch": epoch, "train_loss": float(loss_sum) / seen,
-           "train_top1": float(correct) / seen, "lr": lr_at(cfg, t.step, t.steps_per_epoch)}
-    row.update(validate(t))
-    row.update(seconds=round(time.perf_counter() - start, 3),
-               train_seconds=round(train_seconds, 3),
-               images_per_s=round(seen / train_seconds, 1))
+    row = EpochMetrics(
+        epoch=epoch,
+        train_loss=float(loss_sum) / seen,
+        train_top1=float(correct) / seen,
+        **validate(t),
+        lr=lr_at(cfg, t.step, t.steps_per_epoch),
+        seconds=round(time.perf_counter() - start, 3),
+        train_seconds=round(train_seconds, 3),
+        images_per_s=round(seen / train_seconds, 1),
+    )
     end_of_epoch(t, row)
-    monitor.epoch_done(row)
+    monitor.epoch_done(row, t.step)
     return row
 
 
@@ -281,8 +390,9 @@ def train_step(t: Trainer, x, y, gen, rng) -> tuple[torch.Tensor, torch.Tensor]:
     logits = logits.float()
     loss = F.cross_entropy(logits, ya, label_smoothing=cfg.label_smoothing)
     if lam < 1:
-        loss = lam * loss + (1 - lam) * F.cross_entropy(logits, yb,
-                                                        label_smoothing=cfg.label_smoothing)
+        loss = lam * loss + (1 - lam) * F.cross_entropy(
+            logits, yb, label_smoothing=cfg.label_smoothing
+        )
     t.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
@@ -296,29 +406,36 @@ def train_step(t: Trainer, x, y, gen, rng) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int) -> None:
     if not torch.isfinite(loss_sum):
+        kept = (
+            f"the last good checkpoint (epoch {epoch - 1}) is kept"
+            if epoch > 1
+            else "no epoch had finished, so nothing was saved"
+        )
         raise TrainingError(
-            f"the loss became non-finite in epoch {epoch} (by step {step}); the last good "
-            f"checkpoint (epoch {epoch - 1}) is kept: lower the learning rate or clip gradients")
+            f"the loss became non-finite in epoch {epoch} (by step {step}); "
+            f"{kept}: lower the learning rate or clip gradients"
+        )
 
 
 def validate(t: Trainer) -> dict:
-    logp = predict(t.eval_model, t.valset, batch_size=t.cfg.eval_batch_size,
-                   precision=t.cfg.precision)
+    logp = predict(
+        t.eval_model, t.valset, batch_size=t.cfg.eval_batch_size, precision=t.cfg.precision
+    )
     s = scores(logp, t.valset.labels)
     return {"val_loss": s["loss"], "val_top1": s["top1"], "val_top5": s["top5"]}
 
 
-def end_of_epoch(t: Trainer, row: dict) -> None:
+def end_of_epoch(t: Trainer, row: EpochMetrics) -> None:
     """Persist the epoch: weights, snapshots, metrics, then the resume state, in that order."""
     if not t.world.main:  # the other processes hold the same weights; one writes
-        t.epoch = row["epoch"]
+        t.epoch = row.epoch
         return
     weights = t.eval_model.state_dict()
-    meta = {"epoch": str(row["epoch"]), "val_top1": f"{row['val_top1']:.4f}"}
-    checkpoints.save_weights(t.out / checkpoints.WEIGHTS, weights, meta)
-    keep_snapshot(t, row["epoch"], row["val_top1"], weights)
-    checkpoints.append_jsonl(t.out / checkpoints.METRICS, row)
-    t.epoch = row["epoch"]
+    meta = {"epoch": str(row.epoch), "val_top1": f"{row.val_top1:.4f}"}
+    save_weights(t.out.weights, weights, meta)
+    keep_snapshot(t, row.epoch, row.val_top1, weights)
+    runfiles.append_metrics(t.out, row)
+    t.epoch = row.epoch
     save_state(t.out, t.model, t.ema, t.optimizer, {"epoch": t.epoch, "step": t.step})
 
 
@@ -327,28 +444,30 @@ def keep_snapshot(t: Trainer, epoch: int, top1: float, weights: dict) -> None:
     k = t.cfg.snapshots
     if k <= 0:
         return
-    entry = {"epoch": epoch, "top1": top1, "file": f"epoch_{epoch:03d}.safetensors"}
-    ranked = sorted([*t.snapshots, entry], key=lambda s: -s["top1"])
+    entry = runfiles.Snapshot(epoch, top1, f"epoch_{epoch:03d}.safetensors")
+    ranked = sorted([*t.snapshots, entry], key=lambda s: -s.top1)
     kept, dropped = ranked[:k], ranked[k:]
-    folder = t.out / checkpoints.SNAPSHOTS
     if entry in kept:
-        checkpoints.save_weights(folder / entry["file"], weights, {"epoch": str(epoch)})
-    checkpoints.write_json(folder / "index.json", kept)
+        save_weights(t.out.snapshot(entry.file), weights, {"epoch": str(epoch)})
+    runfiles.write_snapshots(t.out, kept)
     for s in dropped:
-        (folder / s["file"]).unlink(missing_ok=True)
+        t.out.snapshot(s.file).unlink(missing_ok=True)
     t.snapshots = kept
 
 
-def _summary(row: dict) -> str:
-    return (f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} top-1 "
-            f"{row['train_top1']:.3f} | val loss {row['val_loss']:.3f} top-1 "
-            f"{row['val_top1']:.4f} top-5 {row['val_top5']:.4f} | {row['seconds']:.1f} s, "
-            f"{row['images_per_s']:.0f} img/s")
+def _summary(row: EpochMetrics) -> str:
+    return (
+        f"epoch {row.epoch}: train loss {row.train_loss:.3f} top-1 "
+        f"{row.train_top1:.3f} | val loss {row.val_loss:.3f} top-1 "
+        f"{row.val_top1:.4f} top-5 {row.val_top5:.4f} | {row.seconds:.1f} s, "
+        f"{row.images_per_s:.0f} img/s"
+    )
 
 
 @contextmanager
 def _stop_on_sigterm():
     """Turn SIGTERM into `Stopped` so the run folder says why it ended."""
+
     def handler(signum, frame):
         raise Stopped()
 
@@ -361,5 +480,3 @@ def _stop_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-

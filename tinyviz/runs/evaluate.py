@@ -13,11 +13,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoints
-from .data.batches import DeviceSplit
-from .runtime import autocast, pick_device
+from ..config import TTA_MODES
+from ..data.batches import DeviceSplit
+from ..errors import CheckpointError, ConfigError
+from ..runtime.device import autocast, pick_device
+from . import folder as runfiles
+from .folder import EvalRecord, Run, open_run
+from .weights import build_model, load_state, load_weights
 
-TTA_MODES = ("none", "flip", "10crop")
 CROP = 56  # seed 004's corner crops
 
 
@@ -37,7 +40,7 @@ def tta_views(x: torch.Tensor, tta: str = "none", resize: bool = False) -> list[
         h, w = x.shape[-2:]
         c = CROP * h // 64
         for top, left in ((0, 0), (0, w - c), (h - c, 0), (h - c, w - c)):
-            crop = x[..., top:top + c, left:left + c]
+            crop = x[..., top : top + c, left : left + c]
             if resize:
                 crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
             views.append(crop)
@@ -45,8 +48,14 @@ def tta_views(x: torch.Tensor, tta: str = "none", resize: bool = False) -> list[
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, split: DeviceSplit, *, tta: str = "none",
-            batch_size: int = 1000, precision: str = "auto") -> torch.Tensor:
+def predict(
+    model: torch.nn.Module,
+    split: DeviceSplit,
+    *,
+    tta: str = "none",
+    batch_size: int = 1000,
+    precision: str = "auto",
+) -> torch.Tensor:
     """Log-probabilities `(N, C)` (float32, on the CPU) of a model on a split, in order."""
     model.eval()
     out = []
@@ -114,54 +123,75 @@ def most_confused(cm: np.ndarray, k: int = 20) -> list[tuple[int, int, int]]:
 # ------------------------------------------------------------------ whole runs
 
 
-def run_members(run: checkpoints.Run, ensemble_size: int) -> list[Path]:
+def run_members(run: Run, ensemble_size: int) -> list[Path]:
     """The weight files to evaluate: the run's weights, or its best K snapshots."""
     if ensemble_size <= 1:
-        return [run.path / checkpoints.WEIGHTS]
-    snaps = run.snapshots()
-    if not snaps:
-        raise checkpoints.CheckpointError(f"{run.path} has no snapshots to ensemble")
-    return [run.path / checkpoints.SNAPSHOTS / s["file"] for s in snaps[:ensemble_size]]
+        return [run.folder.weights]
+    if not run.snapshots:
+        raise CheckpointError(f"{run.path} has no snapshots to ensemble")
+    return [run.snapshot_path(s) for s in run.snapshots[:ensemble_size]]
 
 
-def evaluate_run(run_dir: Path, data, *, tta: str = "none", ensemble_size: int = 1,
-                 split: str = "val", device: str = "auto", limit: int = 0,
-                 batch_size: int = 500, record: bool = True) -> dict:
+def check_request(tta: str, ensemble_size: int, split: str, limit: int) -> None:
+    """Refuse a request that cannot mean anything before any model is loaded."""
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+    if ensemble_size < 1:
+        raise ConfigError(f"an ensemble needs at least 1 member, not {ensemble_size}")
+    if split not in ("val", "train"):
+        raise ConfigError(f"split must be val or train, not {split!r}")
+    if limit < 0:
+        raise ConfigError(f"limit must be 0 (all images) or a positive count, not {limit}")
+
+
+def evaluate_run(
+    run_dir: Path,
+    data,
+    *,
+    tta: str = "none",
+    ensemble_size: int = 1,
+    split: str = "val",
+    device: str = "auto",
+    limit: int = 0,
+    batch_size: int = 500,
+    record: bool = True,
+) -> dict:
     """Score a run on a split of `data` (a `TinyImageNet`), and record the result in the run.
 
     The record (`evals.json`) is what the dashboard's leaderboard shows, with what it was
     measured on: split, image count, test-time augmentation and ensemble size.
     """
-    run = checkpoints.open_run(run_dir)
-    _check_classes(run, data)
+    check_request(tta, ensemble_size, split, limit)
+    run = open_run(run_dir)
+    check_classes(run, data)
+    members = run_members(run, ensemble_size)
     dev = pick_device(device)
     part = getattr(data, split)
     target = DeviceSplit(part.images, part.labels, dev, limit)
-    model = checkpoints.build_model(run.config).to(dev)
+    model = build_model(run.config).to(dev)
     start = time.perf_counter()
     logps = []
-    for file in run_members(run, ensemble_size):
-        checkpoints.load_state(model, checkpoints.load_weights(file), file)
+    for file in members:
+        load_state(model, load_weights(file, inside=run.path), file)
         logps.append(predict(model, target, tta=tta, batch_size=batch_size))
-    result = {"run": run.name, "split": split, "tta": tta, "ensemble": len(logps),
-              **scores(ensemble(logps), target.labels)}
-    if len(logps) > 1:
-        result["curve"] = ensemble_curve(logps, target.labels)
-    result["seconds"] = round(time.perf_counter() - start, 2)
+    result = EvalRecord(
+        split=split,
+        tta=tta,
+        ensemble=len(logps),
+        **scores(ensemble(logps), target.labels),
+        curve=tuple(ensemble_curve(logps, target.labels)) if len(logps) > 1 else (),
+        seconds=round(time.perf_counter() - start, 2),
+        run=run.name,
+    )
     if record:
-        _record(run, result)
-    return result
+        runfiles.record_eval(run, result)
+    return result.to_json()
 
 
-def _check_classes(run: checkpoints.Run, data) -> None:
+def check_classes(run: Run, data) -> None:
+    """A run can only be scored on (or explained with) the classes it was trained on."""
     if list(run.wnids) != list(data.classes.wnids):
-        raise checkpoints.CheckpointError(
+        raise CheckpointError(
             f"{run.name} was trained on {len(run.wnids)} classes that differ from this data "
-            f"set's {len(data.classes.wnids)}")
-
-
-def _record(run: checkpoints.Run, result: dict) -> None:
-    key = ("split", "tta", "ensemble", "n")
-    rows = [r for r in run.evals() if tuple(r.get(k) for k in key) !=
-            tuple(result[k] for k in key)]
-    checkpoints.write_json(run.path / checkpoints.EVALS, [*rows, result])
+            f"set's {len(data.classes.wnids)}"
+        )

@@ -279,9 +279,10 @@ def parse_data_noun(lines: Iterable[str]) -> dict[str, tuple[str, list[str]]]:
         fields = line.split(" | ")[0].split()
         words = int(fields[3], 16)
         at = 4 + 2 * words
-        pointers = fields[at + 1: at + 1 + 4 * int(fields[at])]
-        hypernyms = [pointers[j + 1] for j in range(0, len(pointers), 4)
-                     if pointers[j] in ("@", "@i")]
+        pointers = fields[at + 1 : at + 1 + 4 * int(fields[at])]
+        hypernyms = [
+            pointers[j + 1] for j in range(0, len(pointers), 4) if pointers[j] in ("@", "@i")
+        ]
         synsets[fields[0]] = (fields[4], hypernyms)
     return synsets
 

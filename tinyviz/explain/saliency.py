@@ -2,7 +2,7 @@
 
 Six methods, each answering a slightly different question (see `METHODS`). Every call
 returns an `Attribution` whose `heat` is a 64 x 64 float32 map in [0, 1], ready for
-`tinyviz.images.overlay`; the page does the drawing.
+`tinyviz.demo.heatmaps.overlay`; the page does the drawing.
 
 Models are shared between dashboard sessions (one cached object per run, used from several
 threads), and captum adds hooks to a model while it explains it. So each call holds
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,7 +39,7 @@ from captum.attr import (
 )
 from torch import nn
 
-from .locks import model_lock
+from ..runtime.locks import model_lock
 
 PERCENTILE = 99.0  # heat is scaled so this percentile maps to 1: one hot pixel can't wash it out
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -64,22 +64,47 @@ def _method(name: str, label: str, shows: str, **defaults: Any) -> Method:
 
 
 METHODS: tuple[Method, ...] = (
-    _method("gradient", "Vanilla gradient",
-            "pixels whose slightest change moves the class score most (fast, speckled)"),
-    _method("smoothgrad", "SmoothGrad",
-            "the gradient averaged over noisy copies of the image: the same question, less "
-            "speckle", nt_samples=16, stdevs=0.15, batch_size=8, seed=0),
-    _method("integrated_gradients", "Integrated Gradients",
-            "each pixel's share of the score gained on the way from a black image to this "
-            "one (the shares add up to the difference)", n_steps=32, internal_batch_size=16),
-    _method("gradcam", "Grad-CAM",
-            "the coarse regions of a late layer whose features raise the class score"),
-    _method("guided_backprop", "Guided backprop",
-            "edges and textures that push the class score up (sharp, but barely "
-            "class-specific)"),
-    _method("occlusion", "Occlusion",
-            "how much the class score drops when a grey patch hides each part of the image",
-            window=16, stride=6, baseline=0.5, perturbations_per_eval=27),
+    _method(
+        "gradient",
+        "Vanilla gradient",
+        "pixels whose slightest change moves the class score most (fast, speckled)",
+    ),
+    _method(
+        "smoothgrad",
+        "SmoothGrad",
+        "the gradient averaged over noisy copies of the image: the same question, less speckle",
+        nt_samples=16,
+        stdevs=0.15,
+        batch_size=8,
+        seed=0,
+    ),
+    _method(
+        "integrated_gradients",
+        "Integrated Gradients",
+        "each pixel's share of the score gained on the way from a black image to this "
+        "one (the shares add up to the difference)",
+        n_steps=32,
+        internal_batch_size=16,
+    ),
+    _method(
+        "gradcam",
+        "Grad-CAM",
+        "the coarse regions of a late layer whose features raise the class score",
+    ),
+    _method(
+        "guided_backprop",
+        "Guided backprop",
+        "edges and textures that push the class score up (sharp, but barely class-specific)",
+    ),
+    _method(
+        "occlusion",
+        "Occlusion",
+        "how much the class score drops when a grey patch hides each part of the image",
+        window=16,
+        stride=6,
+        baseline=0.5,
+        perturbations_per_eval=27,
+    ),
 )
 _BY_NAME = {m.name: m for m in METHODS}
 
@@ -121,8 +146,15 @@ def method_info(name: str) -> Method:
 # --------------------------------------------------------------------------- entry
 
 
-def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, *,
-              layer: str | None = None, **params: Any) -> Attribution:
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    method: str,
+    *,
+    layer: str | None = None,
+    **params: Any,
+) -> Attribution:
     """Explain `model`'s score for class `target` on `x` (1 x 3 x H x W, floats in [0, 1]).
 
     `params` override the method's defaults (unknown names raise `TypeError`); `layer` is
@@ -131,8 +163,10 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, *,
     spec = method_info(method)
     unknown = set(params) - set(spec.defaults)
     if unknown:
-        raise TypeError(f"{method} takes no parameter {', '.join(sorted(unknown))} "
-                        f"(it takes: {', '.join(spec.defaults) or 'none'})")
+        raise TypeError(
+            f"{method} takes no parameter {', '.join(sorted(unknown))} "
+            f"(it takes: {', '.join(spec.defaults) or 'none'})"
+        )
     options = {**spec.defaults, **params}
     x = _check_input(x, target)
     with model_lock(model), _prepared(model):
@@ -141,16 +175,16 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, *,
         signed, heat, used_layer, delta = _RUNNERS[method](model, x, target, layer, options)
         seconds = time.perf_counter() - start
     heat_np = _frozen(robust_unit(heat.detach().float().cpu().numpy()))
-    return Attribution(method, target, heat_np, _frozen(signed), seconds,
-                       MappingProxyType(options), used_layer, delta)
-
-
-def explain_all(model: nn.Module, x: torch.Tensor, target: int,
-                methods: Iterable[str] = tuple(_BY_NAME), layer: str | None = None
-                ) -> list[Attribution]:
-    """Every method in `methods` with its defaults, holding the model's lock throughout."""
-    with model_lock(model):
-        return [attribute(model, x, target, name, layer=layer) for name in methods]
+    return Attribution(
+        method,
+        target,
+        heat_np,
+        _frozen(signed),
+        seconds,
+        MappingProxyType(options),
+        used_layer,
+        delta,
+    )
 
 
 # ------------------------------------------------------------------------ runners
@@ -169,15 +203,26 @@ def _smoothgrad(model, x, target, layer, o) -> Result:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(o["seed"])
         grads = NoiseTunnel(Saliency(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=o["nt_samples"],
-            nt_samples_batch_size=o["batch_size"], stdevs=o["stdevs"], target=target, abs=False)
+            x,
+            nt_type="smoothgrad",
+            nt_samples=o["nt_samples"],
+            nt_samples_batch_size=o["batch_size"],
+            stdevs=o["stdevs"],
+            target=target,
+            abs=False,
+        )
     return _pixel_maps(grads) + (None, None)
 
 
 def _integrated_gradients(model, x, target, layer, o) -> Result:
     attrs, delta = IntegratedGradients(model).attribute(
-        x, baselines=torch.zeros_like(x), target=target, n_steps=o["n_steps"],
-        internal_batch_size=o["internal_batch_size"], return_convergence_delta=True)
+        x,
+        baselines=torch.zeros_like(x),
+        target=target,
+        n_steps=o["n_steps"],
+        internal_batch_size=o["internal_batch_size"],
+        return_convergence_delta=True,
+    )
     return _pixel_maps(attrs) + (None, float(delta.sum()))
 
 
@@ -200,22 +245,35 @@ def _guided_backprop(model, x, target, layer, o) -> Result:
 def _occlusion(model, x, target, layer, o) -> Result:
     window, stride = int(o["window"]), int(o["stride"])
     channels, height, width = x.shape[1:]
-    if stride < 1 or window > min(height, width) or (height - window) % stride \
-            or (width - window) % stride:
-        raise ValueError(f"an occlusion window of {window} px moved by {stride} px does not "
-                         f"tile a {height} x {width} image (the last patch must reach the edge)")
+    if (
+        stride < 1
+        or window > min(height, width)
+        or (height - window) % stride
+        or (width - window) % stride
+    ):
+        raise ValueError(
+            f"an occlusion window of {window} px moved by {stride} px does not "
+            f"tile a {height} x {width} image (the last patch must reach the edge)"
+        )
     drop = Occlusion(model).attribute(
-        x, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
-        baselines=float(o["baseline"]), target=target,
-        perturbations_per_eval=int(o["perturbations_per_eval"]))
+        x,
+        sliding_window_shapes=(channels, window, window),
+        strides=(channels, stride, stride),
+        baselines=float(o["baseline"]),
+        target=target,
+        perturbations_per_eval=int(o["perturbations_per_eval"]),
+    )
     signed = drop[0, 0]  # a window spans every colour channel: all three hold the same map
     return signed, signed.clamp_min(0), None, None
 
 
 _RUNNERS: dict[str, Callable[..., Result]] = {
-    "gradient": _gradient, "smoothgrad": _smoothgrad,
-    "integrated_gradients": _integrated_gradients, "gradcam": _gradcam,
-    "guided_backprop": _guided_backprop, "occlusion": _occlusion,
+    "gradient": _gradient,
+    "smoothgrad": _smoothgrad,
+    "integrated_gradients": _integrated_gradients,
+    "gradcam": _gradcam,
+    "guided_backprop": _guided_backprop,
+    "occlusion": _occlusion,
 }
 
 

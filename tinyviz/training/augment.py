@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import AugmentConfig
+from ..config import AugmentConfig
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -81,8 +81,9 @@ def affine(x: torch.Tensor, cfg: AugmentConfig, gen) -> torch.Tensor:
     if cfg.flip:
         fx = torch.where(torch.rand(n, device=dev, generator=gen) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    theta = torch.stack([torch.stack([cos * fx, -sin, tx], 1),
-                         torch.stack([sin * fx, cos, ty], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos * fx, -sin, tx], 1), torch.stack([sin * fx, cos, ty], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)
@@ -100,8 +101,13 @@ def brightness_contrast(x: torch.Tensor, brightness: float, contrast: float, gen
     return x.clamp(0, 1)
 
 
-def mix(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
-        rng: np.random.Generator):
+def mix(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: AugmentConfig,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+):
     """Mixup or CutMix of a batch with a shuffled copy of itself.
 
     Returns `(x, y_a, y_b, lam)`; the loss is `lam * CE(y_a) + (1 - lam) * CE(y_b)`.
@@ -126,8 +132,9 @@ def draw_mix(cfg: AugmentConfig, rng: np.random.Generator) -> tuple[str, float] 
     return mode, float(rng.beta(alpha, alpha))
 
 
-def mix_with(x: torch.Tensor, other: torch.Tensor, mode: str, lam: float,
-             rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+def mix_with(
+    x: torch.Tensor, other: torch.Tensor, mode: str, lam: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, float]:
     """`x` blended with (mixup) or pasted over by a box of (cutmix) `other`; returns the
     mixed batch and the fraction of `x` left (CutMix's box is clipped at the edges)."""
     if mode == "mixup":
@@ -143,8 +150,9 @@ def mix_with(x: torch.Tensor, other: torch.Tensor, mode: str, lam: float,
     return x, 1 - (y1 - y0) * (x1 - x0) / (h * w)
 
 
-def preview(image: np.ndarray, cfg: AugmentConfig, pool: np.ndarray, n: int = 8,
-            seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def preview(
+    image: np.ndarray, cfg: AugmentConfig, pool: np.ndarray, n: int = 8, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
     """`n` versions of one `64 x 64 x 3` uint8 image as training could make them.
 
     Each copy is augmented as in a batch; with mixup or CutMix on, each copy is then mixed
@@ -164,9 +172,9 @@ def preview(image: np.ndarray, cfg: AugmentConfig, pool: np.ndarray, n: int = 8,
         for i in range(n):
             drawn = draw_mix(cfg, rng)
             if drawn is None:
-                rows.append(x[i:i + 1])
+                rows.append(x[i : i + 1])
                 continue
-            mixed, lam = mix_with(x[i:i + 1], other[i:i + 1], drawn[0], drawn[1], rng)
+            mixed, lam = mix_with(x[i : i + 1], other[i : i + 1], drawn[0], drawn[1], rng)
             rows.append(mixed)
             captions[i] = f"{drawn[0]}: {lam:.0%} this image"
         x = torch.cat(rows)

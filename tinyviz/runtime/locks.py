@@ -5,8 +5,7 @@ to every browser session, and Streamlit runs sessions in threads. Explainers mut
 while they run: captum registers forward and backward hooks on its modules (Grad-CAM on one
 layer, guided backprop on every ReLU), and a forward pass by another thread in the meantime
 would fire those hooks, or run without them. So whoever runs a shared model, explaining or
-classifying, holds its lock. The lock is re-entrant so that `explain_all` can hold it across
-several `attribute` calls that each take it too.
+classifying, holds its lock.
 
 Locks are kept in a `WeakKeyDictionary`: a model evicted from the cache takes its lock with
 it, and a new model object (new weights) gets a new lock.
@@ -17,15 +16,15 @@ from __future__ import annotations
 import threading
 import weakref
 
-_LOCKS: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
 _GUARD = threading.Lock()  # makes "look up, else create" atomic across threads
 
 
-def model_lock(model: object) -> threading.RLock:
+def model_lock(model: object) -> threading.Lock:
     """The lock of `model` (created on first use; the same object for the model's lifetime)."""
     with _GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
-            lock = threading.RLock()
+            lock = threading.Lock()
             _LOCKS[model] = lock
         return lock

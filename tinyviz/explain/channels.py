@@ -16,16 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.batches import to_float
+from ..runtime.locks import model_lock
 from . import analysis
-from .data.batches import to_float
-from .locks import model_lock
 
 REDUCTIONS = ("max", "mean")
 
 
-def activation_maxima(run_dir: Path, data, *, device: str = "cpu",
-                      progress: analysis.Progress | None = None,
-                      limit: int = 0) -> dict[str, np.ndarray]:
+def activation_maxima(
+    run_dir: Path,
+    data,
+    *,
+    device: str = "cpu",
+    progress: analysis.Progress | None = None,
+    limit: int = 0,
+) -> dict[str, np.ndarray]:
     """`{layer: (N, C_layer) float16}`: each channel's spatial maximum on each validation image.
 
     Every layer of `model.channel_layers` at once; rows are validation images as in
@@ -66,8 +71,9 @@ def class_purity(maxima: np.ndarray, labels: np.ndarray, k: int = 50) -> np.ndar
     return np.asarray(counts, np.float32) / k
 
 
-def channel_gradients(model: nn.Module, images_u8: np.ndarray, layer: str, channel: int, *,
-                      reduce: str = "max") -> np.ndarray:
+def channel_gradients(
+    model: nn.Module, images_u8: np.ndarray, layer: str, channel: int, *, reduce: str = "max"
+) -> np.ndarray:
     """`(k, H, W)` float32 in [0, 1]: how strongly each pixel moves the channel's response.
 
     The response is the channel's spatial max (or mean) on each image; the map is the

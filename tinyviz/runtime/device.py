@@ -11,16 +11,28 @@ import sys
 
 import torch
 
-from . import __version__
+from .. import __version__
+from ..errors import ConfigError
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """`auto` is CUDA when present, else the CPU (slow, but correct)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but no CUDA GPU is available")
+        raise ConfigError(f"device {name!r} was asked for, but no CUDA GPU is available")
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise ConfigError(
+            f"device {name!r} was asked for, but there are only {torch.cuda.device_count()} GPUs"
+        )
     return device
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA
 
-from . import analysis, checkpoints
-from .images import thumbnail_data_uri
+from .. import io
+from . import analysis
 
 METHODS = ("pca", "tsne", "umap")
 PRE_PCA = 50
@@ -41,7 +41,7 @@ HOW = {
     "projection": "placed by the map's own PCA projection",
     "transform": "placed by openTSNE's transform against the fitted map",
     "neighbours": "placed at the distance-weighted mean of its nearest validation images "
-                  "on the map",
+    "on the map",
 }
 _FITTED: OrderedDict[str, Any] = OrderedDict()  # cache key -> (pca, t-SNE), a few maps
 _FITTED_MAX = 4
@@ -71,14 +71,21 @@ class Placement:
 # ------------------------------------------------------------------ computing
 
 
-def embed(features: np.ndarray, method: str, dims: int, *, seed: int = 0,
-          progress: analysis.Progress | None = None) -> Embedding:
+def embed(
+    features: np.ndarray,
+    method: str,
+    dims: int,
+    *,
+    seed: int = 0,
+    progress: analysis.Progress | None = None,
+) -> Embedding:
     """A `dims`-dimensional map of `features` (N, D); `indices` are 0..N-1."""
     return _fit(features, method, dims, seed, progress)[0]
 
 
-def _fit(features: np.ndarray, method: str, dims: int, seed: int,
-         progress: analysis.Progress | None):
+def _fit(
+    features: np.ndarray, method: str, dims: int, seed: int, progress: analysis.Progress | None
+):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if dims not in (2, 3):
@@ -90,16 +97,30 @@ def _fit(features: np.ndarray, method: str, dims: int, seed: int,
         pca = PCA(n_components=min(dims, *x.shape), random_state=seed).fit(x)
         coords = _pad(pca.transform(x), dims)
         report(1.0, "done")
-        return (Embedding("pca", dims, coords, np.arange(len(x)),
-                          pca.explained_variance_ratio_.astype(np.float32), {"seed": seed}),
-                (pca, None))
+        return (
+            Embedding(
+                "pca",
+                dims,
+                coords,
+                np.arange(len(x)),
+                pca.explained_variance_ratio_.astype(np.float32),
+                {"seed": seed},
+            ),
+            (pca, None),
+        )
     pca = PCA(n_components=min(PRE_PCA, *x.shape), random_state=seed).fit(x)
     reduced = pca.transform(x).astype(np.float32)
     fit = _tsne if method == "tsne" else _umap
     coords, reducer, params = fit(reduced, dims, seed, report)
     report(1.0, "done")
-    emb = Embedding(method, dims, _pad(coords, dims), np.arange(len(x)), None,
-                    {"seed": seed, "pre_pca": pca.n_components_, **params})
+    emb = Embedding(
+        method,
+        dims,
+        _pad(coords, dims),
+        np.arange(len(x)),
+        None,
+        {"seed": seed, "pre_pca": pca.n_components_, **params},
+    )
     return emb, (pca, reducer)
 
 
@@ -121,15 +142,21 @@ def _tsne(x: np.ndarray, dims: int, seed: int, report):
         return False
 
     method = "fft" if dims <= 2 and len(x) >= 10_000 else "bh"
-    tsne = TSNE(n_components=dims, perplexity=perplexity, negative_gradient_method=method,
-                n_jobs=-1, random_state=seed, callbacks=callback, callbacks_every_iters=every)
+    tsne = TSNE(
+        n_components=dims,
+        perplexity=perplexity,
+        negative_gradient_method=method,
+        n_jobs=-1,
+        random_state=seed,
+        callbacks=callback,
+        callbacks_every_iters=every,
+    )
     report(0.05, "t-SNE: nearest neighbours")
     fitted = tsne.fit(x)
     # The fitted map keeps its optimiser settings for `transform`, callbacks included: drop
     # ours, or placing an image later would report to this fit's (long gone) progress bar.
     fitted.gradient_descent_params["callbacks"] = None
-    return (np.asarray(fitted, np.float32), fitted,
-            {"perplexity": perplexity, "gradient": method})
+    return (np.asarray(fitted, np.float32), fitted, {"perplexity": perplexity, "gradient": method})
 
 
 def _umap(x: np.ndarray, dims: int, seed: int, report):
@@ -138,8 +165,9 @@ def _umap(x: np.ndarray, dims: int, seed: int, report):
 
     neighbours = int(min(15, max(2, len(x) - 1)))
     init = "spectral" if len(x) > dims + 10 else "random"
-    reducer = umap.UMAP(n_components=dims, n_neighbors=neighbours, random_state=seed,
-                        init=init, n_jobs=1)
+    reducer = umap.UMAP(
+        n_components=dims, n_neighbors=neighbours, random_state=seed, init=init, n_jobs=1
+    )
     report(0.05, "UMAP: neighbours graph and layout (no finer progress)")
     coords = reducer.fit_transform(x)
     return np.asarray(coords, np.float32), reducer, {"n_neighbors": neighbours}
@@ -148,17 +176,26 @@ def _umap(x: np.ndarray, dims: int, seed: int, report):
 def _pad(coords: np.ndarray, dims: int) -> np.ndarray:
     """float32 `(N, dims)`; zero columns where there were fewer points than dimensions."""
     out = np.zeros((len(coords), dims), np.float32)
-    out[:, :coords.shape[1]] = coords
+    out[:, : coords.shape[1]] = coords
     return out
 
 
 # -------------------------------------------------------------------- caching
 
 
-def cached_embedding(run_dir: Path, data, method: str, dims: int, *,
-                     classes: list[int] | None = None, device: str = "cpu",
-                     progress: analysis.Progress | None = None, limit: int = 0,
-                     seed: int = 0, refit: bool = False) -> Embedding:
+def cached_embedding(
+    run_dir: Path,
+    data,
+    method: str,
+    dims: int,
+    *,
+    classes: list[int] | None = None,
+    device: str = "cpu",
+    progress: analysis.Progress | None = None,
+    limit: int = 0,
+    seed: int = 0,
+    refit: bool = False,
+) -> Embedding:
     """The map of the run's validation features (of `classes` only, if given), from the cache.
 
     Computes the features first if they are not cached yet (the first 70% of the progress
@@ -166,33 +203,66 @@ def cached_embedding(run_dir: Path, data, method: str, dims: int, *,
     openTSNE's transform on a t-SNE map that was loaded from disk).
     """
     before = analysis.is_cached(run_dir, data, limit)
-    outputs = analysis.val_outputs(run_dir, data, device=device, limit=limit,
-                                   progress=None if before else _scaled(progress, 0.0, 0.7))
+    outputs = analysis.val_outputs(
+        run_dir,
+        data,
+        device=device,
+        limit=limit,
+        progress=None if before else _scaled(progress, 0.0, 0.7),
+    )
     base = _base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed)
     with analysis.key_lock(str(base)):
         if not refit and _stored(base):
             return _read(base)
         indices = _select(outputs.labels, classes)
-        emb, fitted = _fit(outputs.features[indices], method, dims, seed,
-                           _scaled(progress, 0.0 if before else 0.7, 1.0))
-        emb = Embedding(emb.method, dims, emb.coords, indices, emb.explained_variance,
-                        {**emb.params, "classes": None if classes is None else sorted(classes)})
+        emb, fitted = _fit(
+            outputs.features[indices],
+            method,
+            dims,
+            seed,
+            _scaled(progress, 0.0 if before else 0.7, 1.0),
+        )
+        emb = Embedding(
+            emb.method,
+            dims,
+            emb.coords,
+            indices,
+            emb.explained_variance,
+            {**emb.params, "classes": None if classes is None else sorted(classes)},
+        )
         _write(base, emb, fitted[0])
         if method == "tsne":
             _remember(base, fitted)
         return emb
 
 
-def is_cached(run_dir: Path, data, method: str, dims: int, *,
-              classes: list[int] | None = None, limit: int = 0, seed: int = 0) -> bool:
+def is_cached(
+    run_dir: Path,
+    data,
+    method: str,
+    dims: int,
+    *,
+    classes: list[int] | None = None,
+    limit: int = 0,
+    seed: int = 0,
+) -> bool:
     """Whether `cached_embedding` would read this map rather than compute it."""
     if not analysis.is_cached(run_dir, data, limit):
         return False
     return _stored(_base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed))
 
 
-def place(run_dir: Path, data, method: str, dims: int, new_features: np.ndarray,
-          classes: list[int] | None = None, *, limit: int = 0, seed: int = 0) -> Placement:
+def place(
+    run_dir: Path,
+    data,
+    method: str,
+    dims: int,
+    new_features: np.ndarray,
+    classes: list[int] | None = None,
+    *,
+    limit: int = 0,
+    seed: int = 0,
+) -> Placement:
     """Coordinates of new images (their features, (M, D)) on the cached map."""
     emb = cached_embedding(run_dir, data, method, dims, classes=classes, limit=limit, seed=seed)
     base = _base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed)
@@ -209,8 +279,9 @@ def place(run_dir: Path, data, method: str, dims: int, new_features: np.ndarray,
     return Placement(place_by_neighbours(feats, emb.coords, new), "neighbours")
 
 
-def place_by_neighbours(features: np.ndarray, coords: np.ndarray, new: np.ndarray,
-                        k: int = NEIGHBOURS_FOR_PLACING) -> np.ndarray:
+def place_by_neighbours(
+    features: np.ndarray, coords: np.ndarray, new: np.ndarray, k: int = NEIGHBOURS_FOR_PLACING
+) -> np.ndarray:
     """Distance-weighted mean of the map positions of each new point's k nearest neighbours."""
     idx, dist = neighbours(features, np.atleast_2d(new), k=k)
     weights = 1.0 / (dist + 1e-6)
@@ -252,23 +323,29 @@ def _stored(base: Path) -> bool:
 
 def _write(base: Path, emb: Embedding, pca: PCA) -> None:
     """Arrays first, the JSON last: a map is only read back once its JSON exists."""
-    analysis.save_array(_path(base, "coords.npy"), emb.coords)
-    analysis.save_array(_path(base, "indices.npy"), emb.indices)
+    io.save_array(_path(base, "coords.npy"), emb.coords)
+    io.save_array(_path(base, "indices.npy"), emb.indices)
     if emb.method == "pca":
-        analysis.save_array(_path(base, "mean.npy"), pca.mean_.astype(np.float32))
-        analysis.save_array(_path(base, "components.npy"), pca.components_.astype(np.float32))
+        io.save_array(_path(base, "mean.npy"), pca.mean_.astype(np.float32))
+        io.save_array(_path(base, "components.npy"), pca.components_.astype(np.float32))
     ev = None if emb.explained_variance is None else emb.explained_variance.tolist()
-    checkpoints.write_json(_path(base, "json"), {"method": emb.method, "dims": emb.dims,
-                                                 "explained_variance": ev,
-                                                 "params": emb.params})
+    io.write_json(
+        _path(base, "json"),
+        {"method": emb.method, "dims": emb.dims, "explained_variance": ev, "params": emb.params},
+    )
 
 
 def _read(base: Path) -> Embedding:
     meta = json.loads(_path(base, "json").read_text())
     ev = meta["explained_variance"]
-    return Embedding(meta["method"], int(meta["dims"]), _load(base, "coords"),
-                     _load(base, "indices"), None if ev is None else np.array(ev, np.float32),
-                     meta["params"])
+    return Embedding(
+        meta["method"],
+        int(meta["dims"]),
+        _load(base, "coords"),
+        _load(base, "indices"),
+        None if ev is None else np.array(ev, np.float32),
+        meta["params"],
+    )
 
 
 def _load(base: Path, part: str) -> np.ndarray:
@@ -291,8 +368,27 @@ def _recall(base: Path):
 # ------------------------------------------------------------ neighbours, display
 
 
-def neighbours(features: np.ndarray, query: np.ndarray, k: int = 8,
-               metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+def features_of_image(model, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1, D) penultimate features and (1, C) class probabilities of one 64 x 64 image.
+
+    The model is shared between dashboard sessions, so the pass holds its lock: another
+    session's explainer may have hooks on it.
+    """
+    import torch
+
+    from ..data.batches import to_model_input
+    from ..runtime.locks import model_lock
+
+    device = next(model.parameters()).device
+    with model_lock(model), torch.inference_mode():
+        f = model.forward_features(to_model_input(rgb).to(device))
+        probs = model.forward_head(f).float().softmax(1)
+    return f.float().cpu().numpy(), probs.cpu().numpy()
+
+
+def neighbours(
+    features: np.ndarray, query: np.ndarray, k: int = 8, metric: str = "cosine"
+) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows of `features` to each query, nearest first: (indices, distances).
 
     A 1-D query gives (k,) arrays, an (M, D) query (M, k). `metric`: cosine or euclidean.
@@ -322,12 +418,29 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def thumbnails(images_u8: np.ndarray, indices: np.ndarray, size: int = 32) -> list[str]:
     """JPEG data URIs of the images at `indices`, for Vega-Lite tooltips (about 1 KB each)."""
-    return [thumbnail_data_uri(np.asarray(images_u8[int(i)]), size, fmt="JPEG")
-            for i in indices]
+    return [thumbnail_data_uri(np.asarray(images_u8[int(i)]), size, fmt="JPEG") for i in indices]
 
 
-def sample_for_display(n_total: int, max_points: int = 3000, seed: int = 0,
-                       labels: np.ndarray | None = None) -> np.ndarray:
+def thumbnail_data_uri(rgb: np.ndarray, size: int = 64, fmt: str = "PNG") -> str:
+    """A `data:` URI of the image fitted into `size x size`, for chart tooltips."""
+    import base64
+    from io import BytesIO
+
+    from PIL import Image
+
+    fmt = fmt.upper()
+    if fmt not in ("PNG", "JPEG"):
+        raise ValueError(f"fmt must be PNG or JPEG, not {fmt}")
+    img = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = BytesIO()
+    img.save(buf, fmt, **({"quality": 85} if fmt == "JPEG" else {"optimize": True}))
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def sample_for_display(
+    n_total: int, max_points: int = 3000, seed: int = 0, labels: np.ndarray | None = None
+) -> np.ndarray:
     """Sorted indices of at most `max_points` of `n_total` points for a chart.
 
     A chart spec with 10,000 base64 thumbnails is tens of MB: the page draws a sample.

@@ -21,13 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoints
-from .images import to_model_input
-from .locks import model_lock
-
-
-class PredictError(ValueError):
-    """Models, classes or snapshots that do not fit together, described in one line."""
+from ..data.batches import to_model_input
+from ..errors import PredictError
+from ..runs.folder import Run, open_run
+from ..runs.weights import load_model
+from ..runtime.locks import model_lock
 
 
 @dataclass(frozen=True)
@@ -47,15 +45,15 @@ class Prediction:
         return self.names[0]
 
 
-def predict_image(model: nn.Module, rgb64: np.ndarray, class_names: Sequence[str],
-                  wnids: Sequence[str], k: int = 5, *, label: str = "") -> Prediction:
-    """Top-`k` of one model on one `64 x 64 x 3` uint8 image."""
-    return predict_ensemble([model], rgb64, class_names, wnids, k, label=label)
-
-
-def predict_ensemble(models: Sequence[nn.Module], rgb64: np.ndarray,
-                     class_names: Sequence[str], wnids: Sequence[str], k: int = 5, *,
-                     label: str = "") -> Prediction:
+def predict_ensemble(
+    models: Sequence[nn.Module],
+    rgb64: np.ndarray,
+    class_names: Sequence[str],
+    wnids: Sequence[str],
+    k: int = 5,
+    *,
+    label: str = "",
+) -> Prediction:
     """Top-`k` of the models' averaged softmax probabilities (seed 004's Eq. 2)."""
     if not models:
         raise PredictError("an ensemble needs at least one model")
@@ -67,32 +65,38 @@ def predict_ensemble(models: Sequence[nn.Module], rgb64: np.ndarray,
     top = probs.topk(min(k, len(wnids)))
     idx = tuple(int(i) for i in top.indices)
     return Prediction(
-        classes=idx, probs=tuple(float(p) for p in top.values),
-        names=tuple(class_names[i] for i in idx), wnids=tuple(wnids[i] for i in idx),
+        classes=idx,
+        probs=tuple(float(p) for p in top.values),
+        names=tuple(class_names[i] for i in idx),
+        wnids=tuple(wnids[i] for i in idx),
         seconds=time.perf_counter() - start,
-        model_label=label or _default_label(models))
+        model_label=label or _default_label(models),
+    )
 
 
 def load_snapshot_ensemble(run_dir: Path, k: int, device: str = "cpu") -> list[nn.Module]:
     """The run's `k` best snapshots (best first), each loaded as an eval-mode model."""
-    run = checkpoints.open_run(run_dir)
-    snaps = run.snapshots()[:k]
+    run = open_run(run_dir)
+    snaps = run.snapshots[:k]
     if k < 1 or not snaps:
-        raise PredictError(f"{run.name} kept no snapshots" if not snaps
-                           else "an ensemble needs k >= 1")
-    return [checkpoints.load_model(run.path, snapshot=s["file"], device=device) for s in snaps]
+        raise PredictError(
+            f"{run.name} kept no snapshots" if not snaps else "an ensemble needs k >= 1"
+        )
+    return [load_model(run, snapshot=s.file, device=device) for s in snaps]
 
 
-def run_classes(runs: Sequence[checkpoints.Run]) -> tuple[list[str], list[str]]:
+def run_classes(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
     """`(class_names, wnids)` shared by `runs`; raises if they were trained on different lists."""
     if not runs:
         raise PredictError("no runs chosen")
     first = runs[0]
     for run in runs[1:]:
         if run.wnids != first.wnids:
-            raise PredictError(f"{run.name} and {first.name} were trained on different "
-                               f"classes ({len(run.wnids)} vs {len(first.wnids)}); they "
-                               "cannot be compared or averaged")
+            raise PredictError(
+                f"{run.name} and {first.name} were trained on different "
+                f"classes ({len(run.wnids)} vs {len(first.wnids)}); they "
+                "cannot be compared or averaged"
+            )
     return list(first.class_names), list(first.wnids)
 
 
@@ -107,8 +111,10 @@ def _probs(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
             model.eval()
         logits = model(x.to(device))[0].float().cpu()
     if logits.numel() != classes:
-        raise PredictError(f"the model predicts {logits.numel()} classes but {classes} class "
-                           "names were given: use the run's own classes (run_classes)")
+        raise PredictError(
+            f"the model predicts {logits.numel()} classes but {classes} class "
+            "names were given: use the run's own classes (run_classes)"
+        )
     return logits.softmax(0)
 
 

@@ -25,31 +25,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import checkpoints
-from .config import AugmentConfig, TrainConfig
-from .monitor import read_progress
+from .. import io
+from ..config import AugmentConfig, TrainConfig
+from ..errors import CheckpointError, JobError
+from .folder import RunFolder, read_config
+from .progress import FINISHED, TrainProgress, read_progress
 
-LOCK = "train.lock"
-LOG = "train.log"
-JOB = "job.json"  # in the run folder: the process, its command line and when it started
+LOCK = "train.lock"  # in jobs_dir: the one running job
 LAST = "last.json"  # in jobs_dir: the most recent job's run folder, for the page after a reload
-STATE = "state.json"
-FINISHED = ("done", "failed", "stopped")
 ENDED = "stopped (process ended)"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 try:  # POSIX: serialises "clear a stale lock, take it" between processes
     import fcntl
 except ImportError:  # pragma: no cover - Windows: O_EXCL alone still prevents two live jobs
     fcntl = None  # type: ignore[assignment]
-
-
-class JobError(Exception):
-    """A job that cannot be started, resumed or stopped, described in one line."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +53,13 @@ class Job:
     `status`: "starting" (launched, no progress yet), "running", "done", "failed",
     "stopped" (by the user, cleanly), "stopped (process ended)" (the process died without
     saying why: killed, out of memory, machine restarted) or "none" (never started here).
-    `progress` is `progress.json` as the trainer wrote it (empty before the first write).
+    `progress` is what the trainer last wrote (None before its first write).
     """
 
     run_dir: Path
     pid: int | None
     status: str
-    progress: dict = field(default_factory=dict)
+    progress: TrainProgress | None = None
     started: float | None = None
     command: tuple[str, ...] = ()
 
@@ -76,7 +70,21 @@ class Job:
 
     @property
     def message(self) -> str:
-        return str(self.progress.get("message") or "")
+        return self.progress.message if self.progress else ""
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped or killed with a finished epoch saved: Resume continues it."""
+        return (
+            self.status in ("stopped", ENDED)
+            and RunFolder(self.run_dir).has_resume_state()
+            and not self.finished_all
+        )
+
+    @property
+    def finished_all(self) -> bool:
+        p = self.progress
+        return bool(p and p.status == "done")
 
 
 # ------------------------------------------------------------------------- command
@@ -87,8 +95,9 @@ def train_args(cfg: TrainConfig) -> list[str]:
 
     The model and epochs are always given, so the command reads well in the log.
     """
-    args = _dataclass_args(cfg, TrainConfig(), skip={"model_options", "augment"},
-                           always={"model", "epochs"})
+    args = _dataclass_args(
+        cfg, TrainConfig(), skip={"model_options", "augment"}, always={"model", "epochs"}
+    )
     args += _dataclass_args(cfg.augment, AugmentConfig())
     for key, value in cfg.model_options.items():
         if "=" in str(key):
@@ -97,22 +106,34 @@ def train_args(cfg: TrainConfig) -> list[str]:
     return args
 
 
-def train_command(cfg: TrainConfig | None, run_dir: Path, data: str | None = None, *,
-                  resume: bool = False) -> list[str]:
-    """The full command line: a new run of `cfg`, or `--resume` of `run_dir` (cfg unused)."""
+def train_command(
+    cfg: TrainConfig | None,
+    run_dir: Path,
+    data: str | None = None,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+) -> list[str]:
+    """The full command line: a new run of `cfg`, or `--resume` of `run_dir` (cfg unused;
+    `epochs` extends it)."""
     cmd = [sys.executable, "-m", "tinyviz", "train"]
-    if data is not None:
+    if data:
         cmd.append(f"--data={Path(data).resolve()}")
     run = str(Path(run_dir).resolve())
     if resume:
-        return [*cmd, f"--resume={run}", "--quiet"]
+        more = [f"--epochs={epochs}"] if epochs is not None else []
+        return [*cmd, f"--resume={run}", *more, "--quiet"]
     if cfg is None:
         raise ValueError("a new run needs a TrainConfig")
     return [*cmd, *train_args(cfg), f"--out={run}", "--quiet"]
 
 
-def _dataclass_args(obj: Any, default: Any, skip: frozenset[str] | set[str] = frozenset(),
-                    always: frozenset[str] | set[str] = frozenset()) -> list[str]:
+def _dataclass_args(
+    obj: Any,
+    default: Any,
+    skip: frozenset[str] | set[str] = frozenset(),
+    always: frozenset[str] | set[str] = frozenset(),
+) -> list[str]:
     args = []
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
@@ -132,46 +153,56 @@ def _dataclass_args(obj: Any, default: Any, skip: frozenset[str] | set[str] = fr
 def start(cfg: TrainConfig, run_dir: Path, *, data: str | None, jobs_dir: Path) -> Job:
     """Launch a new run into `run_dir`; refused while a job runs or if the folder holds a run."""
     run_dir = Path(run_dir).resolve()
-    if holds_run(run_dir):
+    if RunFolder(run_dir).holds_run():
         raise JobError(f"{run_dir} already holds a run: resume it or choose another folder")
     return _launch(train_command(cfg, run_dir, data), run_dir, Path(jobs_dir))
 
 
-def resume(run_dir: Path, *, jobs_dir: Path, data: str | None) -> Job:
-    """Continue a stopped or killed run from its last finished epoch."""
-    run_dir = Path(run_dir).resolve()
-    if not (run_dir / STATE).exists():
-        raise JobError(f"nothing to resume in {run_dir}: no finished epoch was saved")
-    state = checkpoints.read_json(run_dir / STATE)
-    epochs = checkpoints.read_json(run_dir / checkpoints.CONFIG)["train"]["epochs"]
-    if state.get("epoch", 0) >= epochs:
-        raise JobError(f"{run_dir.name} already finished all {epochs} epochs")
-    return _launch(train_command(None, run_dir, data, resume=True), run_dir, Path(jobs_dir))
+def resume(run_dir: Path, *, jobs_dir: Path, data: str | None, epochs: int | None = None) -> Job:
+    """Continue a stopped or killed run from its last finished epoch (to `epochs` in all)."""
+    from ..training.state import read_counters  # reads a header; no training is imported
+
+    folder = RunFolder(Path(run_dir).resolve())
+    try:
+        done = read_counters(folder)["epoch"]
+        total = read_config(folder).train.epochs
+    except CheckpointError as e:
+        raise JobError(str(e)) from None
+    if epochs is not None and epochs < done:
+        raise JobError(f"{folder.name} has already trained {done} epochs")
+    if epochs is None and done >= total:
+        raise JobError(f"{folder.name} already finished all {total} epochs")
+    cmd = train_command(None, folder.path, data, resume=True, epochs=epochs)
+    return _launch(cmd, folder.path, Path(jobs_dir))
 
 
 def holds_run(run_dir: Path) -> bool:
     """Whether a run already lives in `run_dir` (a launch that failed early leaves none)."""
-    return any((Path(run_dir) / name).exists()
-               for name in (checkpoints.CONFIG, STATE, checkpoints.WEIGHTS))
+    return RunFolder(Path(run_dir)).holds_run()
 
 
 def _launch(cmd: list[str], run_dir: Path, jobs_dir: Path) -> Job:
+    folder = RunFolder(run_dir)
     with _claim(jobs_dir, run_dir) as lock:
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(run_dir / LOG, "ab") as log:  # the child keeps its own copy of the handle
+        with open(folder.log, "ab") as log:  # the child keeps its own copy of the handle
             log.write(f"\n$ {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _CHILDREN[proc.pid] = proc
         started = time.time()
-        checkpoints.write_json(lock, {"pid": proc.pid, "run_dir": str(run_dir),
-                                      "started": started})
-        checkpoints.write_json(run_dir / JOB, {"pid": proc.pid, "started": started,
-                                               "command": cmd})
-        checkpoints.write_json(jobs_dir / LAST, {"run_dir": str(run_dir)})
+        io.write_json(lock, {"pid": proc.pid, "run_dir": str(run_dir), "started": started})
+        io.write_json(folder.job, {"pid": proc.pid, "started": started, "command": cmd})
+        io.write_json(jobs_dir / LAST, {"run_dir": str(run_dir)})
     return status(run_dir)
 
 
@@ -226,8 +257,8 @@ def _is_stale(info: dict) -> bool:
     pid = info.get("pid")
     if not isinstance(pid, int) or not pid_alive(pid):
         return True
-    progress = read_progress(Path(info.get("run_dir", ""))) or {}
-    return progress.get("pid") == pid and progress.get("status") in FINISHED
+    progress = read_progress(RunFolder(Path(str(info.get("run_dir", "")))))
+    return progress is not None and progress.pid == pid and progress.status in FINISHED
 
 
 def _clear_if_stale(lock: Path) -> None:
@@ -262,10 +293,10 @@ def current(jobs_dir: Path) -> Job | None:
 def latest(jobs_dir: Path) -> Job | None:
     """The most recently started job, running or not (what the page shows after a reload)."""
     try:
-        run_dir = checkpoints.read_json(Path(jobs_dir) / LAST)["run_dir"]
-    except (checkpoints.CheckpointError, KeyError, TypeError):
+        run_dir = io.read_json(Path(jobs_dir) / LAST)["run_dir"]
+    except (CheckpointError, KeyError, TypeError):
         return None
-    return status(Path(run_dir))
+    return status(Path(str(run_dir)))
 
 
 def status(run_dir: Path) -> Job:
@@ -276,26 +307,36 @@ def status(run_dir: Path) -> Job:
 def _status(run_dir: Path, lock_pid: int | None) -> Job:
     """`status`; the lock's pid, when given, names the current process (during a launch
     `job.json` may still name the previous one)."""
-    job = _job_info(run_dir)
-    progress = read_progress(run_dir) or {}
-    pid = lock_pid if lock_pid is not None else job.get("pid", progress.get("pid"))
+    folder = RunFolder(run_dir)
+    job = _job_info(folder)
+    progress = read_progress(folder)
+    pid = lock_pid if lock_pid is not None else job.get("pid", progress and progress.pid)
+    pid = pid if isinstance(pid, int) else None
     state = _state(pid, progress, run_dir)
-    return Job(run_dir, pid, state, progress, job.get("started", progress.get("started")),
-               tuple(job.get("command", ())))
+    started = job.get("started", progress and progress.started)
+    command = job.get("command", ())
+    return Job(
+        run_dir,
+        pid,
+        state,
+        progress,
+        started if isinstance(started, int | float) else None,
+        tuple(map(str, command)) if isinstance(command, list) else (),
+    )
 
 
-def _job_info(run_dir: Path) -> dict:
+def _job_info(folder: RunFolder) -> dict:
     try:
-        info = checkpoints.read_json(run_dir / JOB)
-    except checkpoints.CheckpointError:
+        info = io.read_json(folder.job, inside=folder.path)
+    except CheckpointError:
         return {}
     return info if isinstance(info, dict) else {}
 
 
-def _state(pid: int | None, progress: dict, run_dir: Path) -> str:
+def _state(pid: int | None, progress: TrainProgress | None, run_dir: Path) -> str:
     alive = pid_alive(pid)
-    if progress and progress.get("pid") == pid:  # the progress is this process's own
-        reported = str(progress.get("status", "running"))
+    if progress is not None and progress.pid == pid:  # the progress is this process's own
+        reported = progress.status
         return ENDED if reported == "running" and not alive else reported
     if alive:
         return "starting"
@@ -312,7 +353,7 @@ def _is_error(line: str) -> bool:
 
 def log_tail(run_dir: Path, n: int = 20) -> list[str]:
     """The last `n` lines of the job's output (`RUN/train.log`), without blank lines."""
-    path = Path(run_dir) / LOG
+    path = RunFolder(Path(run_dir)).log
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -327,8 +368,7 @@ def log_tail(run_dir: Path, n: int = 20) -> list[str]:
 # --------------------------------------------------------------------------- stop
 
 
-def stop(job_or_run_dir: Job | Path, *, jobs_dir: Path | None = None,
-         wait: float = 15.0) -> Job:
+def stop(job_or_run_dir: Job | Path, *, jobs_dir: Path | None = None, wait: float = 15.0) -> Job:
     """SIGTERM to the job's process group, then wait up to `wait` seconds for it to end.
 
     The trainer catches SIGTERM, writes status "stopped" and exits. Its lock is then stale:
@@ -385,3 +425,52 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+# ----------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run folder of the Train page's list: what it is, how far it got, its job."""
+
+    path: Path
+    model: str
+    epochs: int
+    best_top1: float | None
+    job: Job
+    problem: str = ""  # why its files cannot be read, for a broken folder
+
+
+def recent_runs(runs_dir: Path, limit: int = 20) -> list[RunSummary]:
+    """The `limit` most recently changed run folders under `runs_dir`, newest first."""
+    from .folder import read_metrics
+
+    root = Path(runs_dir)
+    try:
+        folders = [p for p in root.iterdir() if RunFolder(p).config.exists()]
+    except OSError:
+        return []
+    folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    out = []
+    for path in folders[:limit]:
+        folder = RunFolder(path)
+        try:
+            rows, model = read_metrics(folder), read_config(folder).model.name
+        except CheckpointError as e:
+            out.append(RunSummary(path, "?", 0, None, status(path), str(e)))
+            continue
+        best = max((r.val_top1 for r in rows), default=None)
+        out.append(RunSummary(path, model, len(rows), best, status(path)))
+    return out
+
+
+def check_run_name(name: str, runs_dir: Path) -> str:
+    """Why `name` cannot be a new run folder in `runs_dir` ("" when it can)."""
+    from .folder import RUN_NAME
+
+    if not RUN_NAME.fullmatch(name or ""):
+        return "Name the run (letters, digits, '.', '_', '-'; not starting with '.' or '-')."
+    if RunFolder(Path(runs_dir) / name).holds_run():
+        return f"{Path(runs_dir) / name} already holds a run: choose another name."
+    return ""

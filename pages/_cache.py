@@ -1,0 +1,146 @@
+"""Caches shared by the pages: models, analysis arrays, predictions, saliency maps.
+
+`st.cache_resource` objects are shared by every session and thread: the services that use a
+cached model take `tinyviz.runtime.locks.model_lock`, so sessions never see each other's
+hooks. Entries are bounded (`max_entries`), so the server's memory stays flat however many
+visitors come and go: at most 8 models, 4 analyses and 256 small results (top-5 lists and
+64 x 64 maps) are held at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pages import _state
+from tinyviz.data import DataError, load, open_archive
+from tinyviz.data.batches import to_model_input
+from tinyviz.demo import predict
+from tinyviz.explain import analysis
+from tinyviz.explain import saliency as explain
+from tinyviz.runs import Run, load_model, open_run
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+def _model(path: str, stamp: tuple[int, int], snapshot: str | None, device: str):
+    return load_model(Path(path), snapshot=snapshot, device=device)
+
+
+def model(run: Run, snapshot: str | None = None):
+    """The run's model, shared across sessions; reloaded when its weights change."""
+    return _model(str(run.path), run.stamp, snapshot, _state.device())
+
+
+@st.cache_resource(show_spinner="Loading the snapshots...", max_entries=2)
+def _snapshot_models(path: str, stamp: tuple[int, int], k: int, device: str):
+    return predict.load_snapshot_ensemble(Path(path), k, device=device)
+
+
+def load_data(path: str, progress):
+    """Open the decoded data set (milliseconds once decoded); `progress(done, total)`."""
+    return load(path, progress=progress)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _val_outputs(path: str, stamp: tuple[int, int], data_cache: str, device: str, _data):
+    """Read-only arrays shared by sessions (cache_resource: no copy per rerun)."""
+    return analysis.val_outputs(Path(path), _data, device=device)
+
+
+def val_outputs(run: Run, data):
+    return _val_outputs(str(run.path), run.stamp, str(data.cache), _state.device(), data)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def full_names_of_archive(path: str) -> dict[str, str]:
+    """wnid -> all WordNet names, from a data set's word list (no image is decoded)."""
+    try:
+        classes = open_archive(path).classes
+    except DataError:
+        return {}
+    return dict(zip(classes.wnids, classes.full_names, strict=True))
+
+
+def image_key(rgb: np.ndarray) -> str:
+    """A short digest of an image, to key caches by content."""
+    return hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest()[:16]
+
+
+_WARM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> passes run once
+
+
+def _warm(net, what: str, run_once) -> None:
+    """Run `run_once` the first time `net` does `what`, so that one-off set-up costs (memory,
+    kernel selection: up to seconds on a CPU) stay out of the latencies the pages show."""
+    done = _WARM.setdefault(net, set())
+    if what not in done:
+        run_once()
+        done.add(what)
+
+
+def prediction(run: Run, rgb: np.ndarray, ensemble: int = 0):
+    """Top-5 of the run (or of its `ensemble` best snapshots) on a 64 x 64 image; cached."""
+    return _prediction(str(run.path), run.stamp, ensemble, image_key(rgb), _state.device(), rgb)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _prediction(
+    path: str, stamp: tuple[int, int], ensemble: int, key: str, device: str, _rgb: np.ndarray
+):
+    run = open_run(Path(path))
+    nets = (
+        _snapshot_models(path, stamp, ensemble, device)
+        if ensemble
+        else [_model(path, stamp, None, device)]
+    )
+    label = f"{run.name}, {len(nets)} snapshots" if ensemble else run.name
+    for net in nets:
+        _warm(
+            net,
+            "forward",
+            lambda net=net: predict.predict_ensemble([net], _rgb, run.class_names, run.wnids),
+        )
+    return predict.predict_ensemble(nets, _rgb, run.class_names, run.wnids, label=label)
+
+
+def attribution(
+    run: Run,
+    rgb: np.ndarray,
+    target: int,
+    method: str,
+    layer: str | None = None,
+    snapshot: str | None = None,
+):
+    """`explain.attribute` of the run's model on a 64 x 64 image; cached by content."""
+    return _attribution(
+        str(run.path),
+        run.stamp,
+        snapshot,
+        image_key(rgb),
+        int(target),
+        method,
+        layer,
+        _state.device(),
+        rgb,
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _attribution(
+    path: str,
+    stamp: tuple[int, int],
+    snapshot: str | None,
+    key: str,
+    target: int,
+    method: str,
+    layer: str | None,
+    device: str,
+    _rgb: np.ndarray,
+):
+    net, x = _model(path, stamp, snapshot, device), to_model_input(_rgb)
+    _warm(net, "backward", lambda: explain.attribute(net, x, target, "gradient"))
+    return explain.attribute(net, x, target, method, layer=layer)

@@ -1,0 +1,97 @@
+"""What the pages share in a browser session: the data set path, the runs, the chosen run.
+
+Widget state can be lost when switching pages, so everything that must survive lives in
+`st.session_state` under our own keys; the data set path also lives in the URL's query
+parameters, so it survives a reload and travels with a copied link into a new tab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from tinyviz.data import DataError, locate
+from tinyviz.runs import Run, Scan, roots, scan
+from tinyviz.runtime import pick_device
+
+DATA_KEY, RUN_KEY, EXTRA_RUNS_KEY = "tv_data_path", "tv_run", "tv_extra_runs"
+NAV_KEY, GOTO_KEY = "tv_nav", "tv_goto"
+DATA_PARAM = "data"
+
+
+def entry(page_file: str) -> None:
+    """Make sure a page runs under app.py's navigation.
+
+    A link straight to a page (`/classify`) on a freshly started server runs the page file on
+    its own, in Streamlit's legacy pages-folder mode, without our sidebar. Then go through
+    app.py, which installs the navigation and comes back to this page.
+    """
+    if not st.session_state.get(NAV_KEY):
+        st.session_state[GOTO_KEY] = f"pages/{Path(page_file).name}"
+        st.switch_page("app.py")
+
+
+# ---------------------------------------------------------------- data set
+
+
+def default_data_path() -> str:
+    try:
+        return str(locate())
+    except DataError:
+        return ""
+
+
+def init_data_path() -> None:
+    """The sidebar's data field starts from the URL, else the environment or ./data/."""
+    if DATA_KEY not in st.session_state:
+        st.session_state[DATA_KEY] = st.query_params.get(DATA_PARAM) or default_data_path()
+
+
+def remember_data_path() -> None:
+    """Keep the typed path in the URL (a reload or a copied link keeps it)."""
+    path = st.session_state.get(DATA_KEY, "")
+    if path and path != default_data_path():
+        st.query_params[DATA_PARAM] = path
+    elif DATA_PARAM in st.query_params:
+        del st.query_params[DATA_PARAM]
+
+
+def data_path() -> str:
+    """The data set path the sidebar holds ("" when none was found)."""
+    return st.session_state.get(DATA_KEY) or default_data_path()
+
+
+# -------------------------------------------------------------------- runs
+
+
+def run_roots() -> list[Path]:
+    return [*roots.configured_roots(), *map(Path, st.session_state.get(EXTRA_RUNS_KEY, []))]
+
+
+def found() -> Scan:
+    """Every run folder found: the good runs, best first, and the broken ones."""
+    result = scan(run_roots())
+    return Scan(tuple(sorted(result.runs, key=lambda r: r.top1, reverse=True)), result.broken)
+
+
+def all_runs() -> list[Run]:
+    return list(found().runs)
+
+
+def current_run() -> Run | None:
+    """The run chosen in the sidebar (the best one until something is chosen)."""
+    runs = {str(r.path): r for r in all_runs()}
+    return runs.get(st.session_state.get(RUN_KEY)) or next(iter(runs.values()), None)
+
+
+def add_run_folder(text: str) -> None:
+    """Add a folder of runs for this session; refused outside the configured roots."""
+    folder = str(roots.check_addable(text))
+    extra = st.session_state.setdefault(EXTRA_RUNS_KEY, [])
+    if folder not in extra:
+        extra.append(folder)
+
+
+def device() -> str:
+    return str(pick_device("auto"))

@@ -1,0 +1,335 @@
+"""Widgets shared by the pages: the sidebar, the "needs ..." stops, images and charts.
+
+Only choosing and drawing: what is drawn comes from `tinyviz` (through `pages._cache`).
+Names of files and classes are drawn as plain text (`st.text`, or escaped before Markdown),
+never interpreted: a file called `**x**![](http://...)` must not fetch anything.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from pages import _cache, _state
+from tinyviz.data import DataError, describe_missing, download
+from tinyviz.errors import TinyvizError
+from tinyviz.runs import Run
+
+
+def plain(text: str) -> str:
+    """`text` made safe for `st.markdown`: every Markdown, HTML and LaTeX character escaped."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "`*_{}[]<>#!|$~:":
+        out = out.replace(ch, "\\" + ch)
+    return " ".join(out.split())
+
+
+# ---------------------------------------------------------------- data set
+
+
+def _decode_progress():
+    """A progress callback for decoding the data set, shown from its first report."""
+    holder: list = []
+
+    def report(done: int, total: int) -> None:
+        if not holder:
+            holder.append(st.progress(0.0))
+        holder[0].progress(
+            min(done / max(total, 1), 1.0),
+            text=f"Decoding the data set once (cached afterwards): {done:,} / {total:,} images",
+        )
+
+    return report, lambda: holder[0].empty() if holder else None
+
+
+def data():
+    """The data set chosen in the sidebar, or None (with the reason in session state)."""
+    path = _state.data_path()
+    if not path:
+        st.session_state["tv_data_error"] = "no Tiny ImageNet found"
+        return None
+    report, clear = _decode_progress()
+    try:
+        loaded = _cache.load_data(path, report)
+    except DataError as e:
+        st.session_state["tv_data_error"] = str(e)
+        return None
+    finally:
+        clear()
+    return loaded
+
+
+def require_data():
+    """The data set, or a page-wide explanation of how to get it (and the page stops)."""
+    d = data()
+    if d is not None:
+        return d
+    st.warning(f"This page needs the Tiny ImageNet images: {st.session_state['tv_data_error']}.")
+    st.markdown(describe_missing().replace("\n", "  \n"))
+    if st.button("Download Tiny ImageNet (about 250 MB) into ./data/", icon=":material/download:"):
+        bar = st.progress(0.0, text="Downloading...")
+        try:
+            path = download(
+                progress=lambda done, total: bar.progress(
+                    min(done / total, 1.0) if total else 0.0,
+                    text=f"Downloading: {done / 2**20:,.0f} MB",
+                )
+            )
+            st.session_state["tv_data_pending"] = str(path)  # the sidebar picks it up
+            st.rerun()
+        except DataError as e:
+            st.error(str(e))
+    st.stop()
+
+
+# -------------------------------------------------------------------- runs
+
+
+NO_RUNS = (
+    "No trained run found: train one on the Train page (or with `tinyviz train`), or "
+    "add a run folder in the sidebar."
+)
+
+
+def require_runs() -> list[Run]:
+    """Every run found, or a page-wide note that there is none (and the page stops)."""
+    runs = _state.all_runs()
+    if not runs:
+        st.warning(NO_RUNS)
+        st.stop()
+    return runs
+
+
+def require_run() -> Run:
+    """The sidebar's run, or the same note as `require_runs`."""
+    require_runs()
+    return _state.current_run()
+
+
+def require_matching_run(data) -> Run:
+    """The sidebar's run if it was trained on the data set's classes; else a message and stop."""
+    run = require_run()
+    if list(run.wnids) != list(data.classes.wnids):
+        st.error(
+            f"**{plain(run.name)}** was trained on {len(run.wnids)} classes that are not "
+            f"this data set's {len(data.classes.wnids)} classes, so its predictions "
+            "cannot be compared with these images. Choose another run in the sidebar, or "
+            "the data set it was trained on.",
+            icon=":material/block:",
+        )
+        st.stop()
+    return run
+
+
+def run_label(run: Run) -> str:
+    return f"{run.name}  ({run.model_name}, {run.top1:.1%})"
+
+
+# ---------------------------------------------------------- cached analysis
+
+
+def analysis_progress(message: str):
+    """A progress bar for a long first computation; returns (callback, clear)."""
+    bar = st.progress(0.0, text=message)
+
+    def report(fraction: float, text: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{message} {text}")
+
+    return report, bar.empty
+
+
+def ensure_analysis(run: Run, data) -> None:
+    """Compute the run's validation outputs once (minutes on a CPU), with a progress bar."""
+    from tinyviz.explain import analysis
+
+    if analysis.is_cached(run.path, data):
+        return
+    note = st.info(
+        "First visit of this run: computing its predictions, features and channel "
+        "activations on the 10,000 validation images. This is done once and cached "
+        "in the run folder; later visits are instant."
+    )
+    report, clear = analysis_progress("Analysing the validation set:")
+    analysis.compute_cache(run.path, data, device=_state.device(), progress=report)
+    clear()
+    note.empty()
+
+
+def analysis_start(title: str, caption: str):
+    """The common start of the analysis pages: heading, the data set, a run trained on it,
+    its validation outputs (computed with a progress bar on the first visit) and a cache key
+    for what the page derives from them."""
+    st.header(title)
+    st.caption(caption)
+    data = require_data()
+    run = require_matching_run(data)
+    ensure_analysis(run, data)
+    out = _cache.val_outputs(run, data)
+    return data, run, out, (str(run.path), run.stamp, str(data.cache))
+
+
+def measured_on(n_images: int, what: str = "single model, no test-time augmentation") -> str:
+    """The caption line every figure carries: what it was measured on."""
+    return f"Measured on the validation set: {n_images:,} images, {what}."
+
+
+# ----------------------------------------------------------------- sidebar
+
+
+def sidebar() -> None:
+    """Data set and run choices, shared by every page."""
+    with st.sidebar:
+        st.markdown("### tinyviz")
+        if "tv_data_pending" in st.session_state:
+            st.session_state[_state.DATA_KEY] = st.session_state.pop("tv_data_pending")
+        _state.init_data_path()
+        path = st.text_input(
+            "Data set (zip or folder)",
+            key=_state.DATA_KEY,
+            placeholder="data/tiny-imagenet-200.zip",
+            on_change=_state.remember_data_path,
+            help="The official tiny-imagenet-200.zip or its extracted folder. "
+            "Also read from TINYVIZ_DATA; kept in the page's address.",
+        )
+        if not path:
+            st.caption(
+                ":orange[No data set found.] Pages that need images explain how to "
+                "get it; Models and Classify work without it."
+            )
+        found = _state.found()
+        if found.runs:
+            options = [str(r.path) for r in found.runs]
+            labels = {str(r.path): run_label(r) for r in found.runs}
+            if st.session_state.get(_state.RUN_KEY) not in options:
+                st.session_state[_state.RUN_KEY] = options[0]
+            st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
+        else:
+            st.caption("No runs yet.")
+        if found.broken:
+            with st.expander(f"{len(found.broken)} run folder(s) cannot be used"):
+                for b in found.broken:
+                    st.text(f"{b.name}: {b.reason}")
+        with st.expander("Add a run folder"):
+            folder = st.text_input("Folder holding run folders (or one run)", key="tv_add_runs")
+            if st.button("Add", disabled=not folder):
+                try:
+                    _state.add_run_folder(folder)
+                    st.rerun()
+                except TinyvizError as e:
+                    st.error(str(e))
+
+
+# ------------------------------------------------------------------ images
+
+
+def enlarge(rgb, px: int = 128):
+    """A small image scaled up for display (bicubic), so 64 x 64 pictures are not tiny."""
+    return Image.fromarray(np.asarray(rgb, np.uint8)).resize((px, px), Image.Resampling.BICUBIC)
+
+
+def big(rgb: np.ndarray, size: int = 192) -> np.ndarray:
+    """A small image enlarged with square pixels, so 64 x 64 stays honest on screen."""
+    return np.asarray(
+        Image.fromarray(np.asarray(rgb, np.uint8)).resize((size, size), Image.Resampling.NEAREST)
+    )
+
+
+def image_grid(images, captions: list[str], per_row: int = 8, px: int = 128) -> None:
+    """Images (H x W x 3 uint8) in rows of `per_row`, each with a small caption."""
+    for start in range(0, len(images), per_row):
+        cols = st.columns(per_row)
+        for col, img, cap in zip(
+            cols, images[start : start + per_row], captions[start : start + per_row], strict=False
+        ):
+            col.image(enlarge(img, px), caption=cap, width="stretch")
+
+
+# ------------------------------------------------------------------ charts
+
+
+def top5_chart(
+    pred, full_names: dict[str, str] | None = None, *, true_class: int | None = None
+) -> alt.Chart:
+    """Horizontal bars of a `Prediction`, most probable on top; full names on hover.
+
+    With `true_class`, its bar is green and the others grey (else the top bar is blue).
+    """
+    full_names = full_names or {}
+    names = list(pred.names)
+    pairs = list(zip(names, pred.wnids, strict=True))
+    labels = [n if names.count(n) == 1 else f"{n} ({w})" for n, w in pairs]
+    rows = pd.DataFrame(
+        {
+            "class": labels,
+            "p": pred.probs,
+            "wnid": pred.wnids,
+            "rank": range(len(labels)),
+            "full": [full_names.get(w, n) for n, w in pairs],
+            "hit": [
+                (c == true_class) if true_class is not None else i == 0
+                for i, c in enumerate(pred.classes)
+            ],
+        }
+    )
+    y = alt.Y(
+        "class:N",
+        sort=labels,
+        title=None,
+        axis=alt.Axis(labelLimit=190, labelFontSize=13, ticks=False, domain=False),
+    )
+    x = alt.X("p:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=None)
+    tip = [
+        alt.Tooltip("full:N", title="class"),
+        alt.Tooltip("wnid:N"),
+        alt.Tooltip("p:Q", title="probability", format=".1%"),
+    ]
+    base = alt.Chart(rows).encode(y=y, x=x, tooltip=tip)
+    hit = "#2e9d4a" if true_class is not None else "#1c6fd1"
+    bars = base.mark_bar(cornerRadiusEnd=3, height=20).encode(
+        color=alt.condition("datum.hit", alt.value(hit), alt.value("#a9b4c2"))
+    )
+    outside = (
+        base.transform_filter("datum.p < 0.78")
+        .mark_text(align="left", dx=4, fontSize=13)
+        .encode(text=alt.Text("p:Q", format=".1%"))
+    )
+    inside = (
+        base.transform_filter("datum.p >= 0.78")
+        .mark_text(align="right", dx=-4, fontSize=13, color="white", fontWeight="bold")
+        .encode(text=alt.Text("p:Q", format=".1%"))
+    )
+    return (
+        (bars + outside + inside)
+        .properties(height=28 * len(labels) + 8)
+        .configure_view(stroke=None)
+    )
+
+
+def augment_ui(prefix: str) -> None:
+    """The widgets of every `AugmentConfig` field, in five columns, keyed `{prefix}{field}`.
+
+    Shared by the Train page (settings of a run) and the Data page (the preview), so both
+    offer the same ranges; the values are read back from session state by field name.
+    """
+    c = st.columns(5)
+
+    def keyed(widget, label: str, name: str, *args, **kw):
+        return widget(label, *args, key=f"{prefix}{name}", persist_state="session", **kw)
+
+    keyed(c[0].checkbox, "Horizontal flip", "flip")
+    keyed(c[0].slider, "Shift (pixels)", "translate", 0, 16)
+    keyed(c[1].slider, "Rotate (degrees)", "rotate", 0.0, 45.0, step=1.0)
+    keyed(
+        c[1].select_slider,
+        "Corner crop (px, 0 = off)",
+        "crop",
+        sorted({0, 40, 48, 56, st.session_state[f"{prefix}crop"]}),
+    )
+    keyed(c[2].slider, "Brightness ±", "brightness", 0.0, 0.5, step=0.05)
+    keyed(c[2].slider, "Contrast ±", "contrast", 0.0, 0.5, step=0.05)
+    keyed(c[3].slider, "Mixup α (0 = off)", "mixup", 0.0, 1.0, step=0.1)
+    keyed(c[3].slider, "CutMix α (0 = off)", "cutmix", 0.0, 2.0, step=0.1)
+    keyed(c[4].slider, "Share of batches mixed", "mix_prob", 0.0, 1.0, step=0.1)

@@ -1,0 +1,205 @@
+"""Files on disk: atomic writes, and reads that a tampered folder cannot turn against us.
+
+Writes go to a temporary file in the target's folder, are flushed to disk (fsync) and then
+renamed over the target, so a killed process leaves the old file or the new one, never half
+of either (timm's saver does the same). A temporary file names its writer's pid; the next
+write of the same target removes those whose writer has died, so interrupted writes do not
+pile up.
+
+Reads treat every stored file as input from someone else (a run folder can be downloaded):
+only regular files (a FIFO would block forever, /dev/zero never ends), optionally only inside
+a given folder (a snapshot index entry `../../etc/passwd` is refused), and never more than a
+size bound. Nothing here imports torch, so the command line's light commands stay light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import CheckpointError
+
+MAX_JSON = 32 * 2**20  # config, metrics, evals, indexes: kilobytes in practice
+MAX_ARRAY = 2 * 2**30
+TMP_SUFFIX = ".tmp"
+
+
+# ------------------------------------------------------------------- writing
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_bytes(path, json.dumps(obj, indent=1, allow_nan=False).encode())
+
+
+def append_jsonl(path: Path, obj: Any) -> None:
+    """Append one line; rewriting the whole file keeps the append atomic too."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    write_bytes(path, old + (json.dumps(obj, allow_nan=False) + "\n").encode())
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> None:
+    write_bytes(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows).encode())
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """`np.save` to `path` atomically, never pickling."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete `.NAME.PID.*.tmp` files next to `path` whose writing process has ended."""
+    return _remove_dead(Path(path).parent.glob(f".{Path(path).name}.*{TMP_SUFFIX}"))
+
+
+def remove_stale_in(folder: Path) -> int:
+    """Every dead writer's temporary file directly in `folder` (on resume, on a new run)."""
+    return _remove_dead(Path(folder).glob(f".*{TMP_SUFFIX}"))
+
+
+def _remove_dead(temporaries) -> int:
+    removed = 0
+    try:
+        for tmp in list(temporaries):
+            if not _writer_alive(tmp.name):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    except OSError:
+        pass
+    return removed
+
+
+def _writer_alive(tmp_name: str) -> bool:
+    """`.NAME.PID.RANDOM.tmp`: whether PID still runs (older writers named none: dead)."""
+    parts = tmp_name.rsplit(".", 3)
+    pid = parts[-3] if len(parts) == 4 else ""
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+# ------------------------------------------------------------------- reading
+
+
+def read_bytes(path: Path, *, max_bytes: int, inside: Path | None = None) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, optionally inside folder `inside`."""
+    with open_regular(path, max_bytes=max_bytes, inside=inside) as f:
+        try:
+            return f.read(max_bytes + 1)[:max_bytes]
+        except OSError as e:
+            raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+@contextlib.contextmanager
+def open_regular(path: Path, *, max_bytes: int, inside: Path | None = None) -> Iterator[BinaryIO]:
+    """Open a file for reading if it is a regular file of at most `max_bytes`.
+
+    Opened non-blocking (a FIFO returns at once instead of waiting for a writer) and checked
+    with `fstat` on the open descriptor, so what is checked is what is read.
+    """
+    path = Path(path)
+    if inside is not None:
+        check_inside(path, inside)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise CheckpointError(
+                f"{path} is {st.st_size / 2**20:,.1f} MB, more than the "
+                f"{max_bytes / 2**20:,.0f} MB such a file may hold"
+            )
+        yield f
+
+
+def check_inside(path: Path, folder: Path) -> Path:
+    """`path` resolved (links followed), refused unless it lies inside `folder`."""
+    real, root = Path(path).resolve(), Path(folder).resolve()
+    if real != root and root not in real.parents:
+        raise CheckpointError(f"{path} points outside {folder}")
+    return real
+
+
+def is_regular_file(path: Path) -> bool:
+    """Whether `path` is a regular file (following links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_json(path: Path, *, max_bytes: int = MAX_JSON, inside: Path | None = None) -> Any:
+    data = read_bytes(path, max_bytes=max_bytes, inside=inside)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_jsonl(path: Path, *, max_bytes: int = MAX_JSON, inside: Path | None = None) -> list[Any]:
+    """The parsed lines of a JSON-lines file ([] when it is missing); a torn line is skipped."""
+    if not Path(path).exists():
+        return []
+    rows = []
+    for line in read_bytes(path, max_bytes=max_bytes, inside=inside).splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except (ValueError, RecursionError):
+                continue  # a torn last line from an older writer: skip, keep the rest
+    return rows
+
+
+def load_array(path: Path, *, max_bytes: int = MAX_ARRAY, inside: Path | None = None) -> np.ndarray:
+    """An `.npy` file, never unpickled."""
+    data = read_bytes(path, max_bytes=max_bytes, inside=inside)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"{path} is not a valid .npy file ({e})") from None

@@ -1,0 +1,108 @@
+"""The Models page's numbers: one summary row per run, and the seeds' figures beside them.
+
+Each figure carries what it was measured on. The headline top-1 is `Run.score`, the one
+accuracy a run is shown with everywhere (the evaluated plain single-model score when
+`python -m tinyviz evaluate` recorded one, else the last epoch's); the best score with
+test-time augmentation or a snapshot ensemble is shown separately, with its conditions.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from . import reference
+from .folder import EvalRecord, Run
+
+
+def best_boosted(run: Run) -> EvalRecord | None:
+    """The best validation score with TTA or an ensemble, if any was recorded."""
+    boosted = [e for e in run.evals if e.split == "val" and not e.plain]
+    return max(boosted, key=lambda e: e.top1) if boosted else None
+
+
+def row(run: Run) -> dict:
+    score, boosted, metrics = run.score, best_boosted(run), run.metrics
+    rates = [m.images_per_s for m in metrics if m.images_per_s]
+    return {
+        "run": run.name,
+        "model": run.model_name,
+        "source": "ours",
+        "top1": score.top1,
+        "top5": score.top5,
+        "loss": score.loss,
+        "measured_on": score.measured_on,
+        "best_top1": boosted.top1 if boosted else None,
+        "best_with": boosted.describe() if boosted else "",
+        "params": run.config.model.params,
+        "flops": run.config.model.flops,
+        "epochs": len(metrics),
+        "train_minutes": round(sum(m.seconds for m in metrics) / 60, 1),
+        "images_per_s": round(statistics.median(rates)) if rates else None,
+        "hardware": run.config.gpu,
+        "path": str(run.path),
+    }
+
+
+def rows(runs: list[Run]) -> list[dict]:
+    """Our runs, best plain top-1 first."""
+    return sorted((row(r) for r in runs), key=lambda r: -(r["top1"] or 0))
+
+
+def seed_rows() -> list[dict]:
+    """The seeds' published figures in the same columns."""
+    out = []
+    for ref in reference.REFERENCES:
+        out.append(
+            {
+                "run": f"seed {ref.seed}: {ref.model}",
+                "model": ref.family,
+                "source": f"seed {ref.seed}",
+                "top1": ref.val_top1,
+                "top5": ref.val_top5,
+                "loss": None,
+                "measured_on": ref.notes,
+                "best_top1": None,
+                "best_with": "",
+                "params": None,
+                "flops": None,
+                "epochs": None,
+                "train_minutes": None,
+                "images_per_s": None,
+                "hardware": ref.source,
+                "path": "",
+            }
+        )
+    return out
+
+
+def curves(runs: list[Run]) -> list[dict]:
+    """Long-format training curves: one row per run, epoch, split and metric."""
+    out = []
+    for run in runs:
+        for m in run.metrics:
+            for split, top1, loss in (
+                ("train", m.train_top1, m.train_loss),
+                ("val", m.val_top1, m.val_loss),
+            ):
+                out.append(
+                    {"run": run.name, "epoch": m.epoch, "split": split, "top1": top1, "loss": loss}
+                )
+    return out
+
+
+def ensemble_curves(runs: list[Run]) -> list[dict]:
+    """Top-1 against ensemble size, from evaluations recorded with `--ensemble K`."""
+    out = []
+    for run in runs:
+        for ev in run.evals:
+            for k, top1 in enumerate(ev.curve, 1):
+                out.append(
+                    {
+                        "run": run.name,
+                        "members": k,
+                        "top1": top1,
+                        "tta": ev.tta,
+                        "label": f"{run.name} ({ev.tta} TTA)",
+                    }
+                )
+    return out
