@@ -8,37 +8,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from pagetest import SHIPPED, chart_rows, charts, ok, open_page
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from tinyviz import runs
 from tinyviz.data import load
 from tinyviz.explain import embed
 
-APP = Path(__file__).parents[1] / "app.py"
-SHIPPED = (Path(__file__).parents[1] / "checkpoints").resolve()
 PAGES = ["pages/confusion.py", "pages/channels.py", "pages/embeddings.py"]
 NEEDS_DATA = "needs the Tiny ImageNet images"
-
-
-def page(path: str, run: Path | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    if run is not None:
-        at.session_state["tv_run"] = str(run)
-    at.switch_page(path)
-    return at.run()
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-
-
-def chart_rows(at: AppTest, i: int = 0):
-    """The data of the i-th chart (its first dataset), as a DataFrame."""
-    data = at.get("vega_lite_chart")[i].proto.datasets[0].data.data
-    return pa.ipc.open_stream(data).read_all().to_pandas()
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +31,9 @@ def confused_run(tmp_path_factory, tiny_run) -> Path:
     return run
 
 
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
 def test_confusion_page(app_env, confused_run, monkeypatch):
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
-    at = ok(page(PAGES[0], confused_run))
+    at = ok(open_page(PAGES[0], confused_run))
     assert len(charts(at)) == 3  # overview, zoomed block, best and worst
     assert at.get("metric")[0].label == "Top-1 accuracy"
     assert at.dataframe and at.image  # per-class table, images of the shown cell
@@ -81,7 +54,7 @@ def test_confusion_page(app_env, confused_run, monkeypatch):
 
 
 def test_channels_page(app_env):
-    at = ok(page(PAGES[1], app_env["run"]))
+    at = ok(open_page(PAGES[1], app_env["run"]))
     assert len(at.image) == 2 * 6  # the 6 top images, each with its gradient map
     assert at.image[1].proto.imgs[0].caption[0] in "✓✗"  # under the gradient map
     assert at.selectbox(key="tv_ch_layer").value == "layer4"
@@ -96,7 +69,7 @@ def test_channels_page(app_env):
 
 
 def test_embeddings_page_pca_3d_and_upload(app_env):
-    at = ok(page(PAGES[2], app_env["run"]))
+    at = ok(open_page(PAGES[2], app_env["run"]))
     rows = chart_rows(at)  # figure 11's classes that the tiny set has: sports car, convertible
     assert sorted(set(rows["class"])) == ["convertible", "sports car"] and len(rows) == 12
     assert rows["image"][0].startswith("data:image/jpeg;base64,")
@@ -117,7 +90,7 @@ def test_embeddings_page_pca_3d_and_upload(app_env):
 
 
 def test_embeddings_page_refuses_a_broken_upload(app_env):
-    at = page(PAGES[2], app_env["run"])
+    at = open_page(PAGES[2], app_env["run"])
     at.file_uploader(key="tv_emb_upload").set_value(("x.png", b"not an image", "image/png"))
     at.run()
     assert not at.exception and "Cannot use this file" in at.error[0].value
@@ -125,7 +98,7 @@ def test_embeddings_page_refuses_a_broken_upload(app_env):
 
 @pytest.mark.parametrize("path", PAGES)
 def test_a_run_of_other_classes_gets_a_message(app_env, path):
-    at = page(path, SHIPPED / "logreg-seed001")
+    at = open_page(path, SHIPPED / "logreg-seed001")
     assert not at.exception
     assert "trained on 200 classes" in at.error[0].value
 
@@ -134,7 +107,7 @@ def test_a_run_of_other_classes_gets_a_message(app_env, path):
 def test_pages_without_data_explain_how_to_get_it(monkeypatch, tmp_path, path):
     monkeypatch.setenv("TINYVIZ_DATA", str(tmp_path / "nowhere.zip"))
     monkeypatch.chdir(tmp_path)
-    at = page(path)
+    at = open_page(path)
     assert not at.exception
     assert NEEDS_DATA in at.warning[0].value
 

@@ -10,49 +10,23 @@ from __future__ import annotations
 import io
 import shutil
 import time
-from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
+import pagetest
 import pytest
+from pagetest import RESNET, chart_rows, open_page, png, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tinyviz.runs import jobs
 
-APP = Path(__file__).parents[1] / "app.py"
-RESNET = Path(__file__).parents[1] / "checkpoints" / "resnet18-push"
+
+def ok(at):
+    """These pages may show st.error on purpose (a refused file): exceptions only."""
+    return pagetest.ok(at, errors=True)
 
 
-def page(path: str, run: Path | None = None, **state) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    if run is not None:
-        at.session_state["tv_run"] = str(run)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page(path)
-    return ok(at.run())
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def chart_rows(at: AppTest, i: int = 0):
-    data = at.get("vega_lite_chart")[i].proto.datasets[0].data.data
-    return pa.ipc.open_stream(data).read_all().to_pandas()
-
-
-def png(seed: int = 0, size=(200, 150)) -> bytes:
-    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(m.value for m in [*at.markdown, *at.caption])
+def page(path: str, run=None, **state):
+    return ok(open_page(path, run, **state))
 
 
 # ------------------------------------------------------------------- Classify

@@ -1,0 +1,61 @@
+"""What the AppTest page tests share: open a page through app.py, check it, read its charts."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).parents[1] / "app.py"
+SHIPPED = (Path(__file__).parents[1] / "checkpoints").resolve()
+RESNET = SHIPPED / "resnet18-push"
+
+
+def open_page(path: str, run: Path | None = None, **state) -> AppTest:
+    """`path` run through app.py's navigation, with `run` chosen and `state` set; not checked."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if run is not None:
+        at.session_state["tv_run"] = str(run)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(path)
+    return at.run()
+
+
+def page(path: str, run: Path | None = None, **state) -> AppTest:
+    """`open_page`, checked to have raised nothing."""
+    return ok(open_page(path, run, **state))
+
+
+def ok(at: AppTest, errors: bool = False) -> AppTest:
+    """No exception (and, unless `errors`, no st.error) on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    if not errors:
+        assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def chart_rows(at: AppTest, i: int = 0):
+    """The data of the i-th chart (its first dataset), as a DataFrame."""
+    data = at.get("vega_lite_chart")[i].proto.datasets[0].data.data
+    return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+def png(seed: int = 0, size=(200, 150)) -> bytes:
+    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in [*at.markdown, *at.caption])
