@@ -153,9 +153,19 @@ def _open(page, title: str) -> None:
 
 
 def _settled(page) -> None:
-    """Wait until the script run is over, then check no exception was drawn."""
-    page.wait_for_timeout(500)
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+    """Wait until the script run is over, then check no exception was drawn.
+
+    Streamlit marks its root with the script's state: a run an action started shows as
+    "running" (it may be over before we look, hence the short wait), then "notRunning".
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    state = "[data-testid=stApp][data-test-script-state={}]"
+    try:
+        page.locator(state.format("running")).wait_for(timeout=2000)
+    except PlaywrightTimeout:
+        pass  # it ran and finished already
+    page.locator(state.format("notRunning")).wait_for()
     assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 
 import numpy as np
 import pytest
@@ -55,10 +56,23 @@ def test_bad_arguments():
         embed.neighbours(feats, feats[0], metric="manhattan")
 
 
-def test_cached_maps_are_stored_and_placed(run_data):
+@pytest.fixture
+def own_run(run_data, tmp_path):
+    """A copy of the tiny run without any cached analysis or map: what a test finds on disk
+    and in memory is only what it made itself, whatever ran before it."""
     run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
+    embed._FITTED.clear()
+    return copy, data
+
+
+def test_cached_maps_are_stored_and_placed(own_run):
+    run, data = own_run
     out = analysis.val_outputs(run, data)
-    emb = embed.cached_embedding(run, data, "pca", 2)
+    first = []
+    emb = embed.cached_embedding(run, data, "pca", 2, progress=lambda f, m: first.append(f))
+    assert first and first[-1] == 1.0  # computed here, with progress
     calls = []
     again = embed.cached_embedding(run, data, "pca", 2, progress=lambda f, m: calls.append(f))
     assert calls == [] and np.array_equal(again.coords, emb.coords)
@@ -68,8 +82,8 @@ def test_cached_maps_are_stored_and_placed(run_data):
     np.testing.assert_allclose(placed.coords, emb.coords[:3], atol=1e-3)
 
 
-def test_class_subset_map(run_data):
-    run, data = run_data
+def test_class_subset_map(own_run):
+    run, data = own_run
     out = analysis.val_outputs(run, data)
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[2, 0])
     assert set(out.labels[emb.indices]) == {0, 2}
@@ -81,8 +95,8 @@ def test_class_subset_map(run_data):
     assert np.abs(placed.coords - emb.coords[:2]).max() < 0.5 * spread
 
 
-def test_map_loaded_from_disk_places_by_neighbours(run_data):
-    run, data = run_data
+def test_map_loaded_from_disk_places_by_neighbours(own_run):
+    run, data = own_run
     out = analysis.val_outputs(run, data)
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2])
     embed._FITTED.clear()  # as after a restart: the map is on disk, its model is not in memory
