@@ -8,6 +8,18 @@ import pytest
 import tinydata
 
 
+# The slow lane: modules that start processes, train, or drive the app (AppTest, Chromium).
+# Tests elsewhere that do so carry @pytest.mark.slow themselves.
+SLOW_MODULES = {"test_browser", "test_jobs", "test_distributed", "test_pages_demo",
+                "test_pages_analysis"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
     """Every test gets its own cache root and no data set from the environment."""

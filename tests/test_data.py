@@ -137,6 +137,7 @@ def test_locate_order(tmp_path, monkeypatch, tiny_zip, tiny_folder):
     assert locate(tiny_folder) == tiny_folder
 
 
+@pytest.mark.slow
 def test_cli_data_prints_one_json_line(tiny_zip, tmp_path):
     env = {"TINYVIZ_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
@@ -150,6 +151,7 @@ def test_cli_data_prints_one_json_line(tiny_zip, tmp_path):
     assert line["classes"] == 4 and line["train"] == 96 and line["val"] == 24
 
 
+@pytest.mark.slow
 def test_cli_data_error_is_one_line(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "tinyviz", "data", str(tmp_path / "x.zip")],

@@ -185,6 +185,7 @@ def _cli(*args, env_extra=None, **kw):
     )
 
 
+@pytest.mark.slow
 def test_cli_train_and_evaluate_print_json(tiny_zip, tmp_path):
     out = tmp_path / "cli"
     res = _cli(
@@ -223,6 +224,7 @@ def test_cli_train_and_evaluate_print_json(tiny_zip, tmp_path):
     assert len(again.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_sigterm_stops_cleanly_and_resume_finishes(tiny_zip, tmp_path):
     out = tmp_path / "stop"
     proc = subprocess.Popen(
