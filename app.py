@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages import _state, _widgets
+from tinyviz.errors import TinyvizError
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
 
@@ -28,4 +29,7 @@ st.session_state[_state.NAV_KEY] = True
 if goto := st.session_state.pop(_state.GOTO_KEY, None):
     st.switch_page(goto)  # a deep link that arrived before the navigation existed
 _widgets.sidebar()
-page.run()
+try:
+    page.run()
+except TinyvizError as e:  # a refusal the page did not expect: one line, not a traceback
+    st.error(str(e), icon=":material/error:")

@@ -146,15 +146,16 @@ def open_regular(path: Path, *, max_bytes: int, inside: Path | None = None) -> I
         raise CheckpointError(f"{path} is missing") from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+        os.close(fd)
         if not stat.S_ISREG(st.st_mode):
             raise CheckpointError(f"{path} is not a regular file")
-        if st.st_size > max_bytes:
-            raise CheckpointError(
-                f"{path} is {st.st_size / 2**20:,.1f} MB, more than the "
-                f"{max_bytes / 2**20:,.0f} MB such a file may hold"
-            )
+        raise CheckpointError(
+            f"{path} is {st.st_size / 2**20:,.1f} MB, more than the "
+            f"{max_bytes / 2**20:,.0f} MB such a file may hold"
+        )
+    with os.fdopen(fd, "rb") as f:
         yield f
 
 
@@ -194,6 +195,36 @@ def read_jsonl(path: Path, *, max_bytes: int = MAX_JSON, inside: Path | None = N
             except (ValueError, RecursionError):
                 continue  # a torn last line from an older writer: skip, keep the rest
     return rows
+
+
+def safetensors_header(path: Path, *, max_bytes: int, inside: Path | None = None) -> dict:
+    """The JSON header of a safetensors file (its tensors' names, dtypes, shapes, offsets
+    and `__metadata__`), checked against the file's size; no tensor is read."""
+    with open_regular(path, max_bytes=max_bytes, inside=inside) as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        header = None
+        if 0 < n <= min(size - 8, MAX_JSON):
+            try:
+                header = json.loads(f.read(n))
+            except (ValueError, RecursionError):
+                header = None
+    if not isinstance(header, dict) or not _offsets_fit(header, size - 8 - n):
+        raise CheckpointError(f"{path} is not a valid safetensors file")
+    return header
+
+
+def _offsets_fit(header: dict, data_bytes: int) -> bool:
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            return False
+    return True
 
 
 def load_array(path: Path, *, max_bytes: int = MAX_ARRAY, inside: Path | None = None) -> np.ndarray:

@@ -31,6 +31,7 @@ from ..errors import CheckpointError, TinyvizError
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_WEIGHTS = 4 * 2**30  # larger than any model of the zoo in float32, with room
 
 
 # ---------------------------------------------------------------- the names
@@ -345,6 +346,8 @@ def open_run(path: Path) -> Run:
     if not folder.path.is_dir():
         raise CheckpointError(f"run folder does not exist: {folder.path}")
     config = read_config(folder)
+    if folder.weights.exists() or folder.weights.is_symlink():  # its header, not its tensors
+        io.safetensors_header(folder.weights, max_bytes=MAX_WEIGHTS, inside=folder.path)
     return Run(
         folder,
         config,
@@ -464,7 +467,8 @@ def scan(roots: Iterable[Path]) -> Scan:
     broken: dict[Path, BrokenRun] = {}
     for path in _candidates(roots):
         key = path.resolve()
-        if key in runs or key in broken or not RunFolder(path).weights.exists():
+        weights = RunFolder(path).weights
+        if key in runs or key in broken or not (weights.exists() or weights.is_symlink()):
             continue
         try:
             runs[key] = open_run(path)

@@ -9,8 +9,6 @@ weights must be finite.
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import torch
@@ -20,9 +18,7 @@ from safetensors.torch import save as st_save
 
 from .. import io, models
 from ..errors import CheckpointError
-from .folder import Run, RunConfig, open_run
-
-MAX_WEIGHTS = 4 * 2**30  # larger than any model of the zoo in float32, with room
+from .folder import MAX_WEIGHTS, Run, RunConfig, open_run
 
 
 def save_weights(
@@ -59,18 +55,10 @@ def load_weights(
 
 def read_metadata(path: Path, *, inside: Path | None = None) -> dict[str, str]:
     """The `__metadata__` of a safetensors file, from its header alone (no tensor is read)."""
-    with io.open_regular(path, max_bytes=MAX_WEIGHTS, inside=inside) as f:
-        try:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(min(size, io.MAX_JSON)))
-            meta = header.get("__metadata__") or {}
-        except (struct.error, ValueError, AttributeError, OSError):
-            meta = None
-    if meta is None:
-        raise CheckpointError(f"{path} is not a valid safetensors file") from None
-    if not isinstance(meta, dict):
+    meta = io.safetensors_header(path, max_bytes=MAX_WEIGHTS, inside=inside).get("__metadata__")
+    if not isinstance(meta, dict | None):
         raise CheckpointError(f"{path} has a malformed header")
-    return {str(k): str(v) for k, v in meta.items()}
+    return {str(k): str(v) for k, v in (meta or {}).items()}
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source) -> None:

@@ -1,0 +1,80 @@
+"""Tampered run folders (tests/tampered.py): each is a listed, explained run, never a crash.
+
+Every case must give a one-line reason, quickly (no FIFO hangs, no endless /dev/zero), without
+reading anything outside the folder; good runs beside a broken one are still listed, and the
+command line refuses the broken run with one line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import tampered
+
+from tinyviz import runs
+from tinyviz.cli import main
+from tinyviz.errors import CheckpointError
+
+NAMES = sorted(tampered.CASES)
+
+
+@pytest.fixture(scope="module")
+def good(tiny_run) -> Path:
+    return tiny_run
+
+
+def broken_copy(good: Path, tmp_path: Path, name: str) -> Path:
+    run = tmp_path / "runs" / "victim"
+    shutil.copytree(good, run, ignore=shutil.ignore_patterns("analysis"))
+    tampered.CASES[name][0](run)
+    return run
+
+
+def test_there_are_many_cases():
+    assert len(NAMES) >= 40
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_tampered_run_is_explained_in_one_line(good, tmp_path, name):
+    run = broken_copy(good, tmp_path, name)
+    shutil.copytree(good, tmp_path / "runs" / "neighbour", ignore=shutil.ignore_patterns("analysis"))
+    where = tampered.CASES[name][1]
+    start = time.monotonic()
+    found = runs.scan([tmp_path / "runs"])
+    if where == "scan":
+        assert [b.name for b in found.broken] == ["victim"], name
+        reason = found.broken[0].reason
+        assert [r.name for r in found.runs] == ["neighbour"]  # the rest goes on
+    else:
+        assert sorted(r.name for r in found.runs) == ["neighbour", "victim"]
+        with pytest.raises(CheckpointError) as e:
+            runs.load_model(run)
+        reason = str(e.value)
+    assert reason and "\n" not in reason and len(reason) < 400, reason
+    assert time.monotonic() - start < 30  # a FIFO or /dev/zero would hang or run for minutes
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "FIFO" in n or "dev/zero" in n
+                                  or "passwd" in n or "outside" in n])
+def test_the_command_line_refuses_it_in_one_line(good, tmp_path, name, capsys):
+    run = broken_copy(good, tmp_path, name)
+    assert main(["evaluate", str(run), "--data", "/nonexistent"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    assert "Traceback" not in err and "root:" not in err  # nothing of /etc/passwd is shown
+
+
+def test_non_float_weights_are_named(good, tmp_path):
+    run = broken_copy(good, tmp_path, "weights as int64")
+    with pytest.raises(CheckpointError, match="is torch.int64, the model wants torch.float32"):
+        runs.load_model(run)
+
+
+def test_snapshot_names_never_leave_the_folder(good):
+    folder = runs.RunFolder(good)
+    for bad in ("../x.safetensors", "/etc/passwd", "a/b.safetensors", ".hidden", ""):
+        with pytest.raises(CheckpointError, match="not a snapshot file name"):
+            folder.snapshot(bad)
