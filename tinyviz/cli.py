@@ -162,6 +162,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(s, TrainConfig, skip={"model_options", "augment", "lr", "weight_decay"})
     add_dataclass_options(s, AugmentConfig)
     s.set_defaults(func=cmd_search)
+
+    a = sub.add_parser(
+        "analyse",
+        help="store a run's analysis of the validation set (what the explain pages read)",
+    )
+    a.add_argument("run", help="run folder")
+    a.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
+    a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    a.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all)")
+    a.add_argument(
+        "--compact",
+        action="store_true",
+        help="keep only the compact arrays (for shipping a run): no exact log-probs, features",
+    )
+    a.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="if another process is computing it, say so and exit instead of waiting",
+    )
+    a.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_analyse)
+    add_explain_commands(sub)
     return p
 
 
@@ -272,6 +296,7 @@ def cmd_train(args) -> int:
     from . import models
     from .data import load
     from .runs.folder import RunFolder
+    from .runtime import pick_device
     from .training.loop import prepare_new, resumed_config, train
 
     if args.resume:
@@ -299,6 +324,7 @@ def cmd_train(args) -> int:
         folder = RunFolder(Path(args.out))
         _check_writable(folder.path)
         models.check_options(cfg.model, cfg.model_options)
+        pick_device(cfg.device)
         if folder.holds_run() and not args.overwrite:
             prepare_new(cfg, folder, overwrite=False)  # raises the one-line refusal
         data = load(args.data)
@@ -345,10 +371,13 @@ def _check_writable(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    import os
+    import tempfile
 
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: {parent} is not writable")
+    try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
+        Path(tempfile.mkdtemp(dir=parent, prefix=".tinyviz-probe-")).rmdir()
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create a folder in {parent} "
+                          f"({e.strerror or e})") from None
 
 
 def _recorded_source(folder) -> str | None:
@@ -363,8 +392,10 @@ def cmd_evaluate(args) -> int:
     from .data import load
     from .runs.evaluate import check_request, evaluate_run
     from .runs.folder import open_run
+    from .runtime import pick_device
 
     check_request(args.tta, args.ensemble, args.split, args.limit)
+    pick_device(args.device)
     open_run(Path(args.run))  # a broken run is refused before the data is read
     result = evaluate_run(
         Path(args.run),
@@ -391,7 +422,8 @@ def cmd_search(args) -> int:
     from .data import load
     from .training.search import check_ranges, random_search
 
-    base = config_from_args(args)
+    # --lr here is the search's range, not TrainConfig.lr: keep it out of the base recipe
+    base = config_from_args(argparse.Namespace(**{**vars(args), "lr": None}))
     check_ranges(args.trials, tuple(args.lr), tuple(args.wd))
     result = random_search(
         base,
@@ -403,4 +435,178 @@ def cmd_search(args) -> int:
         progress=not args.quiet,
     )
     emit(result)
+    return 0
+
+
+def cmd_analyse(args) -> int:
+    import os
+    import time
+
+    from .data import load
+    from .errors import JobError
+    from .explain import analysis
+    from .runs.folder import open_run
+
+    if args.limit < 0:
+        raise ConfigError("--limit must be 0 (all images) or more")
+    if args.nice:
+        os.nice(args.nice)
+    run = open_run(Path(args.run))  # a broken run is refused before the data is read
+    data = load(args.data, progress=not args.quiet)
+    if list(run.wnids) != list(data.classes.wnids):
+        raise ConfigError(f"{run.name} was trained on other classes than this data set's")
+    start = time.perf_counter()
+    try:
+        folder = analysis.compute(
+            run.path,
+            data,
+            device=args.device,
+            limit=args.limit,
+            progress=None if args.quiet else _fraction_bar(),
+            wait=args.wait,
+        )
+    except JobError as e:
+        emit({"run": str(run.path), "status": "busy", "message": str(e)})
+        return 0
+    freed = analysis.compact(folder) if args.compact else 0
+    out = analysis.read(folder)
+    emit(
+        {
+            "run": str(run.path),
+            "status": "done",
+            "folder": str(folder),
+            "images": len(out.outputs),
+            "top1": round(out.outputs.top1, 4),
+            "exact": out.exact,
+            "freed_bytes": freed,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
+    return 0
+
+
+def _fraction_bar():
+    """A terminal bar for a progress callback that takes `(fraction, message)`."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc="analysis", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def report(fraction: float, message: str) -> None:
+        bar.set_postfix_str(message, refresh=False)
+        bar.update(round(fraction * 1000) - bar.n)
+        if fraction >= 1:
+            bar.close()
+
+    return report
+
+
+# ------------------------------------------------- explanations (issue 12)
+
+
+def add_explain_commands(sub) -> None:
+    """`sanity` (the saliency methods' checks) and `train-features` (for the pages)."""
+    c = sub.add_parser(
+        "sanity",
+        help="check a run's saliency methods: weight randomization and deletion/insertion",
+    )
+    c.add_argument("run", help="run folder")
+    c.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--images", type=int, default=16, help="validation images (default: 16)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_sanity)
+    f = sub.add_parser(
+        "train-features",
+        help="store a run's penultimate features of training images (for the explain pages)",
+    )
+    f.add_argument("run", help="run folder")
+    f.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    f.add_argument("--classes", type=int, nargs="*", help="class indices (default: every class)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_train_features)
+
+
+def _explain_start(args):
+    from .data import load
+    from .runs.folder import open_run
+
+    run = open_run(Path(args.run))  # a broken run is refused before the data is read
+    data = load(args.data, progress=not args.quiet)
+    if list(run.wnids) != list(data.classes.wnids):
+        raise ConfigError(f"{run.name} was trained on other classes than this data set's")
+    return run, data
+
+
+def _both(*callbacks):
+    live = [c for c in callbacks if c is not None]
+    return lambda fraction, message: [c(fraction, message) for c in live]
+
+
+def cmd_sanity(args) -> int:
+    from .explain import sanity, tasks
+
+    if args.images < 1:
+        raise ConfigError("--images must be at least 1")
+    run, data = _explain_start(args)
+    settings = sanity.Settings(images=args.images)
+    with tasks.running(run.path, "sanity") as write:
+        report = sanity.compute(
+            run.path,
+            data,
+            settings=settings,
+            device=args.device,
+            progress=_both(write, None if args.quiet else _fraction_bar()),
+        )
+    emit(
+        {
+            "run": str(run.path),
+            "stages": list(report.stages),
+            "images": len(report.images),
+            "seconds": report.seconds,
+            "random_deletion_auc": round(report.random_deletion_auc, 4),
+            "random_insertion_auc": round(report.random_insertion_auc, 4),
+            "methods": {
+                m.method: {
+                    "abs_corr": list(m.abs_corr),
+                    "signed_corr": list(m.signed_corr),
+                    "deletion_auc": round(m.deletion_auc, 4),
+                    "insertion_auc": round(m.insertion_auc, 4),
+                    "verdict": m.verdict,
+                    "seconds": m.seconds,
+                }
+                for m in report.methods
+            },
+        }
+    )
+    return 0
+
+
+def cmd_train_features(args) -> int:
+    import time
+
+    from .explain import tasks, train_features
+
+    run, data = _explain_start(args)
+    classes = args.classes if args.classes else list(range(len(data.classes.wnids)))
+    bad = [c for c in classes if not 0 <= c < len(data.classes.wnids)]
+    if bad:
+        raise ConfigError(f"no class {bad[0]}: classes are 0 to {len(data.classes.wnids) - 1}")
+    start = time.perf_counter()
+    with tasks.running(run.path, "train-features") as write:
+        train_features.compute(
+            run.path,
+            data,
+            classes,
+            device=args.device,
+            progress=_both(write, None if args.quiet else _fraction_bar()),
+        )
+    emit(
+        {
+            "run": str(run.path),
+            "classes": len(classes),
+            "cached_classes": len(train_features.cached_classes(run.path, data)),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
     return 0

@@ -27,7 +27,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..data.batches import DeviceSplit
 from ..data.cache import TinyImageNet
-from ..errors import CheckpointError, ConfigError, Stopped, TrainingError
+from ..errors import CheckpointError, ConfigError, Stopped, TinyvizError, TrainingError
 from ..runs import folder as runfiles
 from ..runs.evaluate import predict, scores
 from ..runs.folder import ClassList, DataInfo, EpochMetrics, ModelInfo, RunConfig, RunFolder
@@ -127,7 +127,46 @@ def train(
             raise
         finally:
             distributed.shutdown()
+    if t.world.main:
+        write_analysis(t, data, progress=progress, log=log)
     return folder.path
+
+
+def write_analysis(t: Trainer, data: TinyImageNet, *, progress: bool, log) -> None:
+    """Leave the dashboard's analysis of the finished run in its folder, computed on the
+    device it trained on (one pass over the validation set: seconds on a GPU), and on a GPU
+    that of every kept snapshot too. It never fails the training: what is missing is
+    computed later, by `tinyviz analyse` or the dashboard's background job.
+
+    `tinyviz.explain.analysis` depends on the run folder and the data only (no explainer,
+    no page), so importing it here keeps the layers' order in all but name.
+    """
+    from ..explain import analysis
+
+    snapshots = [s.file for s in t.snapshots] if t.device.type == "cuda" else []
+    try:
+        for snapshot in [None, *snapshots]:
+            bar = _analysis_bar() if progress else None
+            analysis.compute(t.out.path, data, device=t.device, progress=bar, snapshot=snapshot)
+        log(f"analysis of the validation set written to {t.out.analysis}")
+    except (TinyvizError, OSError, RuntimeError, ValueError) as e:
+        log(f"no analysis written ({str(e).splitlines()[0]}); `tinyviz analyse` computes it")
+    except Stopped:
+        log("analysis stopped; `tinyviz analyse` (or the dashboard) continues it")
+
+
+def _analysis_bar():
+    """A terminal bar for the analysis pass (`analysis.Progress` takes a fraction)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc="analysis", unit="%", leave=False)
+
+    def report(fraction: float, message: str) -> None:
+        bar.update(round(fraction * 100) - bar.n)
+        if fraction >= 1:
+            bar.close()
+
+    return report
 
 
 def stopped_message(epochs_done: int) -> str:
@@ -173,6 +212,9 @@ def clear_run(folder: RunFolder) -> None:
 
 def resumed_config(folder: RunFolder, epochs: int | None) -> TrainConfig:
     """The run's own config (extended to `epochs` when given), if it can be resumed."""
+    if not folder.config.exists():
+        raise ConfigError(f"nothing to resume in {folder.path}: no run was started there "
+                          "(train --out ... starts one)")
     cfg = runfiles.read_config(folder).train
     counters = read_counters(folder)
     if epochs is not None:

@@ -54,7 +54,10 @@ def read_counters(folder: RunFolder) -> dict:
     elif (legacy := folder.legacy_resume()) is not None:
         meta = io.read_json(legacy[1], inside=folder.path)
     else:
-        raise CheckpointError(f"nothing to resume in {folder.path}: no finished epoch was saved")
+        raise CheckpointError(
+            f"nothing to resume in {folder.path}: no epoch had finished; start it again "
+            "(train --out ... --overwrite)"
+        )
     if (
         not isinstance(meta, dict)
         or not isinstance(meta.get("epoch"), int)
