@@ -1,0 +1,99 @@
+"""A training run SIGKILLed at every one of its file writes, then resumed, ends as if
+nothing had happened: the same weights as an uninterrupted run, every epoch logged once,
+no temporary file left, a run folder that opens.
+
+The kill comes just before a write of the run folder's training records is published (its
+temporary file written and synced, the rename not yet done), which is also just after the
+previous one was published. (Progress reports and the analysis have tests of their own.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyviz import runs
+from tinyviz.cli import main
+
+pytestmark = pytest.mark.slow
+
+KILLER = """
+import os, signal, sys
+k = int(sys.argv[1])
+run = os.path.abspath(sys.argv[sys.argv.index("--out") + 1]) + os.sep
+real, count = os.replace, [0]
+
+def replace(src, dst):
+    name = os.path.abspath(os.fspath(dst))
+    counted = name.startswith(run) and not name.startswith(run + "analysis" + os.sep)
+    if counted and os.path.basename(name) != "progress.json":
+        count[0] += 1
+        if count[0] == k:
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+
+os.replace = replace
+from tinyviz.cli import main
+rc = main(sys.argv[2:])
+print(f"WRITES {count[0]}", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def tinyviz(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", KILLER, str(kill_at), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def train_args(data: Path, out: Path) -> list[str]:
+    return ["train", "--data", str(data), "--model", "logreg", "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.01", "--snapshots", "1", "--out", str(out),
+            "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_zip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    res = tinyviz(*train_args(tiny_zip, out))
+    assert res.returncode == 0, res.stderr
+    writes = int(res.stderr.strip().splitlines()[-1].split()[-1])
+    return out, writes
+
+
+@pytest.fixture
+def one_thread():
+    """The same arithmetic in this process as in the children (OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_write_survives_a_kill(tiny_zip, tmp_path, reference, capsys, one_thread):
+    ref, writes = reference
+    assert writes >= 10  # config, metrics, and per epoch: weights, snapshot, index, ...
+    want = runs.load_weights(ref / "model.safetensors")
+    for k in range(1, writes + 1):
+        out = tmp_path / f"kill{k:02d}"
+        killed = tinyviz(*train_args(tiny_zip, out), kill_at=k)
+        assert killed.returncode == -9, (k, killed.stderr[-500:])
+        # the recovery runs in this process: one interpreter start per kill, not two
+        rc = main(["train", "--resume", str(out), "--data", str(tiny_zip), "--quiet"])
+        err = capsys.readouterr().err
+        if rc != 0:  # killed before the first epoch was saved
+            assert "nothing to resume" in err and "train --out" in err, (k, err)
+            rc = main([*train_args(tiny_zip, out), "--overwrite"])
+        assert rc == 0, (k, capsys.readouterr().err[-500:])
+        run = runs.open_run(out)
+        assert [m.epoch for m in run.metrics] == [1, 2], k
+        got = runs.load_weights(out / "model.safetensors")
+        assert all(torch.allclose(want[n], got[n], atol=1e-6) for n in want), k
+        assert not [p for p in out.rglob("*.tmp")], (k, sorted(out.rglob("*.tmp")))
+        assert json.loads((out / "progress.json").read_text())["status"] == "done"
