@@ -1,0 +1,60 @@
+"""The sidebar: run folders a visitor may add, broken runs listed, the data path kept."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import tampered
+from pagetest import open_page, page
+
+from tinyviz.errors import CheckpointError
+from tinyviz.runs import roots
+
+pytestmark = pytest.mark.slow
+
+
+def test_only_folders_inside_the_run_roots_can_be_added(app_env, tmp_path, monkeypatch):
+    """What the sidebar's "Add a run folder" calls (AppTest cannot rerun the sidebar's
+    widgets of a navigation app, so the check is tested here, the page's use below)."""
+    monkeypatch.delenv(roots.ALLOW_ANY, raising=False)
+    for outside in ("/etc", str(tmp_path), "~"):
+        with pytest.raises(CheckpointError, match="only folders inside the run roots"):
+            roots.check_addable(outside)
+    with pytest.raises(CheckpointError, match="no such folder"):
+        roots.check_addable(str(app_env["run"].parent / "nope"))
+    inside = app_env["run"].parent  # TINYVIZ_RUNS is a configured root
+    assert roots.check_addable(str(inside)) == inside.resolve()
+    assert roots.check_addable(str(inside / app_env["run"].name)) == app_env["run"].resolve()
+    monkeypatch.setenv(roots.ALLOW_ANY, "1")
+    assert roots.check_addable(str(tmp_path)) == tmp_path.resolve()
+
+
+def test_an_added_folder_lists_its_runs(app_env, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(app_env["run"], elsewhere / "copied",
+                    ignore=shutil.ignore_patterns("analysis"))
+    at = page("pages/models.py", tv_extra_runs=[str(elsewhere)])
+    labels = at.sidebar.selectbox(key="tv_run").options  # as shown: "name  (model, top-1)"
+    assert any(label.startswith("copied") for label in labels), labels
+
+
+def test_a_broken_run_is_listed_with_its_reason_and_the_app_goes_on(app_env, tmp_path,
+                                                                      monkeypatch):
+    root = tmp_path / "runs"
+    shutil.copytree(app_env["run"], root / "good", ignore=shutil.ignore_patterns("analysis"))
+    shutil.copytree(app_env["run"], root / "bad", ignore=shutil.ignore_patterns("analysis"))
+    tampered.CASES["config is a JSON list"][0](root / "bad")
+    monkeypatch.setenv("TINYVIZ_RUNS", str(root))
+    for path in ("pages/models.py", "pages/classify.py", "pages/confusion.py"):
+        at = open_page(path)
+        assert not at.exception, (path, [e.value for e in at.exception])
+        broken = [t.value for t in at.sidebar.text]
+        assert any(t.startswith("bad: ") and "config.json" in t for t in broken), path
+
+
+def test_the_data_path_is_kept_in_the_address(app_env):
+    at = page("pages/models.py")
+    at.sidebar.text_input(key="tv_data_path").input("/some/where/tiny.zip")
+    at = at.run()
+    assert at.query_params.get("data") in ("/some/where/tiny.zip", ["/some/where/tiny.zip"])
