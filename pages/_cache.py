@@ -22,6 +22,7 @@ from tinyviz.data.batches import to_model_input
 from tinyviz.demo import predict
 from tinyviz.explain import analysis
 from tinyviz.explain import saliency as explain
+from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
 
 
@@ -33,6 +34,16 @@ def _model(path: str, stamp: tuple[int, int], snapshot: str | None, device: str)
 def model(run: Run, snapshot: str | None = None):
     """The run's model, shared across sessions; reloaded when its weights change."""
     return _model(str(run.path), run.stamp, snapshot, _state.device())
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _layers(path: str, stamp: tuple[int, int], device: str) -> dict[str, LayerInfo]:
+    return {i.name: i for i in describe_layers(_model(path, stamp, None, device))}
+
+
+def layers(run: Run) -> dict[str, LayerInfo]:
+    """The run's inspectable layers by module name, named for a student (one forward pass)."""
+    return _layers(str(run.path), run.stamp, _state.device())
 
 
 @st.cache_resource(show_spinner="Loading the snapshots...", max_entries=2)

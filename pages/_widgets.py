@@ -7,6 +7,8 @@ never interpreted: a file called `**x**![](http://...)` must not fetch anything.
 
 from __future__ import annotations
 
+import html
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ from PIL import Image
 
 from pages import _cache, _state
 from tinyviz.data import DataError, describe_missing, download
+from tinyviz.demo import heatmaps
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import Run
 
@@ -305,6 +308,19 @@ def top5_chart(
         (bars + outside + inside)
         .properties(height=28 * len(labels) + 8)
         .configure_view(stroke=None)
+    )
+
+
+def heat_scale(low: str = "low", high: str = "high", **blend) -> None:
+    """The colour scale of the heat maps drawn next to it: a strip of the very colours
+    (`heatmaps.colour_stops(**blend)`, the same blending as the maps), `low` to `high`."""
+    stops = ", ".join(heatmaps.colour_stops(**blend))
+    st.html(
+        '<div style="display:flex;align-items:center;gap:.5em;font-size:.8rem;color:#555">'
+        f"<span>{html.escape(low)}</span>"
+        '<div style="flex:1;min-width:60px;height:12px;border-radius:3px;'
+        f'border:1px solid #ddd;background:linear-gradient(to right, {stops})"></div>'
+        f"<span>{html.escape(high)}</span></div>"
     )
 
 

@@ -48,10 +48,12 @@ if not layers:
 names_of_layers = list(layers)
 
 
+described = _cache.layers(run)  # "Stage 4, block 2 · 8×8 · 512 channels" by module name
+
+
 def layer_label(layer: str) -> str:
-    i, n = names_of_layers.index(layer), len(names_of_layers)
-    depth = "early" if i < n / 3 else "middle" if i < 2 * n / 3 else "late"
-    return f"Layer {i + 1} of {n} ({depth}): {layer}, {layers[layer].shape[1]} channels"
+    info = described.get(layer)
+    return info.label if info else f"{layer}, {layers[layer].shape[1]} channels"
 
 
 top = st.columns([3, 1, 1.4, 1.4])
@@ -62,6 +64,9 @@ layer = top[0].selectbox(
     format_func=layer_label,
     key="tv_ch_layer",
     persist_state="session",
+    help="Early layers see small patches at full resolution; late ones see most of the "
+    "image, coarsely. Module names in the code: "
+    + "; ".join(f"{described[n].title} = `{n}`" for n in names_of_layers if n in described),
 )
 acts = layers[layer]
 summary = channels.channel_summary(acts)
@@ -148,7 +153,16 @@ hist_col.altair_chart(
 )
 
 idx = channels.top_images(acts, channel, int(k))
-st.subheader(f"Channel {channel} of {layer}: its {len(idx)} strongest validation images")
+st.subheader(
+    f"Channel {channel} of {described[layer].title if layer in described else layer}: "
+    f"its {len(idx)} strongest validation images",
+    help=f"Module `{layer}` of {run.model_name}.",
+)
+_widgets.heat_scale(
+    "gradient map: the channel hardly changes",
+    "changes most",
+    **({} if style == "alone" else {"alpha": 0.9, "weighted": True}),
+)
 slots = []  # the images show at once; their gradient maps (about 0.1 s each) fill in after
 for start in range(0, len(idx), PER_ROW):
     for col, i in zip(st.columns(PER_ROW), idx[start : start + PER_ROW], strict=False):

@@ -8,6 +8,7 @@ import streamlit as st
 from pages import _cache, _state, _widgets
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
+from tinyviz.demo.predict import SURE_AT, verdict
 from tinyviz.errors import TinyvizError
 from tinyviz.explain import saliency as explain
 from tinyviz.runs import roots
@@ -15,6 +16,7 @@ from tinyviz.runs import roots
 _state.entry(__file__)
 
 LOOKS = {"gradcam": "Grad-CAM", "gradient": "Gradient"}
+HEAT = {"alpha": 0.6, "weighted": True}  # weighted: where it did not look, the photo shows
 TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 
 st.title("What does the model see?")
@@ -31,14 +33,27 @@ choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snaps
 
 def about(run) -> str:
     kind = "transfer" if run.transfer else "from scratch"
-    return f"{run.model_name}, {kind}, {run.top1:.1%} val top-1"
+    return f"{run.top1:.1%} val top-1 · {run.model_name}, {kind}"  # the figure first: lines cut
 
 
 def label(key: str) -> str:
+    """A chip's text: short, so that several chosen models all show in the picker."""
     run = by_key[key.split("#")[0]]
     if key.endswith("#snapshots"):
-        return f"{run.name}: ensemble of its {len(run.snapshots)} best snapshots"
-    return f"{run.name} ({about(run)})"
+        return f"{run.name}: {len(run.snapshots)} snapshots"
+    return f"{run.name} · {run.top1:.1%}"
+
+
+# Column headers stay on one line (cut with "…"), so the columns of many models line up;
+# the model picker wraps its chips onto more lines even when it is not focused (Streamlit
+# keeps one line there, scrolled to the last chips, so most chosen models were hidden).
+st.html(
+    "<style>[class*='st-key-tv_cls_head'] :is(p, h3, h4){white-space:nowrap;overflow:hidden;"
+    "text-overflow:ellipsis}"
+    ".st-key-tv_cls_pick .react-aria-ComboBox > div{max-height:none;height:auto}"
+    ".st-key-tv_cls_pick [data-testid=stMultiSelectTagsContainer]"
+    "{flex-wrap:wrap;overflow:visible;mask-image:none}</style>"
+)
 
 
 if [
@@ -46,14 +61,15 @@ if [
 ] or "tv_cls_runs" not in st.session_state:
     st.session_state["tv_cls_runs"] = [str(r.path) for r in roots.best_runs(runs)]
 left, right = st.columns([3, 1], vertical_alignment="bottom")
-chosen = left.multiselect(
+chosen = left.container(key="tv_cls_pick").multiselect(
     "Models to compare",
     choices,
     format_func=label,
     key="tv_cls_runs",
     persist_state="session",
     help="Default: the best transfer model and the best model trained "
-    "from scratch. Runs with snapshots also offer their ensemble.",
+    "from scratch (the percentage: validation top-1). Runs with snapshots also offer "
+    "their ensemble.",
 )
 look = right.segmented_control(
     "Where it looked",
@@ -88,7 +104,7 @@ if not inputs:
 full_names = roots.full_names([by_key[k.split("#")[0]] for k in chosen])
 device = _state.device().upper()
 per_row = min(len(chosen), 3)
-for file in inputs:
+for n_file, file in enumerate(inputs):
     name = "camera photo" if file is snap else file.name
     try:
         up = images.load_upload(file.getvalue())
@@ -106,7 +122,11 @@ for file in inputs:
             cols[0].image(
                 _widgets.big(up.rgb, 128), width=128, caption="What the models see: 64 × 64"
             )
-        for col, key in zip(cols[1:], chosen[start : start + per_row], strict=False):
+            with cols[0]:
+                _widgets.heat_scale("looked least", "most", **HEAT)
+        for j, (col, key) in enumerate(
+            zip(cols[1:], chosen[start : start + per_row], strict=False), start
+        ):
             run = by_key[key.split("#")[0]]
             k = len(run.snapshots) if key.endswith("#snapshots") else 0
             try:
@@ -116,13 +136,25 @@ for file in inputs:
                 continue
             with col:
                 run_name = f"{run.name}, {k} snapshots" if k else run.name
-                st.markdown(f"**{run_name}**  \n:gray[{about(run)}]")
-                st.markdown(f"### {pred.names[0]} · {pred.probs[0]:.0%}")
+                said = verdict(pred)
+                size = "###" if per_row < 3 else "####"
+                with st.container(key=f"tv_cls_head_{n_file}_{j}"):
+                    st.markdown(f"**{_widgets.plain(run_name)}**  \n:gray[{about(run)}]")
+                    st.markdown(
+                        f"{size} {_widgets.plain(said.headline)}"
+                        if said.sure
+                        else f"{size} :gray[{said.headline}]",
+                        help=None
+                        if said.sure
+                        else f"Its best guess has less than {SURE_AT:.0%} probability.",
+                    )
+                    st.markdown(f":gray[{_widgets.plain(said.detail) or '&nbsp;'}]")
                 net = _cache.model(run)
                 method = look if getattr(net, "gradcam_layer", None) else "gradient"
                 snapshot = run.snapshots[0].file if k else None
                 att = _cache.attribution(run, up.rgb, pred.classes[0], method, snapshot=snapshot)
-                st.image(overlay(square, att.heat, 0.5), width="stretch")
+                st.image(overlay(square, att.heat, **HEAT), width="stretch")
+                st.altair_chart(_widgets.top5_chart(pred, full_names), width="stretch")
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
                 of = " of the best snapshot" if k else ""
                 st.caption(
@@ -130,7 +162,6 @@ for file in inputs:
                     f"{explain.method_info(method).label}{of}{note}, "
                     f"{att.seconds * 1000:.0f} ms."
                 )
-                st.altair_chart(_widgets.top5_chart(pred, full_names), width="stretch")
                 listed = ", ".join(
                     f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True)
                 )

@@ -66,13 +66,30 @@ def pick_pair() -> None:
 
 
 tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=".1%")]
+# The scale starts at a visible light blue, so one image in a cell never looks like none:
+# empty cells are white (with a thin grey edge in the zoomed block).
 colour = alt.Color(
     "rate:Q",
-    scale=alt.Scale(type="sqrt", domain=[0, 1], scheme="blues"),
+    scale=alt.Scale(type="sqrt", domain=[0, 1], scheme=alt.SchemeParams("blues", extent=[0.2, 1])),
     legend=alt.Legend(
-        title="share of the true class", format="%", orient="bottom", gradientLength=220
+        title="share of the true class (white: no image)",
+        titleLimit=320,
+        format="%",
+        orient="bottom",
+        gradientLength=220,
     ),
 )
+HIGHLIGHT = {"fill": None, "stroke": "#ff7f0e", "strokeWidth": 3}
+
+
+def current_cell() -> tuple[int, int]:
+    """The clicked cell (true, predicted) of this run; the most confused pair before a click."""
+    stored = st.session_state.get(CELL)
+    if stored and stored[0] == str(run.path):
+        return stored[1], stored[2]
+    return (conf.pairs[0].true, conf.pairs[0].pred) if conf.pairs else (0, 0)
+
+
 m = st.columns(4)
 m[0].metric("Top-1 accuracy", f"{out.top1:.1%}")
 m[1].metric("Top-5 accuracy", f"{out.top5:.1%}")
@@ -133,16 +150,22 @@ with left:
         .mark_rect(fill=None, stroke="#d62728", strokeWidth=2)
         .encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
     )
+    ct, cp = current_cell()
+    here = pd.DataFrame({"x": [pos[cp] + 0.5], "y": [pos[ct] + 0.5]})
+    shown_cell = (
+        alt.Chart(here).mark_point(size=160, shape="square", **HIGHLIGHT).encode(x="x:Q", y="y:Q")
+    )
     st.altair_chart(
-        (overview + frame).properties(height=440, title=f"All {c} classes"),
+        (overview + frame + shown_cell).properties(height=440, title=f"All {c} classes"),
         on_select=lambda: pick("tv_conf_overview_chart"),
         key="tv_conf_overview_chart",
         selection_mode="cell",
     )
     st.caption(
-        f"Ordered by {ORDERS[order_by]}; the red square is the zoomed block. Colour: "
-        "share of the true class's images given each label (square-root scale). "
-        "Click a cell to see its images."
+        f"Ordered by {ORDERS[order_by]}; the red square is the zoomed block, the orange "
+        "one the cell whose images are shown below. Colour: share of the true class's "
+        "images given each label (square-root scale); white: none. Click a cell to see "
+        "its images."
     )
 with right:
     block = conf.order[lo : hi + 1]
@@ -172,9 +195,12 @@ with right:
         tooltip=tooltip,
     )
     rects = (
-        grid.mark_rect()
-        .encode(color=colour.legend(None))
+        grid.mark_rect(stroke="#eeeeee", strokeWidth=0.5)
+        .encode(color=alt.condition("datum.count > 0", colour.legend(None), alt.value("white")))
         .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
+    )
+    chosen_cell = grid.transform_filter(f"datum.t == {ct} && datum.p == {cp}").mark_rect(
+        **HIGHLIGHT
     )
     text = (
         grid.transform_filter("datum.count > 0")
@@ -185,7 +211,7 @@ with right:
         )
     )
     st.altair_chart(
-        (rects + text).properties(
+        (rects + text + chosen_cell).properties(
             height=max(300, 18 * len(block) + 160), title=f"Classes {lo + 1} to {hi + 1} (counts)"
         ),
         on_select=lambda k=f"tv_conf_block_chart_{order_by}": pick(k),
@@ -194,12 +220,7 @@ with right:
     )
 
 st.subheader("Most confused pairs")
-stored = st.session_state.get(CELL)
-cell = (
-    stored[1:]
-    if stored and stored[0] == str(run.path)
-    else ((conf.pairs[0].true, conf.pairs[0].pred) if conf.pairs else (0, 0))
-)
+cell = current_cell()
 pairs_col, images_col = st.columns([1, 2])
 with pairs_col, st.container(height=460):
     if not conf.pairs:

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import _state, _widgets
-from tinyviz import leaderboard
+from tinyviz.runs import leaderboard
+from tinyviz.runs.search import find_searches, trial_rows
 
 _state.entry(__file__)
 
@@ -46,26 +47,51 @@ numeric = [
     "images_per_s",
 ]
 table[numeric] = table[numeric].astype(float)  # None -> NaN: shown as blank, not "None"
+PERCENT = ["top1", "top5", "best_top1"]
+table[PERCENT] = table[PERCENT] * 100  # shown with one decimal everywhere: 78.7% beside 76.7%
+
+
+def fits(column: str, floor: int = 80, cap: int = 2000) -> int:
+    """A column's width in pixels that shows its longest text whole (the table scrolls
+    sideways instead of cutting "measured with" off); at most `cap` (a cell's full text
+    also shows on hover)."""
+    longest = max([len(str(v)) for v in table[column].dropna()] + [len(column)])
+    return min(cap, max(floor, 7 * longest + 28))
+
+
+# What a figure is first (run, scores, with what), then the long notes and the details.
+ORDER = [
+    "run", "model", "source", "top1", "top5", "best_top1", "best_with", "loss", "measured_on",
+    "params", "flops", "epochs", "train_minutes", "images_per_s", "hardware", "citation",
+]  # fmt: skip
+
+
 st.dataframe(
     table.drop(columns=["path"]),
+    column_order=ORDER,
     hide_index=True,
     width="stretch",
     placeholder="–",
     height=min(36 * (len(table) + 1) + 2, 760),
     column_config={
-        "run": st.column_config.TextColumn("run", width="medium"),
+        "run": st.column_config.TextColumn("run", width=fits("run")),
+        "source": st.column_config.TextColumn("from", help="ours, or the seed report"),
         "top1": st.column_config.ProgressColumn(
-            "top-1", format="percent", min_value=0, max_value=1
+            "top-1", format="%.1f%%", min_value=0, max_value=100
         ),
-        "top5": st.column_config.NumberColumn("top-5", format="percent"),
+        "top5": st.column_config.NumberColumn("top-5", format="%.1f%%"),
         "loss": st.column_config.NumberColumn("loss", format="%.3f"),
         "best_top1": st.column_config.NumberColumn(
             "best top-1",
-            format="percent",
+            format="%.1f%%",
             help="with test-time augmentation or a snapshot ensemble",
         ),
-        "best_with": "measured with",
-        "measured_on": st.column_config.TextColumn("top-1 measured on", width="medium"),
+        "best_with": st.column_config.TextColumn("measured with", width=fits("best_with")),
+        "measured_on": st.column_config.TextColumn(
+            "top-1 measured on", width=fits("measured_on", cap=420)
+        ),
+        "hardware": st.column_config.TextColumn("hardware", help="blank: the report does not say"),
+        "citation": st.column_config.TextColumn("source", width=fits("citation")),
         "params": st.column_config.NumberColumn("parameters", format="compact"),
         "flops": st.column_config.NumberColumn("FLOPs / image", format="compact"),
         "train_minutes": st.column_config.NumberColumn("training (min)", format="%.1f"),
@@ -74,7 +100,7 @@ st.dataframe(
 )
 
 bars = table.dropna(subset=["top1"]).assign(
-    who=lambda d: d.source.where(d.source == "ours", "seed paper")
+    who=lambda d: d.source.where(d.source == "ours", "seed paper"), top1=lambda d: d.top1 / 100
 )
 st.altair_chart(
     alt.Chart(bars)
@@ -107,13 +133,21 @@ if len(curves):
         .encode(
             x=alt.X("epoch:Q"),
             y=alt.Y(
-                f"{metric}:Q", title=metric, axis=alt.Axis(format="%" if metric == "top1" else "")
+                f"{metric}:Q",
+                title="top-1 accuracy" if metric == "top1" else "loss",
+                axis=alt.Axis(format="%" if metric == "top1" else ""),
             ),
             color=alt.Color("run:N"),
             strokeDash=alt.StrokeDash(
                 "split:N",
                 title="split",
                 scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 3]]),
+                legend=alt.Legend(
+                    symbolType="stroke",
+                    symbolStrokeColor="#555",  # a strokeDash legend has no colour of its own
+                    symbolStrokeWidth=2,
+                    symbolSize=500,
+                ),
             ),
             tooltip=["run", "epoch", "split", alt.Tooltip(f"{metric}:Q", format=".3f")],
         )
@@ -145,7 +179,7 @@ if len(ens):
                 axis=alt.Axis(format="%"),
             ),
             color=alt.Color("label:N", title="run"),
-            tooltip=["label", "members", alt.Tooltip("top1:Q", format=".2%")],
+            tooltip=["label", "members", alt.Tooltip("top1:Q", format=".1%")],
         ),
         width="stretch",
     )
@@ -155,3 +189,71 @@ if len(ens):
     )
 else:
     st.caption("No ensemble evaluated yet: `python -m tinyviz evaluate RUN --ensemble 8`.")
+
+st.subheader("Random search")
+searches = find_searches(_state.run_roots())
+readable = [(folder, rec) for folder, rec in searches if not isinstance(rec, str)]
+for folder, reason in searches:
+    if isinstance(reason, str):
+        st.caption(f":orange[{_widgets.plain(folder.name)}: {_widgets.plain(reason)}]")
+if not readable:
+    st.caption(
+        "No search yet: `python -m tinyviz search --model logreg --epochs 1 --trials 8 "
+        "--out runs/search-logreg` trains short runs with random learning rates and weight "
+        "decays, as seeds 002 and 004 tuned theirs."
+    )
+else:
+    labels = {
+        str(f): f"{f.name} ({r.model}, {len(r.trials)} trials of {r.epochs} epoch"
+        f"{'s' if r.epochs != 1 else ''})"
+        for f, r in readable
+    }
+    chosen_search = st.selectbox("Search", list(labels), format_func=labels.get)
+    record = dict((str(f), r) for f, r in readable)[chosen_search]
+    trials = pd.DataFrame(trial_rows(record))
+    if trials.empty:
+        st.caption("No trial has finished yet.")
+    else:
+        base = alt.Chart(trials).encode(
+            x=alt.X(
+                "lr:Q",
+                title="learning rate",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~g", tickCount=6),
+            ),
+            y=alt.Y(
+                "weight_decay:Q",
+                title="weight decay",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(format=".0e", tickCount=6),
+            ),
+            tooltip=[
+                "trial",
+                alt.Tooltip("lr:Q", title="learning rate", format=".2e"),
+                alt.Tooltip("weight_decay:Q", title="weight decay", format=".2e"),
+                alt.Tooltip("val_top1:Q", title="validation top-1", format=".1%"),
+                "run",
+            ],
+        )
+        points = base.mark_circle(size=220, opacity=0.9, stroke="#333", strokeWidth=0.5).encode(
+            color=alt.Color(
+                "val_top1:Q",
+                title="validation top-1",
+                scale=alt.Scale(scheme="viridis"),
+                legend=alt.Legend(format=".1%"),
+            )
+        )
+        best = base.transform_filter("datum.best").mark_point(
+            size=600, color="#d62728", strokeWidth=2.5
+        )
+        st.altair_chart((points + best).properties(height=380), width="stretch")
+        b = record.best
+        limit = f"{record.train_limit:,} training images" if record.train_limit else "all images"
+        st.caption(
+            f"Each dot is one short run of {record.model} ({record.epochs} epoch"
+            f"{'s' if record.epochs != 1 else ''}, {limit}), coloured by its best validation "
+            "top-1; both axes are logarithmic, as the trials were drawn log-uniformly. "
+            f"Ringed in red: the best, {b.val_top1:.1%} at learning rate {b.lr:.2g} and "
+            f"weight decay {b.weight_decay:.2g}. As seed 002's scatter, on a reduced "
+            "training set, to find a range worth a full run."
+        )

@@ -133,13 +133,17 @@ with opts:
     default = getattr(net, "gradcam_layer", None)
     layers = list(getattr(net, "channel_layers", ()))
     layers += [default] if default and default not in layers else []
+    described = _cache.layers(run)  # "Stage 4, block 2 · 8×8 · 512 channels"
     layer = (
         st.selectbox(
             "Grad-CAM layer",
             layers,
             disabled=not default,
             index=layers.index(default) if default in layers else 0,
-            help="Late layers: coarse, class-specific; early layers: fine detail.",
+            format_func=lambda n: described[n].label if n in described else n,
+            help="Late layers: coarse, class-specific; early layers: fine detail. Module "
+            "names in the code: "
+            + "; ".join(f"{described[n].title} = `{n}`" for n in layers if n in described),
         )
         if layers
         else None
@@ -163,14 +167,18 @@ st.caption(
     f"Saliency of **{run.name}** for class **{names[target]}** on {title}, "
     f"on the {_state.device().upper()}."
 )
+_widgets.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)
 for start in range(0, len(chosen), 3):
     for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
         with col, st.spinner(f"{m.label}..."):
             att = _cache.attribution(
                 run, rgb, target, m.name, layer=layer if m.name == "gradcam" else None
             )
-            st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha), width=256)
-            extra = f", on {att.layer}" if att.layer else ""
+            # weighted: pixels without heat keep the image's own colour (a transparent
+            # upload's white stays white, as in the model's input)
+            st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
+            on = described[att.layer].title if att.layer in described else att.layer
+            extra = f", on {on} (`{att.layer}`)" if att.layer else ""
             if att.delta is not None:
                 extra += f", completeness error {att.delta:+.3f}"
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")

@@ -1,6 +1,7 @@
 """Train: start a run in its own process, watch it live, stop and resume it (one at a time)."""
 
 import dataclasses
+import json
 import time
 
 import altair as alt
@@ -12,8 +13,9 @@ from tinyviz import models
 from tinyviz.config import OPTIMIZERS, SCHEDULES, AugmentConfig, TrainConfig
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import jobs, roots
-from tinyviz.runs.folder import RunFolder, read_metrics
+from tinyviz.runs.folder import RunFolder, read_config, read_metrics
 from tinyviz.runs.progress import TrainProgress
+from tinyviz.training import estimate
 
 _state.entry(__file__)
 
@@ -78,6 +80,56 @@ def start_job(options: dict) -> None:
         s["tv_tr_name"] = f"{cfg.model}-{time.strftime('%m%d-%H%M%S')}"
     except (jobs.JobError, ValueError, TypeError) as e:
         s["tv_tr_error"] = f"Could not start: {e}"
+
+
+def start_again(run_dir) -> None:
+    """A run stopped before its first epoch ended kept nothing to resume: the same recipe
+    into a fresh folder (the stopped one, and its log, stay as they are)."""
+    s = st.session_state
+    try:
+        cfg = read_config(RunFolder(run_dir)).train
+        name = f"{run_dir.name}-again"
+        for k in range(2, 100):
+            if not jobs.check_run_name(name, RUNS):
+                break
+            name = f"{run_dir.name}-again{k}"
+        jobs.start(cfg, RUNS / name, data=_state.data_path(), jobs_dir=RUNS)
+    except (TinyvizError, ValueError, TypeError) as e:
+        s["tv_tr_error"] = f"Could not start again: {e}"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def speed(model: str, options: str, batch: int, optimizer: str, device: str) -> estimate.Speed:
+    """A few training steps timed on this machine (seconds), once per model and batch."""
+    cfg = TrainConfig(model=model, batch_size=batch, optimizer=optimizer)
+    return estimate.measure(cfg.replace(model_options=json.loads(options)), device)
+
+
+def time_estimate(options: dict, train_images: int) -> None:
+    """ "About N min for E epochs on the CPU", from the chosen model's measured speed."""
+    s = st.session_state
+    model = s["tv_tr_model"]
+    with st.spinner(f"Timing a few training steps of {model} on the {device.upper()}..."):
+        try:
+            sp = speed(
+                model,
+                json.dumps(options, sort_keys=True),
+                int(s["tv_tr_batch_size"]),
+                s["tv_tr_optimizer"],
+                device,
+            )
+        except (TinyvizError, ValueError, TypeError, RuntimeError) as e:
+            st.caption(f":orange[No time estimate: {e}]")
+            return
+    epochs = int(s["tv_tr_epochs"])
+    seconds = estimate.seconds_for(sp, epochs, train_images, len(data.val))
+    st.markdown(
+        f":material/timer: **{estimate.describe(seconds, epochs, device)}** (estimate)",
+        help=f"Measured on this machine just now: {sp.train_images_per_s:,.0f} images/s "
+        f"training, {sp.eval_images_per_s:,.0f} images/s validating ({sp.steps} steps timed). "
+        "Other jobs on the machine slow it down; loading the data at the start (up to a few "
+        "minutes on a busy CPU), augmentation and checkpoints come on top.",
+    )
 
 
 def duration(seconds: float) -> str:
@@ -149,6 +201,8 @@ with st.expander("Settings of a new run", expanded=running is None):
         )
     if problem:
         st.caption(f":orange[{problem}]")
+    limit = int(s["tv_tr_train_limit"])
+    time_estimate(options, min(limit, len(data.train)) if limit else len(data.train))
     st.button(
         "Start training",
         type="primary",
@@ -235,6 +289,21 @@ def job_panel() -> None:
         st.rerun()
     if job.resumable and st.button("Resume", icon=":material/replay:", key="tv_tr_resume_job"):
         resume(job.run_dir)
+    elif job.status in ("stopped", jobs.ENDED) and not job.resumable and not job.finished_all:
+        st.warning(
+            "Nothing to resume: the run stopped before its first epoch ended, so no "
+            "weights were saved. Start it again from the beginning (a new run folder; "
+            "this one is kept).",
+            icon=":material/restart_alt:",
+        )
+        st.button(
+            "Start again",
+            icon=":material/restart_alt:",
+            key="tv_tr_again",
+            disabled=bool(now and now.active),
+            on_click=start_again,
+            args=(job.run_dir,),
+        )
 
 
 def resume(run_dir) -> None:

@@ -212,3 +212,104 @@ def test_analysis_pages_draw_their_charts(page, title):
         "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
     ).first.wait_for()
     _settled(page)
+
+
+# ------------------------------------------------------ poster polish (issue 13)
+
+
+def test_poster_mode_shows_no_deploy_button_or_developer_menu(page):
+    """.streamlit/config.toml: toolbarMode "viewer", even on localhost."""
+    _settled(page)
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    menu = page.locator("[data-testid=stMainMenu] button, [data-testid=stMainMenuButton]")
+    if menu.count():
+        menu.first.click()
+        page.get_by_role("menuitem").first.wait_for()
+        items = " ".join(page.get_by_role("menuitem").all_inner_texts())
+        assert "Clear cache" not in items and "Rerun" not in items, items
+
+
+@pytest.fixture
+def more_runs(world):
+    """Copies of the run under longer names, so that Classify can compare many models."""
+    import shutil
+
+    names = [f"browser-resnet18-copy-{i}-with-a-long-name" for i in range(3)]
+    for name in names:
+        shutil.copytree(world["runs"] / "browser-resnet18", world["runs"] / name)
+    yield names
+    for name in names:
+        shutil.rmtree(world["runs"] / name)
+
+
+def test_classify_many_models_every_chip_shows_and_the_columns_line_up(page, more_runs, tmp_path):
+    _open(page, "Classify")
+    picker = page.locator("[data-testid=stMultiSelect]").first
+    for _ in range(8):  # choose every model offered
+        picker.locator("input").first.click()
+        options = page.get_by_role("option")
+        if not options.count():
+            break
+        options.first.click()
+        page.keyboard.press("Escape")
+        _settled(page)
+    outer = picker.bounding_box()
+
+    def inside(box) -> bool:
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        return (
+            outer["x"] <= x
+            and x + w <= outer["x"] + outer["width"]
+            and (outer["y"] <= y and y + h <= outer["y"] + outer["height"])
+        )
+
+    chips = picker.locator("[data-tag]")  # Streamlit also keeps an off-screen copy to measure
+    shown: dict[str, bool] = {}
+    for i in range(chips.count()):
+        label = chips.nth(i).get_attribute("aria-label")
+        shown[label] = shown.get(label, False) or inside(chips.nth(i).bounding_box())
+    assert len(shown) >= 5 and all(shown.values()), shown
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
+        [str(_photo(tmp_path / "photo.png"))]
+    )
+    page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
+    _settled(page)
+    heads = page.locator("[class*='st-key-tv_cls_head_0_']")
+    boxes = [heads.nth(i).bounding_box() for i in range(heads.count())]
+    assert len(boxes) == len(shown)
+    rows: dict[int, list[dict]] = {}
+    for box in boxes:
+        rows.setdefault(round(box["y"]), []).append(box)
+    assert len(rows) == -(-len(boxes) // 3)  # rows of three, each header at one height...
+    for row in rows.values():
+        assert len({round(b["height"]) for b in row}) == 1  # ...and of one height
+    headline = heads.first.locator("h3, h4").first
+    assert headline.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
+
+
+def test_models_page_draws_the_random_search(page, world):
+    import shutil
+
+    from tinyviz.runs.search import SearchRecord, Trial, write_search
+
+    folder = world["runs"] / "search-browser"
+    trials = tuple(
+        Trial(k, 10 ** (-3 + k), 10 ** (-6 + k / 2), 0.1 * (k + 1), f"t{k}") for k in range(4)
+    )
+    write_search(folder, SearchRecord("logreg", 1, 1000, trials))
+    try:
+        _open(page, "Models")
+        page.get_by_role("heading", name="Random search").wait_for()
+        page.get_by_text(re.compile("Ringed in red: the best, 40.0%")).wait_for()
+        _settled(page)
+        charts = page.locator("[data-testid=stVegaLiteChart]")
+        assert charts.count() >= 3  # top-1 bars, training curves, the search
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_train_page_estimates_the_time_before_start(page):
+    _open(page, "Train")
+    page.get_by_text(re.compile(r"for \d+ epochs? on the CPU")).first.wait_for()
+    _settled(page)
+    assert page.get_by_role("button", name="Start training").count() == 1

@@ -61,7 +61,7 @@ def test_channels_page(app_env):
     number = at.number_input[0]
     number.set_value(1 if number.value != 1 else 2)
     ok(at.run())
-    assert f"Channel {number.value} of layer4" in at.subheader[0].value
+    assert f"Channel {number.value} of Stage 4, block 2" in at.subheader[0].value
     at.segmented_control(key="tv_ch_k").set_value(12)
     at.selectbox(key="tv_ch_layer").set_value("layer1")
     ok(at.run())

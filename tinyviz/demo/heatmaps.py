@@ -57,6 +57,28 @@ def overlay(
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
+def colour_stops(
+    cmap: str | None = None,
+    *,
+    signed: bool = False,
+    n: int = 17,
+    alpha: float = 1.0,
+    weighted: bool = False,
+) -> list[str]:
+    """`n` colours, low heat to high, as "#rrggbb": what `overlay` with these settings
+    draws over white (with the defaults, the colour map itself, as `heat_to_rgb` draws it).
+
+    For a page's colour scale: the legend then shows exactly the colours a visitor sees,
+    including that a `weighted` overlay leaves cold pixels as they are.
+    """
+    if n < 2:
+        raise ValueError(f"a colour scale needs at least 2 stops, not {n}")
+    ramp = np.linspace(-1 if signed else 0, 1, n, dtype=np.float32)[None, :]
+    white = np.full((1, n, 3), 255, np.uint8)
+    strip = overlay(white, ramp, alpha, cmap, signed=signed, weighted=weighted)[0]
+    return ["#" + bytes(c).hex() for c in strip]
+
+
 def _as_2d(heat) -> np.ndarray:
     a = np.asarray(heat, dtype=np.float32)
     a = a.reshape(a.shape[-2:]) if a.ndim > 2 and int(np.prod(a.shape[:-2])) == 1 else a

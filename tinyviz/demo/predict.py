@@ -45,6 +45,54 @@ class Prediction:
         return self.names[0]
 
 
+SURE_AT = 0.30  # below this top-1 probability the answer is shown as "not sure"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How sure an answer is, for a visitor: a confident answer is stated, a weak one is not.
+
+    With 200 classes a top-1 of 7% is still the model's best guess, but shown as boldly as
+    a 90% one it reads as a claim. Below `SURE_AT` the headline says "not sure" and names
+    the two best guesses instead.
+    """
+
+    sure: bool
+    name: str
+    prob: float
+    runner_up: str | None
+    runner_up_prob: float | None
+
+    @property
+    def headline(self) -> str:
+        return f"{self.name} · {self.prob:.0%}" if self.sure else "Not sure"
+
+    @property
+    def detail(self) -> str:
+        """The line under the headline: the runner-up, or the two guesses when not sure."""
+        second = f"{self.runner_up} {self.runner_up_prob:.0%}" if self.runner_up is not None else ""
+        if self.sure:
+            return f"next: {second}" if second else ""
+        first = f"{self.name} {self.prob:.0%}"
+        return f"maybe {first}" + (f" or {second}" if second else "")
+
+
+def verdict(pred: Prediction, sure_at: float | None = None) -> Verdict:
+    """The headline of `pred`: sure when its top-1 probability is at least `sure_at`
+    (default `SURE_AT`)."""
+    sure_at = SURE_AT if sure_at is None else sure_at
+    if not pred.probs:
+        raise PredictError("a prediction without classes has no verdict")
+    two = len(pred.probs) > 1
+    return Verdict(
+        sure=pred.probs[0] >= sure_at,
+        name=pred.names[0],
+        prob=pred.probs[0],
+        runner_up=pred.names[1] if two else None,
+        runner_up_prob=pred.probs[1] if two else None,
+    )
+
+
 def predict_ensemble(
     models: Sequence[nn.Module],
     rgb64: np.ndarray,

@@ -253,6 +253,56 @@ def order(wnids: Iterable[str]) -> np.ndarray:
     return np.array([position[w] for w in ranked + unknown], dtype=np.int64)
 
 
+# ------------------------------------------------------------------- groups
+
+# Readable groups for colouring 200 classes (20 colours cannot tell 200 apart): the first
+# group with one of its synsets among a class's ancestors wins, so the order matters (dogs
+# before other mammals, sports gear before devices). Each has its own colour.
+GROUPS: tuple[tuple[str, frozenset[str], str], ...] = tuple(
+    (name, frozenset(keys.split("|")), colour)
+    for name, keys, colour in (
+        ("Dogs", "dog", "#e6194b"),
+        ("Cats", "feline", "#f58231"),
+        ("Other mammals", "mammal", "#9a6324"),
+        ("Birds", "bird", "#ffe119"),
+        ("Fish, reptiles, amphibians", "aquatic vertebrate|reptile|amphibian", "#808000"),
+        ("Insects, spiders", "insect|arachnid", "#3cb44b"),
+        ("Other invertebrates", "invertebrate", "#aaffc3"),
+        ("Food, drink", "food", "#f032e6"),
+        ("Vehicles", "conveyance", "#4363d8"),
+        ("Clothing", "clothing|footwear", "#911eb4"),
+        ("Buildings, structures", "structure", "#800000"),
+        ("Landscapes, nature", "geological formation|natural object", "#42d4f4"),
+        ("Containers, kitchenware", "container|utensil|ware", "#469990"),
+        ("Household", "furnishing|appliance|protective covering", "#dcbeff"),
+        ("Sports, toys", "game equipment|sports equipment|plaything", "#fabed4"),
+        ("Devices, instruments", "device|equipment", "#000075"),
+        ("Tools, other objects", "artifact", "#a9a9a9"),
+    )
+)
+OTHER, OTHER_COLOUR = "Other", "#d9d9d9"
+
+
+def group(wnid: str) -> str:
+    """The readable group of one class ("Dogs", "Vehicles"...); `OTHER` if none fits."""
+    above = set(ancestors(wnid))
+    return next((name for name, keys, _ in GROUPS if above & keys), OTHER)
+
+
+def groups(wnids: Iterable[str]) -> list[str]:
+    """`group` of each class, in the given order."""
+    return [group(w) for w in wnids]
+
+
+def palette(names: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
+    """`(group names, colours)` in `GROUPS` order, for a chart's colour scale and legend;
+    only the groups in `names` when it is given (`OTHER` last, grey)."""
+    wanted = None if names is None else set(names)
+    pairs = [(n, c) for n, _, c in GROUPS] + [(OTHER, OTHER_COLOUR)]
+    pairs = [(n, c) for n, c in pairs if wanted is None or n in wanted]
+    return [n for n, _ in pairs], [c for _, c in pairs]
+
+
 def _path(wnid: str, tree: dict[str, tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """Root-to-node (name, wnid) pairs: sorting by them is a depth-first, name-ordered walk."""
     path = []

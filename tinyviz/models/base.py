@@ -41,6 +41,17 @@ class TinyvizModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def layer_title(self, name: str) -> str:
+        """A student's name for an inspectable layer ("Stage 4, block 2"), where it sits in
+        the architecture; `tinyviz.models.describe` adds its resolution and channels.
+
+        This default only counts the channel layers; families override it with their own
+        stages and blocks.
+        """
+        if name in self.channel_layers:
+            return f"Layer {self.channel_layers.index(name) + 1} of {len(self.channel_layers)}"
+        return "Last feature map" if name == self.gradcam_layer else name
+
     def _in_head(self, name: str) -> bool:
         return any(name == h or name.startswith(h + ".") for h in self.head_modules)
 

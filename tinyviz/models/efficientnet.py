@@ -207,6 +207,18 @@ class EfficientNetLite(TinyvizModel):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
         self.channel_layers = tuple(f"_blocks.{i}" for i in stage_ends)
+        self.stage_ends = stage_ends
+
+    def layer_title(self, name: str) -> str:
+        """`_blocks.i` (the last block of a stage) as "Stage s, block b"; the head conv."""
+        if name == "_head_act":
+            return "Head (1×1 conv after the last stage)"
+        if name in self.channel_layers:
+            i = int(name.rsplit(".", 1)[1])
+            stage = next(s for s, end in enumerate(self.stage_ends) if end >= i)
+            first = self.stage_ends[stage - 1] + 1 if stage else 0
+            return f"Stage {stage + 1}, block {i - first + 1}"
+        return super().layer_title(name)
 
     def forward_backbone(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of an already resized and normalised batch."""

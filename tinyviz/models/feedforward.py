@@ -36,6 +36,18 @@ def conv_trunk(config: TrunkConfig, bn: bool) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
+def conv_places(config: TrunkConfig) -> dict[str, tuple[int, int]]:
+    """`{"features.convK": (block, conv in block)}`, blocks ending at each max pool."""
+    places, block, conv, k = {}, 1, 0, 0
+    for item in config:
+        if item == "M":
+            block, conv = block + 1, 0
+        else:
+            k, conv = k + 1, conv + 1
+            places[f"features.conv{k}"] = (block, conv)
+    return places
+
+
 def trunk_output_dim(config: TrunkConfig, input_size: int = 64) -> int:
     """Flattened size of the trunk's output for a square `input_size` image."""
     convs = [int(c) for c in config if c != "M"]
@@ -85,6 +97,14 @@ class FeedForwardNet(TinyvizModel):
         convs = [n for n, m in self.features.named_children() if isinstance(m, ConvBNReLU)]
         self.channel_layers = tuple(f"features.{n}" for n in convs)
         self.gradcam_layer = self.channel_layers[-1] if convs else None
+        self._conv_places = conv_places(trunk)
+
+    def layer_title(self, name: str) -> str:
+        """VGG-style: "Block b, conv j", a block being the convs before a max pool."""
+        if name in self._conv_places:
+            block, conv = self._conv_places[name]
+            return f"Block {block}, conv {conv}"
+        return super().layer_title(name)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.normalize(x))

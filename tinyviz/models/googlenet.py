@@ -43,6 +43,13 @@ class GoogLeNetLike(TinyvizModel):
     channel_layers = ("stem", "inception1", "inception2", "inception3", "inception4")
     gradcam_layer = "inception4"
 
+    def layer_title(self, name: str) -> str:
+        if name == "stem":
+            return "Stem (3×3 conv)"
+        if name.startswith("inception"):
+            return f"Inception module {name.removeprefix('inception')}"
+        return super().layer_title(name)
+
     def __init__(
         self, num_classes: int = 200, *, dropout: float = 0.4, norm: str = "channel"
     ) -> None:

@@ -130,6 +130,16 @@ class InceptionV3Like(TinyvizModel):
     )  # fmt: skip
     gradcam_layer = "mixed_8b"
 
+    def layer_title(self, name: str) -> str:
+        """Stages at 32, 16 and 8 pixels of Inception modules, with reductions between."""
+        titles = {"stem": "Stem (5 convs)", "reduce_16": "Reduction 1", "reduce_8": "Reduction 2"}
+        if name in titles:
+            return titles[name]
+        if name.startswith("mixed_"):
+            stage = {"32": 1, "16": 2, "8": 3}[name[6:-1]]
+            return f"Stage {stage}, module {ord(name[-1]) - ord('a') + 1}"
+        return super().layer_title(name)
+
     def __init__(
         self, num_classes: int = 200, *, n: int = 3, dropout: float = 0.2, norm: str = "channel"
     ) -> None:

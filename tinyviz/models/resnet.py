@@ -52,6 +52,12 @@ class ResNet(TinyvizModel):
         self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
         self._init_weights(zero_init_residual)
 
+    def layer_title(self, name: str) -> str:
+        """`layerK` is stage K; its output is that of the stage's last block."""
+        if name in self.channel_layers:
+            return f"Stage {name[-1]}, block {len(getattr(self, name))}"
+        return super().layer_title(name)
+
     def _make_stem(self, stem: str, width: int) -> None:
         if stem not in ("tiny", "imagenet"):
             raise ValueError(f"stem must be 'tiny' or 'imagenet', got {stem!r}")

@@ -39,6 +39,7 @@ def row(run: Run) -> dict:
         "train_minutes": round(sum(m.seconds for m in metrics) / 60, 1),
         "images_per_s": round(statistics.median(rates)) if rates else None,
         "hardware": run.config.gpu,
+        "citation": "",
         "path": str(run.path),
     }
 
@@ -68,7 +69,8 @@ def seed_rows() -> list[dict]:
                 "epochs": None,
                 "train_minutes": None,
                 "images_per_s": None,
-                "hardware": ref.source,
+                "hardware": None,  # the reports rarely say; the notes quote them where they do
+                "citation": ref.source,
                 "path": "",
             }
         )
@@ -91,7 +93,8 @@ def curves(runs: list[Run]) -> list[dict]:
 
 
 def ensemble_curves(runs: list[Run]) -> list[dict]:
-    """Top-1 against ensemble size, from evaluations recorded with `--ensemble K`."""
+    """Top-1 against ensemble size, from evaluations recorded with `--ensemble K`; the label
+    names the test-time augmentation only when there was one."""
     out = []
     for run in runs:
         for ev in run.evals:
@@ -102,7 +105,7 @@ def ensemble_curves(runs: list[Run]) -> list[dict]:
                         "members": k,
                         "top1": top1,
                         "tta": ev.tta,
-                        "label": f"{run.name} ({ev.tta} TTA)",
+                        "label": run.name if ev.tta == "none" else f"{run.name}, {ev.tta} TTA",
                     }
                 )
     return out

@@ -49,6 +49,15 @@ class SearchRecord:
 _ADAPTER = TypeAdapter(SearchRecord)
 
 
+def trial_rows(record: SearchRecord) -> list[dict]:
+    """One row per trial for the Models page's scatter, the best one flagged."""
+    best = record.best
+    return [
+        {**dataclasses.asdict(t), "best": best is not None and t.trial == best.trial}
+        for t in record.trials
+    ]
+
+
 def write_search(folder: Path, record: SearchRecord) -> None:
     io.write_json(Path(folder) / SEARCH, dataclasses.asdict(record))
 
