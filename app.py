@@ -17,6 +17,7 @@ PAGES = {
         st.Page("pages/channels.py", title="Channels", icon=":material/filter:"),
         st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/compare.py", title="Two models", icon=":material/compare:"),
     ],
     "Demo": [
         st.Page("pages/classify.py", title="Classify", icon=":material/photo_camera:"),

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _contrast, _state, _widgets
 from tinyviz.explain import confusion as confusions
 
 _state.entry(__file__)
@@ -256,6 +256,14 @@ with images_col:
         )
     else:
         st.info("No validation image of this class got this label. Click a coloured cell.")
+
+if t != p and st.toggle(
+    f"Why {names[p]} and not {names[t]}? (maps, channels and training images)",
+    value=True,
+    key="tv_conf_why",
+    persist_state="session",
+):
+    _contrast.section(data, run, out, t, p, confusions.images_of_cell(out, t, p, limit=SHOW))
 
 st.subheader("Accuracy per class")
 rows = pd.DataFrame(confusions.per_class_table(conf, names, run.wnids))

@@ -512,7 +512,7 @@ def add_explain_commands(sub) -> None:
     c.add_argument("run", help="run folder")
     c.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    c.add_argument("--images", type=int, default=16, help="validation images (default: 16)")
+    c.add_argument("--images", type=int, default=8, help="validation images (default: 8)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_sanity)
     f = sub.add_parser(

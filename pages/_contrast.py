@@ -1,0 +1,199 @@
+"""The Confusion page's "why B and not A" section for the chosen cell (true A, answered B).
+
+Drawing only: the maps, channel contributions and neighbours are `tinyviz.explain.contrastive`;
+the training images' features are `tinyviz.explain.train_features`, computed by a background
+process when a pair's are missing (tens of seconds on a CPU), never in a script run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import _cache, _state, _widgets
+from tinyviz.data.batches import to_model_input
+from tinyviz.demo.heatmaps import overlay
+from tinyviz.explain import contrastive, saliency, tasks, train_features
+
+TASK = "train-features"
+SHOW, CHANNELS, TOP, NEAR = 6, 4, 6, 6
+METHODS = ("gradcam", "gradient", "integrated_gradients")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _map(key: tuple, image: int, a: int, b: int, method: str, _net, _rgb) -> np.ndarray:
+    return contrastive.contrastive_map(_net, to_model_input(_rgb), a, b, method).heat
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _contributions(key: tuple, images: tuple[int, ...], a: int, b: int, _net, _data):
+    return contrastive.cell_contributions(_net, _data.val.images[list(images)], a, b)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _train(key: tuple, a: int, b: int, _data):
+    return {k: train_features.features(Path(key[0]), _data, [k]) for k in (a, b)}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _estimate(key: tuple, a: int, b: int, _net, _data) -> float:
+    return train_features.estimate_seconds(_net, Path(key[0]), _data, [a, b])
+
+
+def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
+    """Why the model answers `b` for the cell's images of `a` (rows of `out`, best first)."""
+    names = run.class_names
+    A, B = _widgets.plain(names[a]), _widgets.plain(names[b])
+    st.subheader(f"Why {names[b]} and not {names[a]}?")
+    if not len(rows):
+        st.info("This cell has no image: pick a coloured cell or a pair above.")
+        return
+    net = _cache.model(run)
+    key = (str(run.path), run.stamp, str(data.cache))
+    images = [int(i) for i in out.image_index(rows[:SHOW])]
+    _maps_ui(key, data, net, images, a, b, A, B)
+    _channels_ui(key, data, run, out, net, [int(i) for i in out.image_index(rows)], a, b, A, B)
+    _nearest_ui(key, data, run, net, images, a, b, A, B)
+
+
+def _maps_ui(key, data, net, images, a, b, A, B) -> None:
+    method = st.segmented_control(
+        "Contrastive map",
+        METHODS,
+        format_func=lambda m: saliency.method_info(m).label,
+        default="gradcam",
+        required=True,
+        key="tv_ctr_method",
+    )
+    with st.spinner("Contrastive maps..."):
+        heats = [_map(key, i, a, b, method, net, np.asarray(data.val.images[i])) for i in images]
+    shown = zip(images, heats, strict=True)
+    st.image(
+        [overlay(_widgets.big(data.val.images[i], 128), h, 0.55, weighted=True) for i, h in shown],
+        caption=[f"image {i}" for i in images],
+        width=128,
+    )
+    st.caption(
+        f"{saliency.method_info(method).label} of the logit of **{B}** minus the logit of "
+        f"**{A}**: the parts of each image that tip the balance towards {B}. (A map of "
+        f"{B} alone would also light up all that {A} and {B} share.)"
+    )
+
+
+def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:
+    try:
+        c = _contributions(key, tuple(images), a, b, net, data)
+    except ValueError as e:  # a head that is not one linear layer
+        st.info(f"Channel contributions need a linear head: {_widgets.plain(str(e))}.")
+        return
+    top = c.top(CHANNELS * 2)
+    rows = pd.DataFrame(
+        {
+            "channel": [f"#{ch}" for ch in top],
+            "push": c.mean[top],
+            "feature": c.features[:, top].mean(0),
+            "weight": c.weight_diff[top],
+        }
+    )
+    na, nb = run.class_names[a], run.class_names[b]
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        st.markdown(f"**The channels that push towards {B} rather than {A}**")
+        st.altair_chart(
+            alt.Chart(rows)
+            .mark_bar(color="#d62728")
+            .encode(
+                x=alt.X("push:Q", title=f"mean push towards {nb} (logit units)"),
+                y=alt.Y("channel:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)),
+                tooltip=[
+                    "channel",
+                    alt.Tooltip("push:Q", format="+.3f"),
+                    alt.Tooltip("feature:Q", format=".3f", title="mean feature value"),
+                    alt.Tooltip("weight:Q", format="+.3f", title=f"w({nb}) − w({na})"),
+                ],
+            )
+            .properties(height=24 * len(rows) + 40),
+            width="stretch",
+        )
+        diff = c.logit_difference()
+        st.caption(
+            f"Each penultimate channel's value times its weight for {B} minus its weight for "
+            f"{A}, averaged over the cell's {len(images)} images; all {len(c.mean)} channels "
+            f"together give the logit difference {diff.mean():+.2f} "
+            f"(with the bias difference {c.bias_diff:+.2f})."
+        )
+    with right:
+        for ch in top[:CHANNELS]:
+            best = out.image_index(contrastive.top_images_of_channel(out.features, int(ch), TOP))
+            st.markdown(f"Channel **#{ch}** (push {c.mean[ch]:+.2f}): its top validation images")
+            st.image(
+                [_widgets.big(data.val.images[int(i)], 64) for i in best],
+                caption=[run.class_names[int(data.val.labels[int(i)])] for i in best],
+                width=64,
+            )
+
+
+def _nearest_ui(key, data, run, net, images, a, b, A, B) -> None:
+    st.markdown(f"**The nearest training images of {A} and of {B}**")
+    if not train_features.is_cached(run.path, data, [a, b]):
+        _missing(key, data, run, net, a, b, A, B)
+        return
+    j = st.selectbox(
+        "For the cell's image",
+        range(len(images)),
+        format_func=lambda k: f"{k + 1}: image {images[k]}",
+        key="tv_ctr_query",
+    )
+    query = contrastive.image_features(net, data.val.images[[images[j]]])[0]
+    stored = _train(key, a, b, data)
+    cols = st.columns([1, 4, 4], gap="medium")
+    cols[0].image(_widgets.big(data.val.images[images[j]], 96), caption="this image", width=96)
+    for col, k, label in ((cols[1], a, A), (cols[2], b, B)):
+        feats, idx = stored[k]
+        near = contrastive.nearest_training(query, feats, idx, k, NEAR)
+        col.markdown(f"{label} (its true class)" if k == a else f"{label} (the model's answer)")
+        col.image(
+            [_widgets.big(data.train.images[int(i)], 64) for i in near.indices],
+            caption=[f"{d:.2f}" for d in near.distances],
+            width=64,
+        )
+    st.caption(
+        "Nearest by cosine distance of the penultimate features (under each image; 0 = same "
+        f"direction), among the {len(stored[a][1]):,} training images of {A} and the "
+        f"{len(stored[b][1]):,} of {B}. Nearer {B} images than {A} ones: the model has "
+        f"learned to see this image as {B}."
+    )
+
+
+def _missing(key, data, run, net, a, b, A, B) -> None:
+    now = tasks.state(run.path, TASK)
+    if now.active:
+        st.fragment(_progress, run_every=2)(run, data, a, b)
+        return
+    if now.state == "failed":
+        st.error(f"Computing the features stopped: {_widgets.plain(now.error)}")
+    n = len(data.train.of_class(a)) + len(data.train.of_class(b))
+    guess = _estimate(key, a, b, net, data)
+    st.info(
+        f"This needs the model's features of the {n:,} training images of {A} and {B}: about "
+        f"{guess:.0f} s on the {_state.device().upper()}, in the background, stored with the "
+        "run (the Embeddings page then draws them too).",
+        icon=":material/neurology:",
+    )
+    if st.button("Compute them", icon=":material/play_arrow:", key="tv_ctr_go"):
+        args = ["train-features", str(run.path), "--classes", str(a), str(b), "--quiet"]
+        args += ["--device", _state.device()]
+        args += ["--data", _state.data_path()] if _state.data_path() else []
+        tasks.start(run.path, TASK, args)
+        st.rerun()
+
+
+def _progress(run, data, a: int, b: int) -> None:
+    now = tasks.state(run.path, TASK)
+    if not now.active or train_features.is_cached(run.path, data, [a, b]):
+        st.rerun(scope="app")
+    st.progress(now.fraction, text=f"Computing training features: {now.message}")

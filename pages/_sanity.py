@@ -1,0 +1,243 @@
+"""The Saliency page's "how far to trust it" parts: scores beside each map, and the section.
+
+Drawing only: the checks are `tinyviz.explain.sanity` (computed once per run, by the command
+line or by a background process this page starts, never in a script run) and the
+completeness of Integrated Gradients is `sanity.completeness`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import _state, _widgets
+from tinyviz.demo.heatmaps import overlay
+from tinyviz.explain import saliency, sanity, tasks
+from tinyviz.runs import Run
+
+TASK = "sanity"
+VERDICT = {"passes": ":green[passes]", "partly": ":orange[partly]", "fails": ":red[fails]"}
+PAPER = "https://arxiv.org/abs/1810.03292"
+SETTINGS = sanity.Settings()  # what the page asks for (the command line's defaults)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _report(path: str, stamp: tuple[int, int], data_cache: str, mtime: float, settings, _data):
+    return sanity.load(Path(path), _data, settings)
+
+
+def report(run: Run, data) -> sanity.TrustReport | None:
+    """The run's stored check, if it was made for these weights, images and settings."""
+    file = sanity.report_path(run.path)
+    mtime = file.stat().st_mtime if file.exists() else 0.0
+    if not mtime:
+        return None
+    return _report(str(run.path), run.stamp, str(data.cache), mtime, SETTINGS, data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _maps(path: str, mtime: float):
+    return sanity.load_maps(Path(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _estimate(path: str, stamp: tuple[int, int], device: str, settings, _net) -> float:
+    return sanity.estimate_seconds(_net, settings)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ------------------------------------------------------------ beside each map
+
+
+def card(rep: sanity.TrustReport | None, method: str) -> None:
+    """Under a method's map: its sanity score with a small curve, and its faithfulness."""
+    trust = rep.method(method) if rep else None
+    if trust is None:
+        return
+    st.markdown(
+        f"Sanity {VERDICT[trust.verdict]}: ρ = {trust.randomized:.2f} with every layer "
+        f"random · deletion {trust.deletion_auc:.2f} (random {rep.random_deletion_auc:.2f}), "
+        f"insertion {trust.insertion_auc:.2f} (random {rep.random_insertion_auc:.2f})",
+        help="ρ: rank correlation of this map with the map of the same model after its "
+        "weights were re-initialised, top layer first (the curve: one step per layer "
+        "group). A map that explains what the model learned changes: ρ falls towards 0. "
+        "Deletion / insertion: the class probability as the most salient pixels are "
+        "blurred away / put back, area under the curve; lower / higher than a random "
+        "pixel order is better.",
+    )
+    st.altair_chart(_curve(rep, [trust], height=70, axis=False), width="stretch")
+
+
+def completeness(att: saliency.Attribution) -> str:
+    """Integrated Gradients' completeness error in words (empty for other methods)."""
+    c = sanity.completeness(att)
+    if c is None:
+        return ""
+    quality = "good" if c.relative < 0.05 else ("rough" if c.relative < 0.2 else "poor")
+    return (
+        f"Completeness: the pixels' shares add up to {c.total:+.2f}, against the score's "
+        f"rise from a black image f(x) − f(black) = {c.gap:+.2f}, an error of "
+        f"{c.delta:+.2f} ({c.relative:.0%} of it: {quality}; under 5% is good, more means "
+        f"the {att.params.get('n_steps', '')} steps approximate the path integral coarsely)."
+    )
+
+
+def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt.Chart:
+    stages = ["none", *rep.stages]
+    rows = pd.DataFrame(
+        [
+            {
+                "method": saliency.method_info(t.method).label,
+                "random down to": stage,
+                "step": k,
+                "rho": 1.0 if k == 0 else (t.signed_corr if signed else t.abs_corr)[k - 1],
+            }
+            for t in trusts
+            for k, stage in enumerate(stages)
+        ]
+    )
+    x = alt.X(
+        "random down to:N",
+        sort=stages,
+        title="weights randomized down to (top layer first)" if axis else None,
+        axis=alt.Axis(labelAngle=-30) if axis else None,
+    )
+    y = alt.Y(
+        "rho:Q",
+        scale=alt.Scale(domain=[-0.2, 1]),
+        title="rank correlation with the original map" if axis else None,
+        axis=alt.Axis() if axis else alt.Axis(values=[0, 1], title=None, grid=True),
+    )
+    colour = alt.Color("method:N", legend=alt.Legend(orient="right") if axis else None)
+    tips = ["method", "random down to", alt.Tooltip("rho:Q", format=".2f")]
+    base = alt.Chart(rows).encode(x=x, y=y, color=colour, tooltip=tips)
+    return (base.mark_line() + base.mark_point(size=25, filled=True)).properties(height=height)
+
+
+# ---------------------------------------------------------------- the section
+
+
+def section(run: Run, data, net, rep: sanity.TrustReport | None, alpha: float) -> None:
+    """The page's closing section: what the checks say, or how to get them."""
+    st.subheader("How far to trust these maps")
+    st.caption(
+        f"Two checks of every method on {run.name}, made once on a fixed set of validation "
+        f"images. **Sanity** ([Adebayo et al. 2018]({PAPER})): the weights are re-initialised "
+        "from the top layer down, and each map is compared with the original one by rank "
+        "correlation; a map that stays the same with random weights shows the image, not "
+        "what the model learned. **Faithfulness** (RISE's deletion and insertion curves): how "
+        "fast the class probability falls when the most salient pixels are blurred first."
+    )
+    if rep is None:
+        _missing(run, data, net)
+        return
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        signed = st.toggle(
+            "Signed maps (with their sign) instead of absolute ones", key="tv_san_signed"
+        )
+        st.altair_chart(_curve(rep, rep.methods, height=300, axis=True, signed=signed))
+        st.caption(
+            f"Mean over {len(rep.images)} validation images (one per class), each map of the "
+            f"model's own answer; measured in {_duration(rep.seconds)} on the "
+            f"{rep.device.upper()} ({rep.created})."
+        )
+    with right:
+        st.dataframe(_table(rep), hide_index=True, width="stretch")
+        st.caption(
+            f"Verdict from ρ with every layer random: under {sanity.PASS_BELOW} passes, over "
+            f"{sanity.FAIL_ABOVE} fails. Deletion: lower is better; insertion: higher; a "
+            f"random pixel order scores {rep.random_deletion_auc:.2f} and "
+            f"{rep.random_insertion_auc:.2f}."
+        )
+    _strip(run, data, rep, alpha)
+
+
+def _table(rep: sanity.TrustReport) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "method": saliency.method_info(t.method).label,
+                "sanity": t.verdict,
+                "ρ head random": t.abs_corr[0],
+                "ρ all random": t.randomized,
+                "deletion": round(t.deletion_auc, 3),
+                "insertion": round(t.insertion_auc, 3),
+            }
+            for t in rep.methods
+        ]
+    ).round(2)
+
+
+def _strip(run: Run, data, rep: sanity.TrustReport, alpha: float) -> None:
+    """The maps of one check image as the cascade goes down (the paper's figure)."""
+    file = sanity.maps_path(run.path)
+    maps = _maps(str(run.path), file.stat().st_mtime) if file.exists() else None
+    if maps is None or not len(maps):
+        return
+    labels = [saliency.method_info(t.method).label for t in rep.methods]
+    a, b = st.columns(2)
+    j = a.selectbox(
+        "Randomized maps of", range(len(labels)), format_func=labels.__getitem__, key="tv_san_m"
+    )
+    i = b.selectbox(
+        "on check image",
+        range(len(maps)),
+        format_func=lambda k: f"{k + 1}: {data.classes.names[rep.targets[k]]}",
+        key="tv_san_i",
+    )
+    rgb = np.asarray(data.val.images[rep.images[i]])
+    stages = ["original", *(f"random to {s}" for s in rep.stages)]
+    heat = [maps[i, j, k].astype(np.float32) / 255 for k in range(len(stages))]
+    st.image(
+        [overlay(_widgets.big(rgb, 128), h, alpha, weighted=True) for h in heat],
+        caption=stages,
+        width=128,
+    )
+
+
+def _missing(run: Run, data, net) -> None:
+    """Not checked yet: the estimate and a button, or the background task's progress."""
+    now = tasks.state(run.path, TASK)
+    if now.active:
+        st.fragment(_progress, run_every=3)(run, data)
+        return
+    if now.state == "failed":
+        st.error(f"The last check stopped: {_widgets.plain(now.error)}", icon=":material/error:")
+    guess = _estimate(str(run.path), run.stamp, _state.device(), SETTINGS, net)
+    st.info(
+        f"**{_widgets.plain(run.name)}** has not been checked yet. The check takes about "
+        f"{_duration(guess)} on the {_state.device().upper()} (estimated from one timed "
+        "batch); it runs in the background, so you can close the tab, and it is stored with "
+        "the run for every visitor.",
+        icon=":material/fact_check:",
+    )
+    if st.button("Check the methods of this run", icon=":material/play_arrow:", key="tv_san_go"):
+        tasks.start(run.path, TASK, command(run))
+        st.rerun()
+
+
+def command(run: Run) -> list[str]:
+    """The `tinyviz` arguments of the background check."""
+    args = ["sanity", str(run.path), "--device", _state.device(), "--quiet"]
+    args += ["--images", str(SETTINGS.images)]
+    return args + (["--data", _state.data_path()] if _state.data_path() else [])
+
+
+def _progress(run: Run, data) -> None:
+    now = tasks.state(run.path, TASK)
+    if not now.active:
+        st.rerun(scope="app")
+    left = f", about {_duration(now.eta_seconds)} left" if now.eta_seconds else ""
+    st.progress(now.fraction, text=f"Checking in the background: {now.message}{left}")

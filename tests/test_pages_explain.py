@@ -1,0 +1,199 @@
+"""The explanation pages of issue 12 in AppTest: trust in saliency, why B and not A, two
+models side by side, and the full embeddings map (WebGL, sprites, selection)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pagetest import ok, open_page, texts
+
+from tinyviz import runs
+from tinyviz.data import load
+from tinyviz.explain import analysis, sanity, train_features
+
+
+@pytest.fixture(scope="module")
+def confused_run(tmp_path_factory, tiny_run, tiny_data) -> Path:
+    """The tiny run biased towards class 0 (it makes mistakes), with its analysis."""
+    run = tmp_path_factory.mktemp("explain") / "runs" / "tiny-confused"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
+    weights = runs.load_weights(run / runs.RunFolder.WEIGHTS)
+    weights["fc.bias"][0] += weights["fc.weight"].abs().sum(1).mean() * 0.3
+    runs.save_weights(run / runs.RunFolder.WEIGHTS, weights)
+    analysis.val_outputs(run, tiny_data)
+    return run
+
+
+@pytest.fixture
+def two_runs(tmp_path, tiny_run, confused_run, tiny_data, monkeypatch) -> tuple[Path, Path]:
+    """The tiny run and its biased copy, alone in one root, both analysed."""
+    root = tmp_path / "runs"
+    a, b = root / "tiny-a", root / "tiny-b"
+    shutil.copytree(tiny_run, a)
+    shutil.copytree(confused_run, b)
+    for run in (a, b):
+        analysis.val_outputs(run, tiny_data)
+    monkeypatch.setenv("TINYVIZ_RUNS", str(root))
+    return a, b
+
+
+def plotly_specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def points_of(trace: dict) -> int:
+    x = trace["x"]
+    return len(np.frombuffer(base64.b64decode(x["bdata"]), x["dtype"])) if "bdata" in x else len(x)
+
+
+# ------------------------------------------------------------------- Saliency
+
+
+def test_saliency_offers_the_check_and_starts_it_in_the_background(app_env, monkeypatch):
+    from pages import _sanity
+
+    started = []
+    monkeypatch.setattr(_sanity.tasks, "start", lambda run, task, args: started.append(args))
+    at = ok(open_page("pages/saliency.py", app_env["run"]))
+    assert "How far to trust these maps" in [s.value for s in at.subheader]
+    assert any("has not been checked yet" in i.value for i in at.info)
+    assert "Sanity :" not in texts(at) and "with every layer random" not in texts(at)
+    at.button(key="tv_san_go").click()
+    ok(at.run())
+    assert started and started[0][:2] == ["sanity", str(app_env["run"])]
+    assert "--data" in started[0]
+
+
+def test_saliency_shows_scores_curves_and_randomized_maps(app_env, tmp_path, monkeypatch):
+    from pages import _sanity
+
+    run = tmp_path / "runs" / "tiny-checked"
+    shutil.copytree(app_env["run"], run)
+    monkeypatch.setenv("TINYVIZ_RUNS", str(run.parent))
+    fast = tuple(m for m in sanity.saliency.METHODS if m.name in ("gradient", "gradcam"))
+    monkeypatch.setattr(sanity.saliency, "METHODS", fast)  # the slow ones cost minutes here
+    settings = sanity.Settings(images=2, steps=2, strip=2)
+    monkeypatch.setattr(_sanity, "SETTINGS", settings)
+    report = sanity.compute(run, load(app_env["data"], progress=False), settings=settings)
+    at = ok(open_page("pages/saliency.py", run))
+    shown = texts(at)
+    gradient = report.method("gradient")
+    assert f"ρ = {gradient.randomized:.2f} with every layer random" in shown
+    assert shown.count("Sanity ") == 2  # under each of the two maps
+    frame = at.dataframe[0].value
+    assert list(frame["method"]) == ["Vanilla gradient", "Grad-CAM"]
+    assert set(frame["sanity"]) <= {"passes", "partly", "fails"}
+    strip = at.image[-1].proto.imgs  # the check image's maps, original then each step
+    assert [i.caption for i in strip][:2] == ["original", "random to fc"]
+    assert len(strip) == len(report.stages) + 1
+
+
+def test_integrated_gradients_completeness_in_words(app_env, monkeypatch):
+    at = open_page("pages/saliency.py", app_env["run"])
+    at.checkbox(key="tv_sal_m_integrated_gradients").check()
+    ok(at.run())
+    line = next(c.value for c in at.caption if c.value.startswith("Completeness"))
+    assert "f(x) − f(black)" in line and "under 5% is good" in line
+
+
+# ------------------------------------------------------------------ Confusion
+
+
+def test_confusion_explains_why_b_and_not_a(app_env, confused_run, tiny_data, monkeypatch):
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    at = ok(open_page("pages/confusion.py", confused_run))
+    names = runs.open_run(confused_run).class_names
+    why = [s.value for s in at.subheader if s.value.startswith("Why ")]
+    assert why and " and not " in why[0]
+    a_name, b_name = why[0][4:-1].split(" and not ")[::-1]
+    a, b = names.index(a_name), names.index(b_name)
+    assert a != b
+    assert any("logit of **" in c.value for c in at.caption)  # the contrastive maps
+    pushes = [c for c in at.caption if "all 128 channels together" in c.value]
+    assert pushes, "the channel contributions' caption"
+    assert at.button(key="tv_ctr_go")  # the training features are not stored yet
+    train_features.compute(confused_run, tiny_data, [a, b])
+    ok(at.run())
+    assert "(its true class)" in texts(at) and "(the model's answer)" in texts(at)
+
+
+# -------------------------------------------------------------------- Compare
+
+
+def test_compare_page_counts_and_shows_the_disagreements(app_env, two_runs, tiny_data):
+    a, b = two_runs
+    at = ok(open_page("pages/compare.py", a))
+    values = [m.value for m in at.metric]
+    out_a, out_b = analysis.val_outputs(a, tiny_data), analysis.val_outputs(b, tiny_data)
+    assert values[0] == f"{out_a.top1:.1%}" and values[1] == f"{out_b.top1:.1%}"
+    same = float(np.mean(out_a.preds == out_b.preds))
+    assert values[2] == f"{same:.1%}"
+    a_only = int(np.sum((out_a.preds == out_a.labels) & (out_b.preds != out_b.labels)))
+    control = at.segmented_control(key="tv_cmp_which")
+    assert any(f"A right, B wrong ({a_only:,})" in str(o) for o in control.options)
+    if a_only:
+        assert "Images 1 to" in at.caption[-1].value
+        assert sum(len(i.proto.imgs) for i in at.image) >= 3  # image, A's map, B's map
+
+
+def test_compare_needs_two_runs(app_env):
+    at = ok(open_page("pages/compare.py", app_env["run"]))
+    assert "needs two runs" in at.info[0].value
+
+
+# ----------------------------------------------------------------- Embeddings
+
+
+def test_embeddings_draws_every_point_with_sprites_and_training_images(
+    app_env, confused_run, tiny_data, monkeypatch
+):
+    from pages import _map
+
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    at = ok(open_page("pages/embeddings.py", confused_run))
+    at.button(key="tv_emb_all").click()
+    ok(at.run())
+    (spec,) = plotly_specs(at)
+    assert {t["type"] for t in spec["data"]} == {"scattergl"}
+
+    def drawn(spec, training: bool) -> int:
+        return sum(
+            points_of(t)
+            for t in spec["data"]
+            if (t["marker"].get("symbol") == "circle-open") == training
+        )
+
+    assert drawn(spec, False) == len(tiny_data.val)  # every validation image, no sample
+    assert "data:image" not in json.dumps(spec)  # no thumbnail in the chart
+    sheets = sorted(_map.SPRITES.glob("*.jpg"))
+    assert sheets, "the thumbnails' sprite sheet"
+    train_features.compute(confused_run, tiny_data, [1, 2])
+    ok(at.run())
+    (spec,) = plotly_specs(at)
+    stored = train_features.cached_classes(confused_run, tiny_data)
+    assert drawn(spec, True) == sum(len(tiny_data.train.of_class(k)) for k in stored) > 0
+    assert "training images (open circles)" in texts(at)
+
+
+def test_a_lasso_selection_becomes_images():
+    from pages import _map
+
+    traces = [(_map.VAL, np.array([4, 7, 9])), (_map.TRAIN, np.array([0, 2]))]
+    event = {
+        "selection": {
+            "points": [
+                {"curve_number": 0, "point_index": 2},
+                {"curve_number": 1, "point_index": 1},
+                {"curve_number": 0, "point_index": 0},
+                {"curve_number": 5, "point_index": 0},  # not ours (the star): ignored
+            ]
+        }
+    }
+    chosen = _map.selected(event, traces)
+    assert chosen[_map.VAL].tolist() == [4, 9] and chosen[_map.TRAIN].tolist() == [2]
+    assert not any(len(v) for v in _map.selected(None, traces).values())
