@@ -8,6 +8,7 @@ never interpreted: a file called `**x**![](http://...)` must not fetch anything.
 from __future__ import annotations
 
 import html
+import re
 
 import altair as alt
 import numpy as np
@@ -21,12 +22,18 @@ from tinyviz.demo import heatmaps
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import Run
 
+# Where Streamlit's Markdown would make a link of escaped text too (GFM autolinks:
+# "http://", "www.", "a@b.c"): an invisible word joiner after these breaks the link.
+_AUTOLINK = re.compile(r"(?i)www(?=\.)|@|\\:(?=//)")
+
 
 def plain(text: str) -> str:
-    """`text` made safe for `st.markdown`: every Markdown, HTML and LaTeX character escaped."""
+    """`text` made safe for `st.markdown`: every Markdown, HTML and LaTeX character escaped,
+    and URLs and e-mail addresses shown as text, not links."""
     out = str(text).replace("\\", "\\\\")
     for ch in "`*_{}[]<>#!|$~:":
         out = out.replace(ch, "\\" + ch)
+    out = _AUTOLINK.sub(lambda m: m.group(0) + "\u2060", out)
     return " ".join(out.split())
 
 
@@ -226,6 +233,39 @@ def sidebar() -> None:
 
 
 # ------------------------------------------------------------------ images
+
+UPLOAD_TYPES = "JPEG, PNG, WEBP, GIF, BMP, TIFF or HEIC"
+# The browser refuses a file that is too large or of another type before it is sent, and
+# says why only on hover: the rules stay under the uploader, and each refused file's chip
+# shows its reason in red.
+_UPLOAD_CSS = (
+    "<style>[data-testid=stFileChip] [role=alert]{position:static;width:auto;height:auto;"
+    "clip:auto;clip-path:none;overflow:visible;white-space:normal;margin-left:.5rem;"
+    "color:#b91c1c;font-size:.8rem}</style>"
+)
+
+
+def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
+    """A file uploader for photos (`st.file_uploader`, typed), with its rules written under it.
+
+    Its types end in MIME types, so Streamlit leaves the check of a file's name to us: a
+    crafted request can deliver a file of any name, which Streamlit would refuse with an
+    exception, drawn as a traceback box; `load_upload` reads the content, which no name can
+    fake, and refuses it in one line.
+    """
+    from tinyviz.demo import images
+
+    where = where or st
+    images.prepare()  # a decoder worker starts while the visitor picks a photo
+    st.html(_UPLOAD_CSS)
+    files = where.file_uploader(
+        label, type=list(images.UPLOAD_TYPES), accept_multiple_files=multiple, key=key
+    )
+    where.caption(
+        f"Up to {images.describe_size(images.MAX_BYTES)} a file: {UPLOAD_TYPES}. "
+        "A file marked in red was not taken: too large, or another type."
+    )
+    return files
 
 
 def enlarge(rgb, px: int = 128):

@@ -17,7 +17,6 @@ _state.entry(__file__)
 
 LOOKS = {"gradcam": "Grad-CAM", "gradient": "Gradient"}
 HEAT = {"alpha": 0.6, "weighted": True}  # weighted: where it did not look, the photo shows
-TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 
 st.title("What does the model see?")
 st.caption(
@@ -84,11 +83,8 @@ look = right.segmented_control(
 )
 
 upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
-files = upload_tab.file_uploader(
-    "Photos (JPEG, PNG, WEBP, GIF, BMP, TIFF)",
-    type=TYPES,
-    accept_multiple_files=True,
-    key="tv_cls_files",
+files = _widgets.image_uploader(
+    f"Photos ({_widgets.UPLOAD_TYPES})", "tv_cls_files", multiple=True, where=upload_tab
 )
 snap = camera_tab.camera_input(
     "Point the camera at something and take a photo", key="tv_cls_camera"
@@ -109,7 +105,9 @@ for n_file, file in enumerate(inputs):
     try:
         up = images.load_upload(file.getvalue())
     except images.ImageError as e:
-        st.error(f"**{_widgets.plain(name)}**: {e}", icon=":material/broken_image:")
+        st.error(
+            f"**{_widgets.plain(name)}**: {_widgets.plain(str(e))}", icon=":material/broken_image:"
+        )
         continue
     st.divider()
     w, h = up.original_size

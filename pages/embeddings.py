@@ -157,18 +157,13 @@ df = pd.DataFrame(emb.coords[show], columns=["x", "y", "z"][:dims]).assign(
 
 map_col, side = st.columns([3, 1])
 with side:
-    upload = st.file_uploader(
-        "Place your own image on the map",
-        key="tv_emb_upload",
-        max_upload_size=20,
-        type=["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"],
-    )
+    upload = _widgets.image_uploader("Place your own image on the map", "tv_emb_upload")
     star = None
     if upload is not None:
         try:
             rgb, feats, probs = features_of(key, upload.getvalue(), _cache.model(run))
         except ImageError as e:
-            st.error(f"Cannot use this file: {e}.")
+            st.error(f"Cannot use this file: {_widgets.plain(str(e))}.")
         else:
             placed = embed.place(run.path, data, method, dims, feats, list(classes or []) or None)
             star = pd.DataFrame(placed.coords, columns=["x", "y", "z"][:dims]).assign(

@@ -91,14 +91,14 @@ elif source == "wrong":
         f"{len(wrong):,} of {len(data.val):,} validation images are misclassified by {run.name}."
     )
 else:
-    file = st.file_uploader("An image (JPEG, PNG, WEBP, GIF, BMP, TIFF)", key="tv_sal_file")
+    file = _widgets.image_uploader(f"An image ({_widgets.UPLOAD_TYPES})", "tv_sal_file")
     if file is None:
         st.info("Upload an image to explain.")
         st.stop()
     try:
         rgb, title = images.load_upload(file.getvalue()).rgb, file.name
     except images.ImageError as e:
-        st.error(f"**{_widgets.plain(file.name)}**: {e}")
+        st.error(f"**{_widgets.plain(file.name)}**: {_widgets.plain(str(e))}")
         st.stop()
 if rgb is None:
     rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
@@ -110,7 +110,7 @@ if st.session_state.get("tv_sal_for") != (_cache.image_key(rgb), str(run.path)):
     st.session_state["tv_sal_for"] = (_cache.image_key(rgb), str(run.path))
     st.session_state["tv_sal_target"] = top[0]
 pic, chart, opts = st.columns([1, 1.6, 1.6], gap="medium")
-pic.image(_widgets.big(rgb, 192), width=192, caption=f"{title} (64 × 64)")
+pic.image(_widgets.big(rgb, 192), width=192, caption=f"{_widgets.plain(title)} (64 × 64)")
 with chart:
     verdict = (
         "" if truth is None else (" :green[(correct)]" if truth == top[0] else " :red[(wrong)]")
@@ -164,7 +164,7 @@ chosen = [
     )
 ]
 st.caption(
-    f"Saliency of **{run.name}** for class **{names[target]}** on {title}, "
+    f"Saliency of **{run.name}** for class **{names[target]}** on {_widgets.plain(title)}, "
     f"on the {_state.device().upper()}."
 )
 _widgets.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)

@@ -313,3 +313,32 @@ def test_train_page_estimates_the_time_before_start(page):
     page.get_by_text(re.compile(r"for \d+ epochs? on the CPU")).first.wait_for()
     _settled(page)
     assert page.get_by_role("button", name="Start training").count() == 1
+
+
+def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
+    """A file name can carry Markdown (bold, an image from an outside host, LaTeX): Classify
+    shows it as it is, and the browser asks that host for nothing. A file the browser itself
+    refuses (too large) says why on the page, not only on hover."""
+    name = "**bold** ![x](http://example.invalid/a.png) $x^2$.png"
+    asked = []
+    page.on("request", lambda r: asked.append(r.url))
+    _open(page, "Classify")
+    photo = _photo(tmp_path / "photo.png").read_bytes()
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
+        [
+            {"name": name, "mimeType": "image/png", "buffer": photo},
+            {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(21 * 2**20)},
+        ]
+    )
+    page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
+    _settled(page)
+    main = page.locator("[data-testid=stMain]")
+    assert name in main.inner_text().replace("\u2060", "")  # word joiners break autolinks
+    hostile = "strong:has-text('bold'), .katex, [src*='example.invalid'], [href*='example.invalid']"
+    assert main.locator(hostile).count() == 0
+    assert not [url for url in asked if "example.invalid" in url]
+    reason = page.locator("[data-testid=stFileChip] [role=alert]").first
+    assert "20.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
+
+
+# ------------------------------------------------------ poster polish (issue 13)

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import io
 import struct
-import time
 import warnings
 import zlib
 
@@ -17,11 +16,28 @@ import torch
 from PIL import Image, ImageFile
 
 from tinyviz.data.batches import to_model_input
+from tinyviz.demo import sandbox
 from tinyviz.demo.heatmaps import heat_to_rgb, overlay
-from tinyviz.demo.images import CORRUPT, NOT_AN_IMAGE, ImageError, UploadedImage, load_upload
+from tinyviz.demo.images import (
+    CORRUPT,
+    NOT_AN_IMAGE,
+    ImageError,
+    UploadedImage,
+    from_reply,
+    load_upload,
+)
 from tinyviz.explain.embed import thumbnail_data_uri
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def patient_pool():
+    """The real decoder pool, with a deadline a loaded test machine cannot reach: these
+    tests judge pixels and messages; the deadline is tested in test_hostile_uploads.py."""
+    old = sandbox.set_pool(sandbox.Pool(seconds=120))
+    yield
+    sandbox.set_pool(old).close()
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -184,14 +200,13 @@ def test_resize_is_shorter_side_then_centre_crop():
     assert full.rgb.shape == (100, 200, 3) and not full.rgb.flags.writeable
 
 
-def test_big_photo_display_copy_and_fast_decode():
+def test_big_photo_display_copy_and_reduced_decode():
     data = encode(noise(3000, 2000), "JPEG", quality=90)
-    start = time.perf_counter()
-    up = load_upload(data)
-    elapsed = time.perf_counter() - start
+    reply, stats = sandbox.pool().decode_with_stats(data, 64)
+    up = from_reply(reply)
     assert_model_ready(up)
     assert up.original.size == (512, 341) and up.original_size == (3000, 2000)
-    assert elapsed < 1.0
+    assert stats.peak_bytes < 20_000_000  # decoded at 1/2 scale: 1500 x 1000, not 6 MP
     assert load_upload(data, size=None).rgb.shape == (2000, 3000, 3)
 
 
@@ -227,10 +242,8 @@ def test_png_builder_makes_real_pngs():
 def test_decompression_bomb_is_refused_before_decoding(side):
     data = _png(side, side)
     assert len(data) < 100_000 and side * side > Image.MAX_IMAGE_PIXELS
-    start = time.perf_counter()
     with pytest.raises(ImageError, match=rf"image too large: {side * side:,} pixels \(limit"):
         load_upload(data)
-    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.parametrize(
