@@ -127,33 +127,32 @@ metric = st.radio(
 )
 curves = pd.DataFrame(leaderboard.curves([r for r in runs if r.name in chosen]))
 if len(curves):
-    st.altair_chart(
-        alt.Chart(curves)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q"),
-            y=alt.Y(
-                f"{metric}:Q",
-                title="top-1 accuracy" if metric == "top1" else "loss",
-                axis=alt.Axis(format="%" if metric == "top1" else ""),
-            ),
-            color=alt.Color("run:N"),
-            strokeDash=alt.StrokeDash(
-                "split:N",
-                title="split",
-                scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 3]]),
-                legend=alt.Legend(
-                    symbolType="stroke",
-                    symbolStrokeColor="#555",  # a strokeDash legend has no colour of its own
-                    symbolStrokeWidth=2,
-                    symbolSize=500,
-                ),
-            ),
-            tooltip=["run", "epoch", "split", alt.Tooltip(f"{metric}:Q", format=".3f")],
-        )
-        .interactive(),
-        width="stretch",
+    base = alt.Chart(curves).encode(
+        x=alt.X("epoch:Q"),
+        y=alt.Y(
+            f"{metric}:Q",
+            title="top-1 accuracy" if metric == "top1" else "loss",
+            axis=alt.Axis(format="%" if metric == "top1" else ""),
+        ),
+        color=alt.Color("run:N"),
+        tooltip=["run", "epoch", "split", alt.Tooltip(f"{metric}:Q", format=".3f")],
     )
+    # Lines and points as two layers: with mark_line(point=True) the split legend would
+    # draw points, so train and val entries would look the same; here they are line samples.
+    lines = base.mark_line().encode(
+        strokeDash=alt.StrokeDash(
+            "split:N",
+            title="split",
+            scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 3]]),
+            legend=alt.Legend(
+                symbolType="stroke",
+                symbolStrokeColor="#555",  # a strokeDash legend has no colour of its own
+                symbolStrokeWidth=2,
+                symbolSize=500,
+            ),
+        )
+    )
+    st.altair_chart((lines + base.mark_circle(size=30, opacity=1)).interactive(), width="stretch")
     st.caption(
         "Solid: validation set after each epoch (single model, no TTA). Dashed: the "
         "running average over the epoch's augmented (and possibly mixed) training "

@@ -259,8 +259,10 @@ def test_models_page_one_precision_sources_and_the_search_scatter(app_env, tmp_p
     rows = chart_rows(at, charts(at).index(scatter))
     assert len(rows) == 5 and rows.best.sum() == 1
     curves = next(c for c in charts(at) if "strokeDash" in json.dumps(c))
-    assert curves["encoding"]["y"]["title"] == "top-1 accuracy"
-    assert curves["encoding"]["strokeDash"]["legend"]["symbolType"] == "stroke"
+    lines = next(layer for layer in curves["layer"] if "strokeDash" in layer.get("encoding", {}))
+    assert lines["encoding"]["y"]["title"] == "top-1 accuracy"
+    assert lines["mark"] == {"type": "line"}  # no points in it: the legend shows line samples
+    assert lines["encoding"]["strokeDash"]["legend"]["symbolType"] == "stroke"
     assert "Ringed in red: the best, 6.0%" in texts(at)
 
 
