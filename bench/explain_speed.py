@@ -18,6 +18,8 @@ nothing of the repository is written. Sections (each a table):
 5. browser: the Embeddings page in headless Chromium with the real run: time from opening
    the page to the full map drawn (WebGL canvas), from resting the pointer on a point to its
    thumbnail shown, and the bytes the page received (websocket frames, sprite sheets).
+6. webgl: plotly's scattergl alone in Chromium with 10,000 and 110,000 points (the size of
+   the map with every training image), first frame and a zoom's frame.
 
 The machine's load average is printed: other processes share the CPU, times are of this run.
 """
@@ -191,8 +193,12 @@ def bench_contrast(run: Path, data) -> None:
             rows,
         )
     )
-    check = np.abs(c.logit_difference() - c.per_image.sum(1) - c.bias_diff).max()
-    say(f"   contributions rebuild z_B - z_A to {check:.1e}")
+    import torch
+
+    with torch.inference_mode():
+        z = model(to_model_input(np.asarray(data.val.images[images]))).numpy()
+    check = np.abs(c.logit_difference() - (z[:, b] - z[:, a])).max()
+    say(f"   channel pushes + bias difference rebuild the model's z_B - z_A to within {check:.1e}")
 
 
 # ------------------------------------------------------------------- compare
@@ -307,6 +313,54 @@ def bench_browser(run: Path, data_path: str) -> None:
     )
 
 
+def bench_webgl() -> None:
+    """plotly's scattergl alone in Chromium (no Streamlit): 10,000 and 110,000 points, the
+    page's trace layout (20 colour groups); time to the first frame and to a zoom's frame."""
+    import json
+
+    import plotly
+    from playwright.sync_api import sync_playwright
+
+    js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for n in (10_000, 110_000):
+            xy = rng.normal(size=(n, 2)).round(4)
+            traces = [
+                {"type": "scattergl", "mode": "markers", "x": xy[g::20, 0].tolist(),
+                 "y": xy[g::20, 1].tolist(), "marker": {"size": 4}, "hoverinfo": "none"}
+                for g in range(20)
+            ]  # fmt: skip
+            page_file = Path(tmp) / f"map{n}.html"
+            page_file.write_text(
+                f"<html><body><div id=gd style='width:1000px;height:620px'></div>"
+                f"<script src='file://{js}'></script><script>const T={json.dumps(traces)};"
+                "window.t0=performance.now();Plotly.newPlot('gd',T,{dragmode:'lasso'})"
+                ".then(()=>requestAnimationFrame(()=>{window.drawn=performance.now()-t0}));"
+                "</script></body></html>"
+            )
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            page.goto(page_file.as_uri())
+            page.wait_for_function("() => window.drawn !== undefined", timeout=600_000)
+            drawn = page.evaluate("() => window.drawn") / 1000
+            zoom = page.evaluate(
+                "() => new Promise(r => { const t = performance.now();"
+                " Plotly.relayout('gd', {'xaxis.range': [-1, 1], 'yaxis.range': [-1, 1]})"
+                ".then(() => requestAnimationFrame(() => r(performance.now() - t))); })"
+            )
+            rows.append([f"{n:,} points", fmt(drawn), fmt(zoom / 1000)])
+            page.close()
+        browser.close()
+    say(table("6. plotly scattergl alone in headless Chromium (software WebGL, --disable-gpu)",
+              ["map", "first frame", "a zoom's frame"], rows))  # fmt: skip
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
 def _browse(sync_playwright, url: str) -> list[list[str]]:
     received = {"ws": 0, "sprites": 0}
     with sync_playwright() as p:
@@ -346,7 +400,8 @@ def _browse(sync_playwright, url: str) -> list[list[str]]:
         page.locator(".st-key-tv_emb_all button").click()
         page.wait_for_function(
             "() => { const gd = document.querySelector('.st-key-tv_emb_map .js-plotly-plot');"
-            " return gd && gd._fullData && gd._fullData.reduce((n, t) => n + t.x.length, 0) >= 10000; }"
+            " const d = gd && gd._fullData;"
+            " return d && d.reduce((n, t) => n + t.x.length, 0) >= 10000; }"
         )
         page.locator(".st-key-tv_emb_map canvas").first.wait_for()
         drawn = time.perf_counter() - start
@@ -432,6 +487,7 @@ def main() -> None:
             ("compare", lambda: bench_compare(run, Path(args.other), data)),
             ("map", lambda: bench_map(run, data)),
             ("browser", lambda: bench_browser(run, args.data)),
+            ("webgl", bench_webgl),
         ]
         for name, step in steps:
             if name not in skip:

@@ -46,8 +46,9 @@ def good_run(base: Path) -> tuple[Path, Path]:
     tinydata = from_tests("tinydata")
     data_zip = tinydata.write_zip(base / "tiny-imagenet-200.zip", tinydata.make_files())
     data = load(data_zip, root=base / "cache", progress=False)
-    cfg = TrainConfig(model="resnet18", model_options={"width": 8}, epochs=2, batch_size=32,
-                      lr=0.05, snapshots=2)
+    cfg = TrainConfig(
+        model="resnet18", model_options={"width": 8}, epochs=2, batch_size=32, lr=0.05, snapshots=2
+    )
     run = train(cfg, data, base / "good" / "run", progress=False, log=lambda s: None)
     return run, data_zip
 
@@ -107,9 +108,13 @@ def commands(good: Path, base: Path) -> list[tuple]:
             except SystemExit as e:
                 rc = int(e.code)
         lines = err.getvalue().strip().splitlines()
-        ok = (rc != 0 and len(lines) == 1 and lines[0].startswith("error: ")
-              and (argv[0] == "data" or "/nonexistent" not in lines[0])
-              and sorted(p.name for p in place.rglob("*")) == before)
+        ok = (
+            rc != 0
+            and len(lines) == 1
+            and lines[0].startswith("error: ")
+            and (argv[0] == "data" or "/nonexistent" not in lines[0])
+            and sorted(p.name for p in place.rglob("*")) == before
+        )
         shown = " ".join(a.replace(str(place), "") for a in argv)
         rows.append(row(shown, ok, time.monotonic() - start, lines[0] if lines else "(silent)"))
     return rows
@@ -140,9 +145,14 @@ def kills(base: Path, data_zip: Path) -> list[tuple]:
         got = runs.load_weights(out / "model.safetensors") if rc == 0 else {}
         same = rc == 0 and all(torch.allclose(want[n], got[n], atol=1e-6) for n in want)
         clean = not list(out.rglob("*.tmp"))
-        rows.append(row(f"kill before write {k} of {writes}", same and clean,
-                        time.monotonic() - start, f"{how}; same weights: {same}; "
-                                                  f"no temporary files: {clean}"))
+        rows.append(
+            row(
+                f"kill before write {k} of {writes}",
+                same and clean,
+                time.monotonic() - start,
+                f"{how}; same weights: {same}; no temporary files: {clean}",
+            )
+        )
     return rows
 
 
@@ -164,13 +174,16 @@ def main() -> int:
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tinyviz-hardening-"))
     good, data_zip = good_run(base)
-    totals = [show("Tampered run folders", run_folders(good, base)),
-              show("Careless commands", commands(good, base))]
+    totals = [
+        show("Tampered run folders", run_folders(good, base)),
+        show("Careless commands", commands(good, base)),
+    ]
     if args.kills:
         totals.append(show("Kills during training", kills(base, data_zip)))
     if args.uploads:
-        subprocess.run([sys.executable, str(Path(__file__).with_name("hostile_uploads.py"))],
-                       check=False)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("hostile_uploads.py"))], check=False
+        )
     tried, handled = (sum(t[i] for t in totals) for i in (0, 1))
     print(f"\nall (without uploads): tried {tried} / handled {handled}")
     shutil.rmtree(base, ignore_errors=True)

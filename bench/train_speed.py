@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +34,10 @@ from tinyviz.training.loop import train
 def bare_step_rate(cfg: TrainConfig, steps: int, warmup: int) -> float:
     """Images/s of forward + backward + SGD step on one device-resident batch."""
     device = pick_device(cfg.device)
-    model = models.create(cfg.model, num_classes=200).to(device)
+    options = dict(cfg.model_options)
+    if models.spec(cfg.model).pretrained:
+        options["pretrained"] = False  # the same arithmetic; no weights to read for a timing
+    model = models.create(cfg.model, num_classes=200, **options).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg.compile else model

@@ -20,7 +20,7 @@ from pages import _state
 from tinyviz.data import DataError, load, open_archive
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo import predict
-from tinyviz.explain import analysis
+from tinyviz.explain import analysis as analysis_store
 from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
@@ -56,14 +56,26 @@ def load_data(path: str, progress):
     return load(path, progress=progress)
 
 
+def analysis(folder: str):
+    """The stored analysis in `folder` (`analysis.available`), shared by sessions."""
+    try:
+        stamp = (Path(folder) / analysis_store.META).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _analysis(folder, stamp)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _val_outputs(path: str, stamp: tuple[int, int], data_cache: str, device: str, _data):
+def _analysis(folder: str, stamp: int):
     """Read-only arrays shared by sessions (cache_resource: no copy per rerun)."""
-    return analysis.val_outputs(Path(path), _data, device=device)
+    return analysis_store.read(Path(folder))
 
 
 def val_outputs(run: Run, data):
-    return _val_outputs(str(run.path), run.stamp, str(data.cache), _state.device(), data)
+    """The run's stored validation outputs (the full set, else the subset), or None: never
+    computed here (`_widgets.ensure_analysis` starts the background job)."""
+    folder = analysis_store.available(run.path, data)
+    return None if folder is None else analysis(str(folder)).outputs
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

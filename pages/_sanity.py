@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _state, _widgets
-from tinyviz.demo.heatmaps import overlay
+from tinyviz.demo.heatmaps import heat_to_rgb
 from tinyviz.explain import saliency, sanity, tasks
 from tinyviz.runs import Run
 
@@ -66,12 +66,14 @@ def card(rep: sanity.TrustReport | None, method: str) -> None:
     if trust is None:
         return
     st.markdown(
-        f"Sanity {VERDICT[trust.verdict]}: ρ = {trust.randomized:.2f} with every layer "
-        f"random · deletion {trust.deletion_auc:.2f} (random {rep.random_deletion_auc:.2f}), "
-        f"insertion {trust.insertion_auc:.2f} (random {rep.random_insertion_auc:.2f})",
+        f"Sanity {VERDICT[trust.verdict]}: ρ = {trust.after_top:.2f} with the head and the "
+        f"last block random, {trust.score:.2f} on average · deletion "
+        f"{trust.deletion_auc:.2f} (random {rep.random_deletion_auc:.2f}), insertion "
+        f"{trust.insertion_auc:.2f} (random {rep.random_insertion_auc:.2f})",
         help="ρ: rank correlation of this map with the map of the same model after its "
         "weights were re-initialised, top layer first (the curve: one step per layer "
-        "group). A map that explains what the model learned changes: ρ falls towards 0. "
+        "group; the average is over its steps). A map that explains what the model "
+        "learned changes: ρ falls towards 0. "
         "Deletion / insertion: the class probability as the most salient pixels are "
         "blurred away / put back, area under the curve; lower / higher than a random "
         "pixel order is better.",
@@ -128,7 +130,7 @@ def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt
 # ---------------------------------------------------------------- the section
 
 
-def section(run: Run, data, net, rep: sanity.TrustReport | None, alpha: float) -> None:
+def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
     """The page's closing section: what the checks say, or how to get them."""
     st.subheader("How far to trust these maps")
     st.caption(
@@ -142,7 +144,7 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None, alpha: float) -
     if rep is None:
         _missing(run, data, net)
         return
-    left, right = st.columns([3, 2], gap="medium")
+    left, right = st.columns([1.3, 1], gap="medium")
     with left:
         signed = st.toggle(
             "Signed maps (with their sign) instead of absolute ones", key="tv_san_signed"
@@ -156,12 +158,14 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None, alpha: float) -
     with right:
         st.dataframe(_table(rep), hide_index=True, width="stretch")
         st.caption(
-            f"Verdict from ρ with every layer random: under {sanity.PASS_BELOW} passes, over "
+            "ρ top: with the head and the last block random. del. / ins.: deletion and "
+            "insertion areas. "
+            f"Verdict from the mean ρ over the steps: under {sanity.PASS_BELOW} passes, over "
             f"{sanity.FAIL_ABOVE} fails. Deletion: lower is better; insertion: higher; a "
             f"random pixel order scores {rep.random_deletion_auc:.2f} and "
             f"{rep.random_insertion_auc:.2f}."
         )
-    _strip(run, data, rep, alpha)
+    _strip(run, data, rep)
 
 
 def _table(rep: sanity.TrustReport) -> pd.DataFrame:
@@ -170,17 +174,17 @@ def _table(rep: sanity.TrustReport) -> pd.DataFrame:
             {
                 "method": saliency.method_info(t.method).label,
                 "sanity": t.verdict,
-                "ρ head random": t.abs_corr[0],
-                "ρ all random": t.randomized,
-                "deletion": round(t.deletion_auc, 3),
-                "insertion": round(t.insertion_auc, 3),
+                "ρ top": t.after_top,
+                "ρ mean": t.score,
+                "del.": round(t.deletion_auc, 3),
+                "ins.": round(t.insertion_auc, 3),
             }
             for t in rep.methods
         ]
     ).round(2)
 
 
-def _strip(run: Run, data, rep: sanity.TrustReport, alpha: float) -> None:
+def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
     """The maps of one check image as the cascade goes down (the paper's figure)."""
     file = sanity.maps_path(run.path)
     maps = _maps(str(run.path), file.stat().st_mtime) if file.exists() else None
@@ -201,9 +205,13 @@ def _strip(run: Run, data, rep: sanity.TrustReport, alpha: float) -> None:
     stages = ["original", *(f"random to {s}" for s in rep.stages)]
     heat = [maps[i, j, k].astype(np.float32) / 255 for k in range(len(stages))]
     st.image(
-        [overlay(_widgets.big(rgb, 128), h, alpha, weighted=True) for h in heat],
-        caption=stages,
-        width=128,
+        [_widgets.big(rgb, 112)] + [_widgets.big(heat_to_rgb(h), 112) for h in heat],
+        caption=["the image", *stages],
+        width=112,
+    )
+    st.caption(
+        "The maps alone (the colour scale above): a map that keeps its shape from left to "
+        "right does not depend on what the model learned."
     )
 
 

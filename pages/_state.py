@@ -80,9 +80,17 @@ def all_runs() -> list[Run]:
 
 
 def current_run() -> Run | None:
-    """The run chosen in the sidebar (the best one until something is chosen)."""
+    """The run chosen in the sidebar (`default_run` until something is chosen)."""
     runs = {str(r.path): r for r in all_runs()}
-    return runs.get(st.session_state.get(RUN_KEY)) or next(iter(runs.values()), None)
+    return runs.get(st.session_state.get(RUN_KEY)) or default_run(list(runs.values()))
+
+
+def default_run(runs: list[Run]) -> Run | None:
+    """The best run; on a machine without a GPU the best of those whose pages answer fast
+    there, judged from the speeds measured with their analysis (`tinyviz.explain.speed`)."""
+    from tinyviz.explain import speed
+
+    return speed.default_run(runs, device())
 
 
 def add_run_folder(text: str) -> None:

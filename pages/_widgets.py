@@ -47,6 +47,9 @@ def _decode_progress():
     def report(done: int, total: int) -> None:
         if not holder:
             holder.append(st.progress(0.0))
+        if not total:  # the first second: the archive's index is read, nothing decoded yet
+            holder[0].progress(0.0, text="Reading the data set's list of images (seconds)...")
+            return
         holder[0].progress(
             min(done / max(total, 1), 1.0),
             text=f"Decoding the data set once (cached afterwards): {done:,} / {total:,} images",
@@ -151,42 +154,122 @@ def analysis_progress(message: str):
     return report, bar.empty
 
 
-def ensure_analysis(run: Run, data) -> None:
-    """Compute the run's validation outputs once (minutes on a CPU), with a progress bar."""
-    from tinyviz.explain import analysis
+def ensure_analysis(run: Run, data):
+    """The run's stored analysis of the validation set, never computed in this script run.
 
-    if analysis.is_cached(run.path, data):
+    The full set when it is stored (shipped runs, runs trained by tinyviz); else the
+    stratified subset while a background job (`tinyviz.explain.analysis_job`, shared by every
+    session, surviving a closed tab) computes the rest, under a note with its progress; when
+    nothing is stored yet, the job's progress alone, and the page stops there. The page
+    reruns by itself when the subset or the full set arrives.
+    """
+    from tinyviz.explain import analysis, analysis_job
+
+    folder = analysis.available(run.path, data)
+    stage = _stage(folder)
+    if stage != "full":
+        job = analysis_job.status(run.path, data)
+        if job.state in ("none", "stopped"):  # never started, or its process died: go on
+            analysis_start_job(run, data)
+    if folder is None:
+        st.fragment(_job_panel, run_every=2)(run, data, stage)
+        st.stop()
+    an = _cache.analysis(str(folder))
+    st.session_state["tv_an_sample"] = (len(an.outputs), an.total) if an.partial else None
+    if an.partial:
+        st.fragment(_job_panel, run_every=3)(run, data, stage)
+    return an
+
+
+def analysis_start_job(run: Run, data, retry: bool = False) -> None:
+    from tinyviz.explain import analysis_job
+
+    try:
+        analysis_job.start(run.path, data, retry=retry)
+    except (TinyvizError, OSError) as e:
+        st.error(f"The analysis of **{plain(run.name)}** cannot be started: {plain(str(e))}")
+        st.stop()
+
+
+def _stage(folder) -> str | None:
+    if folder is None:
+        return None
+    return "subset" if folder.name == "subset" else "full"
+
+
+def _job_panel(run: Run, data, stage: str | None) -> None:
+    """The background job's progress; reruns the page when a new stage is stored."""
+    from tinyviz.explain import analysis, analysis_job, speed
+
+    if _stage(analysis.available(run.path, data)) != stage:
+        st.rerun(scope="app")
+    job = analysis_job.status(run.path, data)
+    if job.state == "failed":
+        st.error(
+            f"The analysis of **{plain(run.name)}** failed: {plain(job.message)}",
+            icon=":material/error:",
+        )
+        if st.button("Try again", icon=":material/replay:", key="tv_an_retry"):
+            analysis_start_job(run, data, retry=True)
+            st.rerun(scope="app")
         return
-    note = st.info(
-        "First visit of this run: computing its predictions, features and channel "
-        "activations on the 10,000 validation images. This is done once and cached "
-        "in the run folder; later visits are instant."
-    )
-    report, clear = analysis_progress("Analysing the validation set:")
-    analysis.compute_cache(run.path, data, device=_state.device(), progress=report)
-    clear()
-    note.empty()
+    sample = f"a first sample of {job.subset:,} images ({analysis.SUBSET_PER_CLASS} per class)"
+    if stage is None:
+        soon = job.subset_eta_seconds if job.subset else job.eta_seconds
+        when = f" in {speed.duration(soon)}" if soon is not None else ""
+        st.info(
+            f"**First look at {plain(run.name)}**: its predictions, features and channel "
+            f"responses on the {job.total:,} validation images are being computed in the "
+            "background, once, and stored with the run. "
+            + (f"The page draws {sample}{when}, then the full set. " if job.subset else "")
+            + "You can close this tab or switch pages: the job goes on, and every visitor "
+            "looking at this run shares it.",
+            icon=":material/hourglass_top:",
+        )
+    else:
+        st.info(
+            f"Showing {sample} of the {job.total:,} validation images: the full set is "
+            "being analysed in the background, and the page switches to it when it is ready.",
+            icon=":material/hourglass_top:",
+        )
+    st.progress(job.fraction, text=analysis_job.describe(job))
 
 
 def analysis_start(title: str, caption: str):
     """The common start of the analysis pages: heading, the data set, a run trained on it,
-    its validation outputs (computed with a progress bar on the first visit) and a cache key
-    for what the page derives from them."""
+    its stored validation outputs (`ensure_analysis`: the page stops while there are none)
+    and a cache key for what the page derives from them; its last item is the analysis
+    folder (`_cache.analysis(key[3])` gives the whole analysis)."""
     st.header(title)
     st.caption(caption)
     data = require_data()
     run = require_matching_run(data)
-    ensure_analysis(run, data)
-    out = _cache.val_outputs(run, data)
-    return data, run, out, (str(run.path), run.stamp, str(data.cache))
+    an = ensure_analysis(run, data)
+    return data, run, an.outputs, (str(run.path), run.stamp, str(data.cache), str(an.folder))
 
 
 def measured_on(n_images: int, what: str = "single model, no test-time augmentation") -> str:
-    """The caption line every figure carries: what it was measured on."""
+    """The caption line every figure carries: what it was measured on (a sample, while
+    the page draws the stratified subset of `ensure_analysis`)."""
+    sample = st.session_state.get("tv_an_sample")
+    if sample and sample[0] == n_images:
+        return (
+            f"Measured on a first sample of the validation set: {n_images:,} of its "
+            f"{sample[1]:,} images (the same number of each class), {what}."
+        )
     return f"Measured on the validation set: {n_images:,} images, {what}."
 
 
 # ----------------------------------------------------------------- sidebar
+
+
+def _keep_data_path_in_url() -> None:
+    """Switching pages drops the URL's query: put the typed data set path back, so that a
+    reload or a copied link of any page keeps it (only when it is missing: no extra update)."""
+    path = st.session_state.get(_state.DATA_KEY, "")
+    typed = path and path != _state.default_data_path()
+    if typed and st.query_params.get(_state.DATA_PARAM) != path:
+        st.query_params[_state.DATA_PARAM] = path
 
 
 def sidebar() -> None:
@@ -196,6 +279,7 @@ def sidebar() -> None:
         if "tv_data_pending" in st.session_state:
             st.session_state[_state.DATA_KEY] = st.session_state.pop("tv_data_pending")
         _state.init_data_path()
+        _keep_data_path_in_url()
         path = st.text_input(
             "Data set (zip or folder)",
             key=_state.DATA_KEY,
@@ -214,7 +298,7 @@ def sidebar() -> None:
             options = [str(r.path) for r in found.runs]
             labels = {str(r.path): run_label(r) for r in found.runs}
             if st.session_state.get(_state.RUN_KEY) not in options:
-                st.session_state[_state.RUN_KEY] = options[0]
+                st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
             st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
         else:
             st.caption("No runs yet.")

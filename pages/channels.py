@@ -1,7 +1,5 @@
 """Channels: the validation images that excite one channel most, and where (seed 002)."""
 
-from pathlib import Path
-
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -9,7 +7,7 @@ import streamlit as st
 
 from pages import _cache, _state, _widgets
 from tinyviz.demo.heatmaps import heat_to_rgb, overlay
-from tinyviz.explain import channels
+from tinyviz.explain import channels, speed
 
 _state.entry(__file__)
 
@@ -23,22 +21,17 @@ data, run, out, key = _widgets.analysis_start(
 names = run.class_names
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def maxima(key: tuple, _data) -> dict[str, np.ndarray]:
-    return channels.activation_maxima(Path(key[0]), _data, device=_state.device())
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def purity(key: tuple, layer: str, _acts, _labels) -> np.ndarray:
     return channels.class_purity(_acts, _labels)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def gradients(key: tuple, layer: str, channel: int, idx: tuple, _model) -> np.ndarray:
-    return channels.channel_gradients(_model, data.val.images[list(idx)], layer, channel)
+def gradients(key: tuple, layer: str, channel: int, images: tuple, _model) -> np.ndarray:
+    return channels.channel_gradients(_model, data.val.images[list(images)], layer, channel)
 
 
-layers = maxima(key, data)
+layers = _cache.analysis(key[3]).channels
 if not layers:
     st.info(
         f"{run.name} ({run.model_name}) has no convolutional layers to look into: it "
@@ -53,7 +46,7 @@ described = _cache.layers(run)  # "Stage 4, block 2 · 8×8 · 512 channels" by 
 
 def layer_label(layer: str) -> str:
     info = described.get(layer)
-    return info.label if info else f"{layer}, {layers[layer].shape[1]} channels"
+    return info.label if info else f"{layer}, {layers[layer].channels} channels"
 
 
 top = st.columns([3, 1, 1.4, 1.4])
@@ -73,7 +66,7 @@ summary = channels.channel_summary(acts)
 ch_key = f"tv_ch_channel_{run.name}_{layer}"
 st.session_state.setdefault(ch_key, int(purity(key, layer, acts, out.labels).argmax()))
 channel = int(
-    top[1].number_input("Channel", 0, acts.shape[1] - 1, key=ch_key, persist_state="session")
+    top[1].number_input("Channel", 0, acts.channels - 1, key=ch_key, persist_state="session")
 )
 k = top[2].segmented_control(
     "Images", [6, 12, 24], default=6, required=True, key="tv_ch_k", persist_state="session"
@@ -153,6 +146,19 @@ hist_col.altair_chart(
 )
 
 idx = channels.top_images(acts, channel, int(k))
+peaks = channels.top_values(acts, channel, int(k))
+images = [int(out.image_index(i)) for i in idx]  # validation images of these rows
+cost = speed.of_run(run, _state.device())
+seconds = cost.gradient_maps_seconds(len(idx)) if cost else 0.0
+slow = seconds > speed.FAST_PAGE_SECONDS
+with_maps = st.toggle(
+    "Gradient maps" + (f" ({speed.duration(seconds)} per channel here)" if slow else ""),
+    value=not slow,
+    key=f"tv_ch_maps_{run.name}",
+    help="Where in each image the channel looks. Estimated from this model's measured "
+    f"speed on this {_state.device().upper()}: {speed.duration(seconds)} for "
+    f"{len(idx)} images.",
+)
 st.subheader(
     f"Channel {channel} of {described[layer].title if layer in described else layer}: "
     f"its {len(idx)} strongest validation images",
@@ -165,25 +171,33 @@ _widgets.heat_scale(
 )
 slots = []  # the images show at once; their gradient maps (about 0.1 s each) fill in after
 for start in range(0, len(idx), PER_ROW):
-    for col, i in zip(st.columns(PER_ROW), idx[start : start + PER_ROW], strict=False):
+    for col, i in zip(st.columns(PER_ROW), images[start : start + PER_ROW], strict=False):
         col.image(_widgets.enlarge(data.val.images[i]), width="stretch")
         slots.append(col.empty())
-maps = gradients(key, layer, channel, tuple(int(i) for i in idx), _cache.model(run))
-for slot, i, heat in zip(slots, idx, maps, strict=True):
+if not with_maps:
+    st.caption(
+        f"Gradient maps are off: {speed.duration(seconds)} for these {len(idx)} images with "
+        "this model here. Turn them on above to see where the channel looks."
+    )
+    maps = []
+else:
+    with st.spinner(f"Gradient maps of {len(idx)} images ({speed.duration(seconds)})..."):
+        maps = gradients(key, layer, channel, tuple(images), _cache.model(run))
+for n, (slot, i, j) in enumerate(zip(slots, idx, images, strict=True)):
     truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
-    heat = np.sqrt(heat)  # square root: weak but real gradients stay visible
+    caption = (
+        f"{'✓' if ok else '✗'} {truth}" + ("" if ok else f", said {said}") + f" · {peaks[n]:.1f}"
+    )
+    if not with_maps:
+        slot.caption(caption)
+        continue
+    heat = np.sqrt(maps[n])  # square root: weak but real gradients stay visible
     shown = (
         heat_to_rgb(heat)
         if style == "alone"
-        else overlay(data.val.images[i], heat, 0.9, weighted=True)
+        else overlay(data.val.images[j], heat, 0.9, weighted=True)
     )
-    slot.image(
-        _widgets.enlarge(shown),
-        width="stretch",
-        caption=f"{'✓' if ok else '✗'} {truth}"
-        + ("" if ok else f", said {said}")
-        + f" · {float(acts[i, channel]):.1f}",
-    )
+    slot.image(_widgets.enlarge(shown), width="stretch", caption=caption)
 st.caption(
     "Under each image, its gradient map: how much each pixel changes this channel's "
     "strongest response (bright = a small change there moves the channel a lot; "

@@ -249,7 +249,7 @@ with images_col:
     if len(idx):
         probs = np.exp(out.logp[idx, p])
         _widgets.image_grid(
-            data.val.images[idx],
+            data.val.images[out.image_index(idx)],
             [f"{names[t]} → {names[p]} {q:.0%}" for q in probs],
             per_row=6,
             px=128,

@@ -3,14 +3,14 @@
 import time
 from pathlib import Path
 
-import altair as alt
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-from pages import _cache, _state, _widgets
+from pages import _cache, _map, _state, _widgets
 from tinyviz.demo.images import ImageError, load_upload
-from tinyviz.explain import embed
+from tinyviz.explain import embed, train_features, wordnet
 
 _state.entry(__file__)
 
@@ -29,23 +29,16 @@ FIGURE_11 = [
     "golden retriever",
     "bullet train",
 ]
-MAX_POINTS, NEIGHBOURS = 3000, 8
-STAR = (
-    "M0,-1L0.235,-0.324L0.951,-0.309L0.38,0.124L0.588,0.809L0,0.4L-0.588,0.809L-0.38,0.124"
-    "L-0.951,-0.309L-0.235,-0.324Z"
-)  # Vega-Lite has no star shape: an SVG path
+NEIGHBOURS, SELECTED = 8, 60
 
 data, run, out, key = _widgets.analysis_start(
     "Embeddings: how the model arranges the images",
     "Each dot is a validation image, placed by the features the model computes just before "
     "its answer: images it finds alike lie close together.",
 )
+an = _cache.analysis(key[3])  # the stored analysis the maps are made of (maybe the subset)
 names = run.class_names
 figure_11 = [names.index(n) for n in FIGURE_11 if n in names]
-# Tooltip thumbnails are 32-64 px: show them larger, sharp (the tooltip is in the page's DOM).
-st.html(
-    "<style>#vg-tooltip-element img{width:128px;height:128px;image-rendering:pixelated}</style>"
-)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -57,12 +50,19 @@ def stored_map(key: tuple, method: str, dims: int, classes: tuple | None, _data)
         dims,
         device=_state.device(),
         classes=None if classes is None else list(classes),
+        source=_cache.analysis(key[3]),
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def thumbnails(data_cache: str, idx: np.ndarray, size: int) -> list[str]:
-    return embed.thumbnails(data.val.images, idx, size)
+@st.cache_resource(show_spinner="Placing the training images...", max_entries=8)
+def training_points(key: tuple, method: str, dims: int, classes: tuple | None, cached: tuple):
+    """The stored training features of the shown classes, placed on the map."""
+    wanted = [k for k in cached if classes is None or k in classes]
+    feats, idx = train_features.features(run.path, data, wanted)
+    coords = embed.place_many(
+        run.path, data, method, dims, feats, None if classes is None else list(classes), source=an
+    )
+    return coords, idx
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -72,7 +72,9 @@ def features_of(key: tuple, upload: bytes, _model) -> tuple[np.ndarray, np.ndarr
 
 
 def the_map(method: str, dims: int, classes: tuple | None):
-    if not embed.is_cached(run.path, data, method, dims, classes=classes and list(classes)):
+    if not embed.is_cached(
+        run.path, data, method, dims, classes=classes and list(classes), source=an
+    ):
         report, clear = _widgets.analysis_progress(
             f"Computing the {METHODS[method]} map once (takes {TAKES[method]}; cached afterwards):"
         )
@@ -85,6 +87,7 @@ def the_map(method: str, dims: int, classes: tuple | None):
             device=_state.device(),
             classes=classes and list(classes),
             progress=report,
+            source=an,
         )
         clear()
         st.session_state.setdefault("tv_emb_seconds", {})[(key, method, dims, classes)] = (
@@ -123,7 +126,7 @@ chosen = st.multiselect(
     format_func=names.__getitem__,
     key=f"tv_emb_classes_{len(names)}",
     persist_state="session",
-    placeholder=f"all {len(names)} classes (a sample of {MAX_POINTS:,} images)",
+    placeholder=f"all {len(names)} classes",
 )
 cols[2].button(
     "Seed 004's figure 11",
@@ -137,23 +140,27 @@ cols[2].button(
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None
 emb = the_map(method, dims, classes)
-show = embed.sample_for_display(len(emb.indices), MAX_POINTS, labels=out.labels[emb.indices])
-idx = emb.indices[show]
+idx = emb.indices  # rows of the outputs: every point is drawn (WebGL)
 axes = (
     [f"PC{i + 1} ({v:.1%} of variance)" for i, v in enumerate(emb.explained_variance)]
     if emb.explained_variance is not None
     else [f"{METHODS[method]} {i + 1}" for i in range(dims)]
 )
-df = pd.DataFrame(emb.coords[show], columns=["x", "y", "z"][:dims]).assign(
-    image=thumbnails(key[2], idx, 64 if len(idx) <= 1000 else 32),
-    **{
-        "class": np.take(names, out.labels[idx]),
-        "predicted": [
-            ("✓ " if p == t else "✗ ") + names[p]
-            for p, t in zip(out.preds[idx], out.labels[idx], strict=True)
-        ],
-    },
+labels, preds, images = out.labels[idx], out.preds[idx], out.image_index(idx)
+cached = tuple(train_features.cached_classes(run.path, data))
+train_coords, train_idx = (
+    training_points(key, method, dims, classes, cached)
+    if cached
+    and st.toggle(
+        "Training images too (where their features are stored)",
+        value=True,
+        key="tv_emb_train",
+        help="Open circles: the training images of the classes whose features are stored "
+        "(`tinyviz train-features RUN`, or the Confusion page's training neighbours).",
+    )
+    else (np.zeros((0, dims), np.float32), np.zeros(0, np.int64))
 )
+train_labels = np.asarray(data.train.labels)[train_idx]
 
 map_col, side = st.columns([3, 1])
 with side:
@@ -165,10 +172,10 @@ with side:
         except ImageError as e:
             st.error(f"Cannot use this file: {_widgets.plain(str(e))}.")
         else:
-            placed = embed.place(run.path, data, method, dims, feats, list(classes or []) or None)
-            star = pd.DataFrame(placed.coords, columns=["x", "y", "z"][:dims]).assign(
-                **{"class": "your image", "predicted": names[int(probs[0].argmax())]}
+            placed = embed.place(
+                run.path, data, method, dims, feats, list(classes or []) or None, source=an
             )
+            star = placed.coords
             st.image(
                 _widgets.enlarge(rgb, 160),
                 caption=f"The model says: {names[int(probs[0].argmax())]} ({probs[0].max():.0%})",
@@ -176,89 +183,91 @@ with side:
             st.caption(f"The star: {embed.HOW[placed.how]}.")
 
 
-def scatter(x: str, y: str, height: int) -> alt.Chart:
-    many = df["class"].nunique() > 20
-    points = (
-        alt.Chart(df)
-        .mark_circle(size=18 if len(df) > 1000 else 45, opacity=0.75)
-        .encode(
-            x=alt.X(f"{x}:Q", title=axes["xyz".index(x)], axis=alt.Axis(labels=False, ticks=False)),
-            y=alt.Y(f"{y}:Q", title=axes["xyz".index(y)], axis=alt.Axis(labels=False, ticks=False)),
-            color=alt.Color(
-                "class:N",
-                legend=None if many else alt.Legend(orient="bottom", columns=4, title=None),
-                scale=alt.Scale(scheme="category20" if many else "tableau10"),
-            ),
-            tooltip=["image", "class", "predicted"],
-        )
-        .properties(height=height)
-        .interactive()
+# ------------------------------------------------------------------ colour
+# One piece: which colour each point gets, and the legend's order (issue 13's WordNet groups).
+MANY = len(np.unique(labels)) > 20  # then colour by WordNet group: 20 colours cannot tell 200
+
+
+def colour(classes_of_points: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+    """(colour group name of each point, the groups in legend order, their colours)."""
+    if MANY:
+        group_of = np.array(wordnet.groups(run.wnids))
+        domain, colours = wordnet.palette(np.unique(group_of[labels]))
+        return group_of[classes_of_points], domain, colours
+    domain = sorted({names[k] for k in labels})
+    palette = px.colors.qualitative.T10 if len(domain) <= 10 else px.colors.qualitative.Alphabet
+    return (
+        np.array(names)[classes_of_points],
+        domain,
+        [palette[i % len(palette)] for i in range(len(domain))],
     )
-    if star is None:
-        return points
-    return points + alt.Chart(star).mark_point(
-        shape=STAR, size=900, filled=True, color="black", opacity=1, stroke="white"
-    ).encode(x=f"{x}:Q", y=f"{y}:Q", tooltip=["class", "predicted"])
 
 
+# --------------------------------------------------------------------- the map
+val_groups, domain, colours = colour(labels)
+val_sprites = _map.sheets(f"{key[2]}|val", data.val.images, images, labels)
+layers = [_map.Points(_map.VAL, emb.coords, images, labels, preds, val_groups, val_sprites.slots)]
+sprite_info = {_map.VAL: val_sprites}
+if len(train_idx):
+    train_sprites = _map.sheets(f"{key[2]}|train", data.train.images, train_idx, train_labels)
+    no_answer = np.full(len(train_idx), -1)
+    train_groups = colour(train_labels)[0]
+    layers.append(
+        _map.Points(
+            _map.TRAIN,
+            train_coords,
+            train_idx,
+            train_labels,
+            no_answer,
+            train_groups,
+            train_sprites.slots,
+        )
+    )
+    sprite_info[_map.TRAIN] = train_sprites
 with map_col:
-    if dims == 2:
-        st.altair_chart(scatter("x", "y", 560), key="tv_emb_chart")
-    else:
-        try:
-            import plotly.express as px
-        except ImportError:
-            px = None
-        if px is None:
-            views = [("x", "y"), ("x", "z"), ("y", "z")]
-            for col, (a, b) in zip(st.columns(3), views, strict=True):
-                col.altair_chart(scatter(a, b, 360))
-        else:
-            both = pd.concat([df.drop(columns="image"), star]) if star is not None else df
-            order = sorted(df["class"].unique())  # Altair's colour order, for the same colours
-            fig = px.scatter_3d(
-                both,
-                "x",
-                "y",
-                "z",
-                color="class",
-                height=620,
-                opacity=0.8,
-                category_orders={"class": order + ["your image"]},
-                color_discrete_sequence=(
-                    px.colors.qualitative.T10
-                    if len(order) <= 10
-                    else px.colors.qualitative.Alphabet
-                ),
-                hover_data={"predicted": True, "x": False, "y": False, "z": False},
-                labels={
-                    a: t.replace(" of variance", "") for a, t in zip("xyz", axes, strict=False)
-                },
-            )
-            fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), legend_title_text="")
-            fig.update_traces(marker_size=3)
-            fig.update_traces(
-                marker=dict(size=12, symbol="diamond", color="black"),
-                selector={"name": "your image"},
-            )
-            st.plotly_chart(fig, key="tv_emb_3d")
+    fig, traces = _map.figure(layers, domain, colours, axes, star=star, height=620)
+    event = _map.draw(fig, dims, names, sprite_info)
     seconds = st.session_state.get("tv_emb_seconds", {}).get((key, method, dims, classes))
     st.caption(
-        f"{METHODS[method]} of the penultimate features of {len(emb.indices):,} validation "
-        f"images ({'all classes' if classes is None else f'{len(classes)} classes'}), "
-        f"{len(df):,} drawn; single model, no test-time augmentation. Hover a point for its "
-        "image"
-        + (" (2D view)" if dims == 3 else "")
-        + ", scroll to zoom. "
+        f"{METHODS[method]} of the penultimate features of all {len(emb.indices):,} validation "
+        f"images ({'all classes' if classes is None else f'{len(classes)} classes'})"
+        + (f" and {len(train_idx):,} training images (open circles)" if len(train_idx) else "")
+        + "; single model, no test-time augmentation. Hover a point for its image, scroll to "
+        "zoom"
+        + (", draw a lasso or a box (top right) to see the images inside. " if dims == 2 else ". ")
         + (f"Computed in {seconds:.1f} s. " if seconds else "Read from the run folder's cache. ")
         + ("" if method == "pca" else "Distances between far-apart clusters mean little.")
+    )
+
+chosen_rows = _map.selected(event, traces) if dims == 2 else {}
+if any(len(r) for r in chosen_rows.values()):
+    val_rows, train_rows = chosen_rows.get(_map.VAL, []), chosen_rows.get(_map.TRAIN, [])
+    st.subheader(f"{len(val_rows) + len(train_rows):,} images selected")
+    counts = pd.Series(
+        np.concatenate([labels[val_rows], train_labels[train_rows]]).astype(int)
+    ).value_counts()
+    st.caption(
+        "Classes: "
+        + ", ".join(f"{_widgets.plain(names[k])} {n}" for k, n in counts.head(8).items())
+        + (f" and {len(counts) - 8} more" if len(counts) > 8 else "")
+        + (f"; the first {SELECTED} shown" if len(val_rows) + len(train_rows) > SELECTED else "")
+    )
+    shown_val = val_rows[:SELECTED]
+    shown_train = train_rows[: max(0, SELECTED - len(shown_val))]
+    _widgets.image_grid(
+        [data.val.images[int(images[r])] for r in shown_val]
+        + [data.train.images[int(train_idx[r])] for r in shown_train],
+        [("✓ " if preds[r] == labels[r] else "✗ ") + names[preds[r]] for r in shown_val]
+        + [f"train: {names[train_labels[r]]}" for r in shown_train],
+        per_row=10,
+        px=96,
     )
 
 if star is not None:
     near, dist = embed.neighbours(out.features, feats[0], k=NEIGHBOURS)
     st.subheader(f"The {NEIGHBOURS} validation images nearest to yours")
     _widgets.image_grid(
-        data.val.images[near],
+        data.val.images[out.image_index(near)],
         [f"{names[out.labels[i]]} ({d:.2f})" for i, d in zip(near, dist, strict=True)],
         per_row=NEIGHBOURS,
         px=112,

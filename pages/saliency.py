@@ -3,11 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from pages import _cache, _state, _widgets
+from pages import _cache, _sanity, _state, _widgets
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
-from tinyviz.explain import analysis
 from tinyviz.explain import saliency as explain
+from tinyviz.explain import speed
 
 _state.entry(__file__)
 
@@ -70,26 +70,17 @@ if source == "browse":
         )
     i = int(idx[j])
 elif source == "wrong":
-    if not analysis.is_cached(run.path, data) and not st.button(
-        "Find this run's misclassified images",
-        icon=":material/search:",
-        help="Runs the model once over the 10,000 validation images (cached afterwards).",
-    ):
-        st.info("This needs the run's predictions on the validation set, computed once.")
-        st.stop()
-    _widgets.ensure_analysis(run, data)
-    wrong = _cache.val_outputs(run, data).misclassified()
+    out = _widgets.ensure_analysis(run, data).outputs  # the stored predictions (or a sample)
+    wrong = out.image_index(out.misclassified())
     if not len(wrong):
-        st.success(f"{run.name} classifies all {len(data.val):,} validation images correctly.")
+        st.success(f"{run.name} classifies all {len(out):,} of these validation images correctly.")
         st.stop()
     again = st.button("Another one", icon=":material/casino:")
     if again or st.session_state.get("tv_sal_wrong", (None,))[0] != str(run.path):
         pick = int(np.random.default_rng().choice(wrong))
         st.session_state["tv_sal_wrong"] = (str(run.path), pick)
     i = st.session_state["tv_sal_wrong"][1]
-    st.caption(
-        f"{len(wrong):,} of {len(data.val):,} validation images are misclassified by {run.name}."
-    )
+    st.caption(f"{len(wrong):,} of {len(out):,} validation images are misclassified by {run.name}.")
 else:
     file = _widgets.image_uploader(f"An image ({_widgets.UPLOAD_TYPES})", "tv_sal_file")
     if file is None:
@@ -106,9 +97,17 @@ if rgb is None:
 
 pred = _cache.prediction(run, rgb)
 top = list(pred.classes)
+cpu = _state.device() == "cpu"
+cost = speed.of_run(run, _state.device())
+seconds = {m.name: cost.saliency_seconds(m) if cost else 0.0 for m in explain.METHODS}
+slow = {m.name for m in explain.METHODS if m.name not in FAST or seconds[m.name] > 2}
+slow = slow if cpu else set()
 if st.session_state.get("tv_sal_for") != (_cache.image_key(rgb), str(run.path)):
     st.session_state["tv_sal_for"] = (_cache.image_key(rgb), str(run.path))
     st.session_state["tv_sal_target"] = top[0]
+    if not st.session_state.get("tv_sal_keep_slow"):  # a new image: slow methods start unticked
+        for name in slow:
+            st.session_state[f"tv_sal_m_{name}"] = False
 pic, chart, opts = st.columns([1, 1.6, 1.6], gap="medium")
 pic.image(_widgets.big(rgb, 192), width=192, caption=f"{_widgets.plain(title)} (64 × 64)")
 with chart:
@@ -152,22 +151,42 @@ with opts:
         "Heat-map opacity", 0.0, 1.0, 0.55, 0.05, key="tv_sal_alpha", persist_state="session"
     )
 
-st.markdown("**Methods** (the slow ones take seconds on a CPU and start unticked)")
+st.markdown(
+    "**Methods**"
+    + (" (the slow ones start unticked; the time is estimated for this model here)" if cpu else "")
+)
 methods = [m for m in explain.METHODS if m.name != "gradcam" or layers]
 ticks = st.columns(3) * 2
-cpu = _state.device() == "cpu"
+
+
+def tick_label(m) -> str:
+    if m.name not in slow:
+        return m.label
+    return f"{m.label} ({speed.duration(seconds[m.name])})" if cost else f"{m.label} (slow)"
+
+
 chosen = [
     m
     for m, col in zip(methods, ticks[: len(methods)], strict=True)
     if col.checkbox(
-        m.label, value=m.name in FAST or not cpu, key=f"tv_sal_m_{m.name}", persist_state="session"
+        tick_label(m),
+        value=m.name not in slow,
+        key=f"tv_sal_m_{m.name}",
+        persist_state="session",
     )
 ]
+if slow:
+    st.checkbox(
+        "Keep the slow methods ticked for the next image",
+        key="tv_sal_keep_slow",
+        persist_state="session",
+    )
 st.caption(
     f"Saliency of **{run.name}** for class **{names[target]}** on {_widgets.plain(title)}, "
     f"on the {_state.device().upper()}."
 )
 _widgets.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)
+trust = _sanity.report(run, data)  # the methods' sanity checks, if stored
 for start in range(0, len(chosen), 3):
     for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
         with col, st.spinner(f"{m.label}..."):
@@ -179,6 +198,9 @@ for start in range(0, len(chosen), 3):
             st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
             on = described[att.layer].title if att.layer in described else att.layer
             extra = f", on {on} (`{att.layer}`)" if att.layer else ""
-            if att.delta is not None:
-                extra += f", completeness error {att.delta:+.3f}"
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")
+            if att.delta is not None:
+                st.caption(_sanity.completeness(att))
+            _sanity.card(trust, m.name)
+
+_sanity.section(run, data, net, trust)

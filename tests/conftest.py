@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 import tinydata
 
-
 # The slow lane: modules that start processes, train, or drive the app (AppTest, Chromium).
 # Tests elsewhere that do so carry @pytest.mark.slow themselves.
-SLOW_MODULES = {"test_browser", "test_jobs", "test_distributed", "test_pages_demo",
-                "test_pages_analysis"}
+SLOW_MODULES = {
+    "test_browser",
+    "test_jobs",
+    "test_distributed",
+    "test_pages_demo",
+    "test_pages_analysis",
+}
 
 
 def pytest_collection_modifyitems(items):

@@ -59,3 +59,19 @@ def png(seed: int = 0, size=(200, 150)) -> bytes:
 
 def texts(at: AppTest) -> str:
     return "\n".join(m.value for m in [*at.markdown, *at.caption])
+
+
+def wait_for_analysis(run: Path, data, timeout: float = 300.0):
+    """Poll the run's background analysis job until it is stored; its log if it is not."""
+    import time
+
+    from tinyviz.explain import analysis_job
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = analysis_job.status(run, data)
+        if job.state == "done":
+            return job
+        if job.state == "failed" or time.monotonic() > deadline:
+            raise AssertionError(f"{job}\n" + "\n".join(analysis_job.log_tail(job, 20)))
+        time.sleep(0.1)

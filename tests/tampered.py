@@ -31,6 +31,7 @@ def _set(keys: str, value) -> Callable[[dict], dict]:
             d = d[k]
         d[last] = value
         return obj
+
     return change
 
 
@@ -42,6 +43,7 @@ def _drop(keys: str) -> Callable[[dict], dict]:
             d = d[k]
         del d[last]
         return obj
+
     return change
 
 
@@ -49,6 +51,7 @@ def _metrics_line(line: str) -> Case:
     def case(run: Path) -> None:
         with open(run / "metrics.jsonl", "a") as f:
             f.write(line + "\n")
+
     return case
 
 
@@ -57,6 +60,7 @@ def _metrics_field(key: str, value) -> Case:
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         rows[0][key] = value
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
     return case
 
 
@@ -64,6 +68,7 @@ def _text(name: str, text: str) -> Case:
     def case(run: Path) -> None:
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text(text)
+
     return case
 
 
@@ -75,6 +80,7 @@ def _replace_weights(make: Callable[[Path], None]) -> Case:
     def case(run: Path) -> None:
         (run / "model.safetensors").unlink()
         make(run / "model.safetensors")
+
     return case
 
 
@@ -136,8 +142,14 @@ CASES: dict[str, tuple[Case, str]] = {
     "model options a list": (_config(_set("model.options", [1])), "scan"),
     "wnids is a number": (_config(_set("classes.wnids", 200)), "scan"),
     "wnids and names differ in length": (_config(_set("classes.names", ["a"])), "scan"),
-    "a wnid twice": (_config(lambda c: _set("classes.wnids", [c["classes"]["wnids"][0]] * len(
-        c["classes"]["wnids"]))(c)), "scan"),
+    "a wnid twice": (
+        _config(
+            lambda c: _set(
+                "classes.wnids", [c["classes"]["wnids"][0]] * len(c["classes"]["wnids"])
+            )(c)
+        ),
+        "scan",
+    ),
     "classes missing": (_config(_drop("classes")), "scan"),
     "train missing": (_config(_drop("train")), "scan"),
     "train epochs a string": (_config(_set("train.epochs", "6")), "scan"),
@@ -146,38 +158,76 @@ CASES: dict[str, tuple[Case, str]] = {
     "train precision fp16": (_config(_set("train.precision", "fp16")), "scan"),
     "augment not an object": (_config(_set("train.augment", 5)), "scan"),
     "env not an object": (_config(_set("env", "gpu")), "scan"),
-    "config is a FIFO": (lambda run: ((run / "config.json").unlink(),
-                                      os.mkfifo(run / "config.json")), "scan"),
-    "config links to /etc/passwd": (lambda run: ((run / "config.json").unlink(),
-                                                 (run / "config.json").symlink_to(
-                                                     "/etc/passwd")), "scan"),
+    "config is a FIFO": (
+        lambda run: ((run / "config.json").unlink(), os.mkfifo(run / "config.json")),
+        "scan",
+    ),
+    "config links to /etc/passwd": (
+        lambda run: (
+            (run / "config.json").unlink(),
+            (run / "config.json").symlink_to("/etc/passwd"),
+        ),
+        "scan",
+    ),
     "metrics line is a number": (_metrics_line("5"), "scan"),
     "metrics line is a list": (_metrics_line("[1, 2]"), "scan"),
     "metrics val_top1 'high'": (_metrics_field("val_top1", "high"), "scan"),
     "metrics epoch missing": (_metrics_field("epoch", None), "scan"),
-    "metrics is a directory": (lambda run: ((run / "metrics.jsonl").unlink(),
-                                            (run / "metrics.jsonl").mkdir()), "scan"),
+    "metrics is a directory": (
+        lambda run: ((run / "metrics.jsonl").unlink(), (run / "metrics.jsonl").mkdir()),
+        "scan",
+    ),
     "evals not JSON": (_text("evals.json", "[{"), "scan"),
     "evals a dict": (_text("evals.json", '{"top1": 1}'), "scan"),
-    "evals top1 a string": (_text("evals.json", json.dumps([{
-        "split": "val", "tta": "none", "ensemble": 1, "top1": "0.9", "top5": 1.0,
-        "loss": 0.1, "n": 10}])), "scan"),
+    "evals top1 a string": (
+        _text(
+            "evals.json",
+            json.dumps(
+                [
+                    {
+                        "split": "val",
+                        "tta": "none",
+                        "ensemble": 1,
+                        "top1": "0.9",
+                        "top5": 1.0,
+                        "loss": 0.1,
+                        "n": 10,
+                    }
+                ]
+            ),
+        ),
+        "scan",
+    ),
     "snapshot index not JSON": (_text("snapshots/index.json", "nope"), "scan"),
-    "snapshot index to /dev/zero": (_index([{"epoch": 1, "top1": 0.5,
-                                             "file": "../../../../dev/zero"}]), "scan"),
-    "snapshot index to /etc/passwd": (_index([{"epoch": 1, "top1": 0.5,
-                                               "file": "../etc/passwd"}]), "scan"),
-    "snapshot index absolute path": (_index([{"epoch": 1, "top1": 0.5,
-                                              "file": "/etc/passwd"}]), "scan"),
+    "snapshot index to /dev/zero": (
+        _index([{"epoch": 1, "top1": 0.5, "file": "../../../../dev/zero"}]),
+        "scan",
+    ),
+    "snapshot index to /etc/passwd": (
+        _index([{"epoch": 1, "top1": 0.5, "file": "../etc/passwd"}]),
+        "scan",
+    ),
+    "snapshot index absolute path": (
+        _index([{"epoch": 1, "top1": 0.5, "file": "/etc/passwd"}]),
+        "scan",
+    ),
     "snapshot index entry a string": (_index(["epoch_001.safetensors"]), "scan"),
     "weights a FIFO": (_replace_weights(_fifo), "scan"),
     "weights link to /dev/zero": (_replace_weights(_link_zero), "scan"),
     "weights link outside the run": (_link_outside, "scan"),
-    "weights a pickle": (_replace_weights(lambda p: p.write_bytes(
-        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93.")), "scan"),
+    "weights a pickle": (
+        _replace_weights(
+            lambda p: p.write_bytes(
+                b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93."
+            )
+        ),
+        "scan",
+    ),
     "weights empty": (_replace_weights(lambda p: p.write_bytes(b"")), "scan"),
-    "weights header lies": (_replace_weights(lambda p: p.write_bytes(
-        (10**12).to_bytes(8, "little") + b"{}")), "scan"),
+    "weights header lies": (
+        _replace_weights(lambda p: p.write_bytes((10**12).to_bytes(8, "little") + b"{}")),
+        "scan",
+    ),
     "weights as int64": (_int_weights, "load"),
     "weights hold NaN": (_nan_weights, "load"),
 }

@@ -1,15 +1,19 @@
-"""The cached validation pass, confusion matrices and class orders (tinyviz.analysis)."""
+"""The stored validation pass (keys, compact form, resuming), confusion matrices, orders."""
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
 
 import numpy as np
 import pytest
+import tinydata
 import torch
 
 from tinyviz import runs
-from tinyviz.explain import analysis, confusion, wordnet
+from tinyviz.data import load
+from tinyviz.data.cache import val_key
+from tinyviz.explain import analysis, confusion, speed, wordnet
 
 
 @pytest.fixture(scope="session")
@@ -35,27 +39,36 @@ def test_val_outputs_match_the_model(run_data, outputs):
     assert outputs.top1 > 0.4  # trained: better than chance
 
 
-def test_cache_is_reused_then_invalidated_by_new_weights(run_data, outputs, tmp_path):
+def test_a_trained_run_comes_with_its_analysis(run_data):
+    """The trainer writes the analysis at the end of the run: nothing is computed here."""
     run, data = run_data
-    folder = analysis.cache_dir(run, data)
-    assert analysis.is_cached(run, data) and (folder / "meta.json").exists()
+    folder = analysis.available(run, data)
+    assert folder == analysis.cache_dir(run, data) and analysis.is_cached(run, data)
+    stored = analysis.read(folder)
+    assert stored.exact and not stored.partial and stored.meta["device"] == "cpu"
+    assert list(stored.channels) == list(runs.load_model(run).channel_layers)
+    assert speed.measured(run, "cpu").forward > 0  # its measured cost, for estimates
     calls = []
-    again = analysis.val_outputs(run, data, progress=lambda f, m: calls.append(f))
-    assert calls == [] and np.array_equal(again.logp, outputs.logp)
+    analysis.val_outputs(run, data, progress=lambda f, m: calls.append(f))
+    assert calls == []
 
-    weights = run / runs.RunFolder.WEIGHTS
-    st = weights.stat()
-    try:
-        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "retrained"
-        assert not analysis.is_cached(run, data)
-        seen = []
-        analysis.val_outputs(run, data, progress=lambda f, m: seen.append((f, m)))
-        assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and len(seen) >= 3
-        assert all(isinstance(m, str) for _, m in seen)
-        assert not folder.exists()  # the old weights' folder is pruned
-    finally:
-        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
-        analysis.val_outputs(run, data)  # back to the shared cache for the other tests
+
+def test_new_weights_get_a_new_analysis_and_the_old_one_goes(run_data, tmp_path):
+    run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    old = analysis.cache_dir(copy, data)
+    assert old.name == analysis.cache_dir(run, data).name  # keyed by content, not by path
+    assert analysis.is_cached(copy, data)
+    weights = runs.load_weights(copy / runs.RunFolder.WEIGHTS)
+    weights["fc.bias"] += 1.0  # "retrained"
+    runs.save_weights(copy / runs.RunFolder.WEIGHTS, weights)
+    assert not analysis.is_cached(copy, data) and analysis.available(copy, data) is None
+    seen = []
+    analysis.val_outputs(copy, data, progress=lambda f, m: seen.append((f, m)))
+    assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and len(seen) >= 3
+    assert all(isinstance(m, str) for _, m in seen)
+    assert not old.exists() and analysis.is_cached(copy, data)  # the old weights' one is pruned
 
 
 def test_limit_takes_the_first_images(run_data, outputs):
@@ -74,6 +87,96 @@ def test_wrong_classes_are_refused(run_data, tmp_path):
     other = dataclasses.replace(data, classes=classes, cache=tmp_path / "other")
     with pytest.raises(runs.CheckpointError):
         analysis.val_outputs(run, other)
+
+
+def test_compact_analysis_gives_the_same_answers(run_data, outputs, tmp_path):
+    """What is shipped: top-k log-probs, every prediction, PCA features, channel tops."""
+    run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    folder = analysis.cache_dir(copy, data)
+    assert analysis.compact(folder) > 0 and not (folder / "features.npy").exists()
+    small = analysis.read(folder)
+    assert not small.exact
+    out = small.outputs
+    assert out.logp.shape == outputs.logp.shape and out.features.shape == outputs.features.shape
+    assert (out.preds == outputs.preds).all() and (out.labels == outputs.labels).all()
+    rows = np.arange(len(out))
+    np.testing.assert_allclose(out.logp[rows, out.labels], outputs.logp[rows, outputs.labels])
+    np.testing.assert_allclose(np.exp(out.logp).sum(1), 1, rtol=1e-3)
+    assert out.top5 == outputs.top5
+    # 24 images: the PCA keeps every direction, so the features come back to float16 rounding
+    f, g = np.asarray(out.features, np.float32), np.asarray(outputs.features, np.float32)
+    np.testing.assert_allclose(f, g, atol=0.02 * np.abs(g).max())
+    full = analysis.read(analysis.cache_dir(run, data)).channels["layer3"]
+    np.testing.assert_array_equal(small.channels["layer3"].rows, full.rows)
+
+
+def test_shipped_analysis_holds_for_any_copy_of_the_data_and_no_other(
+    run_data, tiny_folder, tmp_path
+):
+    """Keyed by the validation set's content: the same files extracted into a folder and
+    decoded into another cache find it; a different data set computes its own."""
+    run, data = run_data
+    shipped = tmp_path / "checkpoints" / run.name
+    shutil.copytree(run, shipped)
+    analysis.compact(analysis.cache_dir(shipped, data))
+    same = load(tiny_folder, root=tmp_path / "fresh-cache", progress=False)
+    assert same.cache != data.cache and val_key(same) == val_key(data)
+    assert "val_key" in json.loads((same.cache / "meta.json").read_text())  # stored once
+    calls = []
+    got = analysis.val_outputs(shipped, same, progress=lambda f, m: calls.append(m))
+    assert calls == [] and (got.preds == analysis.val_outputs(run, data).preds).all()
+
+    files = tinydata.make_files(seed=1)  # other pixels, same names and labels
+    other = load(
+        tinydata.write_zip(tmp_path / "other.zip", files), root=tmp_path / "c2", progress=False
+    )
+    assert val_key(other) != val_key(data)
+    assert analysis.available(shipped, other) is None
+    analysis.val_outputs(shipped, other, progress=lambda f, m: calls.append(m))
+    assert calls and analysis.is_cached(shipped, other) and analysis.is_cached(shipped, same)
+
+
+def test_a_pass_stopped_half_way_resumes_from_its_chunks(run_data, tmp_path, monkeypatch):
+    run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
+    monkeypatch.setattr(analysis, "CHUNK", 5)  # 24 images: 5 chunks
+    monkeypatch.setattr(analysis, "SUBSET_PER_CLASS", 2)  # a subset of 8 images first
+    computed = []
+    real = analysis._run_model
+
+    def counted(model, images, rows, *rest):
+        computed.append(len(rows))
+        return real(model, images, rows, *rest)
+
+    monkeypatch.setattr(analysis, "_run_model", counted)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two_chunks(fraction, message):
+        if len(computed) == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        analysis.compute(copy, data, progress=die_after_two_chunks)
+    folder = analysis.cache_dir(copy, data)
+    assert not analysis.is_cached(copy, data) and analysis.read_progress(folder)["done"] == 10
+    sample = analysis.read(analysis.available(copy, data))  # the subset was published
+    assert sample.partial and len(sample.outputs) == 8 and sample.total == 24
+    assert np.bincount(sample.outputs.labels).tolist() == [2, 2, 2, 2]
+    assert (sample.outputs.indices == analysis.subset_rows(data.val.labels, 2)).all()
+    computed.clear()
+    out = analysis.val_outputs(copy, data)
+    assert computed == [5, 5, 4] and len(out) == 24  # only what was missing
+    assert analysis.read(folder).meta["computed_here"] == 14
+    assert not (folder / analysis.WORK).exists() and not (folder / analysis.SUBSET).exists()
+    want = analysis.val_outputs(run, data)
+    np.testing.assert_allclose(out.logp, want.logp, atol=1e-5)
+    i = sample.outputs.indices
+    np.testing.assert_allclose(sample.outputs.logp, want.logp[i], atol=1e-5)
 
 
 def _outputs(labels, preds, num_classes, features=None):
@@ -182,3 +285,32 @@ def test_per_class_table(outputs, run_data):
     for r in rows:
         assert r["accuracy"] == pytest.approx(r["correct"] / r["images"])
         assert (r["confused_with"] == "") == (r["confused_count"] == 0)
+
+
+def test_the_analyse_command_stores_it_and_answers_in_one_json_line(
+    run_data, tiny_zip, tmp_path, capsys
+):
+    from tinyviz.cli import main
+
+    run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
+    assert main(["analyse", str(copy), "--data", str(tiny_zip), "--quiet", "--compact"]) == 0
+    reply = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert reply["status"] == "done" and reply["images"] == 24 and reply["exact"] is False
+    assert analysis.is_cached(copy, data) and not analysis.read(reply["folder"]).exact
+    assert main(["analyse", str(tmp_path / "nowhere"), "--data", str(tiny_zip)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_decoding_reports_from_the_first_second(tiny_zip, tmp_path):
+    """(0, 0) before the archive's index is read, (0, total) before the first image."""
+    from tinyviz.data import cache
+
+    seen = []
+    data = load(tiny_zip, root=tmp_path / "c", progress=lambda d, t: seen.append((d, t)))
+    total = len(data.train) + len(data.val)
+    assert seen[:2] == [(0, 0), (0, total)] and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert json.loads((data.cache / "meta.json").read_text())[cache.VAL_KEY] == val_key(data)

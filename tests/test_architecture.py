@@ -120,9 +120,12 @@ def test_the_backend_never_imports_streamlit():
 
 def test_the_data_command_does_not_load_torch(tiny_zip):
     """`tinyviz data` checks an archive; it must not pay for torch and the model zoo."""
-    code = ("import sys, json; from tinyviz.cli import main; rc = main(['data', sys.argv[1]]); "
-            "print(json.dumps([rc, 'torch' in sys.modules, 'tinyviz.models' in sys.modules]))")
-    res = subprocess.run([sys.executable, "-c", code, str(tiny_zip)], capture_output=True,
-                         text=True, timeout=300)
+    code = (
+        "import sys, json; from tinyviz.cli import main; rc = main(['data', sys.argv[1]]); "
+        "print(json.dumps([rc, 'torch' in sys.modules, 'tinyviz.models' in sys.modules]))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_zip)], capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1]) == [0, False, False]

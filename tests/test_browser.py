@@ -6,6 +6,7 @@ runs on a generated six-class data set with a small trained run, on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -161,10 +163,8 @@ def _settled(page) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     state = "[data-testid=stApp][data-test-script-state={}]"
-    try:
+    with contextlib.suppress(PlaywrightTimeout):  # it ran and finished already
         page.locator(state.format("running")).wait_for(timeout=2000)
-    except PlaywrightTimeout:
-        pass  # it ran and finished already
     page.locator(state.format("notRunning")).wait_for()
     assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("body")
 
@@ -209,9 +209,36 @@ def test_classify_rejects_a_file_that_is_not_an_image(page, tmp_path):
 def test_analysis_pages_draw_their_charts(page, title):
     _open(page, title)
     page.locator(
-        "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+        "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg, "
+        ".js-plotly-plot canvas"  # the embeddings map: plotly's WebGL
     ).first.wait_for()
     _settled(page)
+
+
+def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
+    """A file name can carry Markdown (bold, an image from an outside host, LaTeX): Classify
+    shows it as it is, and the browser asks that host for nothing. A file the browser itself
+    refuses (too large) says why on the page, not only on hover."""
+    name = "**bold** ![x](http://example.invalid/a.png) $x^2$.png"
+    asked = []
+    page.on("request", lambda r: asked.append(r.url))
+    _open(page, "Classify")
+    photo = _photo(tmp_path / "photo.png").read_bytes()
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
+        [
+            {"name": name, "mimeType": "image/png", "buffer": photo},
+            {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(21 * 2**20)},
+        ]
+    )
+    page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
+    _settled(page)
+    main = page.locator("[data-testid=stMain]")
+    assert name in main.inner_text().replace("\u2060", "")  # word joiners break autolinks
+    hostile = "strong:has-text('bold'), .katex, [src*='example.invalid'], [href*='example.invalid']"
+    assert main.locator(hostile).count() == 0
+    assert not [url for url in asked if "example.invalid" in url]
+    reason = page.locator("[data-testid=stFileChip] [role=alert]").first
+    assert "20.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
 
 
 # ------------------------------------------------------ poster polish (issue 13)
@@ -315,30 +342,152 @@ def test_train_page_estimates_the_time_before_start(page):
     assert page.get_by_role("button", name="Start training").count() == 1
 
 
-def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
-    """A file name can carry Markdown (bold, an image from an outside host, LaTeX): Classify
-    shows it as it is, and the browser asks that host for nothing. A file the browser itself
-    refuses (too large) says why on the page, not only on hover."""
-    name = "**bold** ![x](http://example.invalid/a.png) $x^2$.png"
-    asked = []
-    page.on("request", lambda r: asked.append(r.url))
-    _open(page, "Classify")
-    photo = _photo(tmp_path / "photo.png").read_bytes()
-    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
-        [
-            {"name": name, "mimeType": "image/png", "buffer": photo},
-            {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(21 * 2**20)},
-        ]
+# ------------------------------------------- shipped analysis: explain pages at once (issue 10)
+
+
+@pytest.fixture(scope="module")
+def shipped(world, tmp_path_factory):
+    """A run as the repository ships it (weights, records, the compact analysis keyed by the
+    validation set's content), served by a second app that has never seen the data set: a
+    fresh clone, with its own empty cache, so the data is decoded and keyed anew there."""
+    import shutil
+
+    from tinyviz.explain import analysis
+
+    base = tmp_path_factory.mktemp("clone")
+    run = base / "checkpoints" / "shipped-resnet18"
+    shutil.copytree(world["runs"] / "browser-resnet18", run)
+    stored = [f for f in (run / "analysis").iterdir() if f.is_dir()]
+    assert len(stored) == 1 and analysis.compact(stored[0]) > 0
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TINYVIZ_DATA": str(world["data"]),
+        "TINYVIZ_RUNS": str(world["empty"]),
+        "TINYVIZ_CHECKPOINTS": str(run.parent),
+        "TINYVIZ_CACHE": str(base / "fresh-cache"),
+        "TINYVIZ_RUNS_DIR": str(world["empty"]),
+    }
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    cmd += ["--server.address", "127.0.0.1", "--server.port", str(port)]
+    proc = subprocess.Popen(
+        cmd + ["--browser.gatherUsageStats", "false"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    yield {"url": url, "run": run, "folder": stored[0], "cache": base / "fresh-cache"}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+# Every progress bar and note the page ever shows, recorded as it appears (a bar that comes
+# and goes between two looks of the test would otherwise be missed).
+RECORD_PROGRESS = """() => {
+  window.tvSeen = [];
+  const look = () => document.querySelectorAll(
+      '[data-testid=stProgress], [data-testid=stAlert]').forEach(
+      e => window.tvSeen.push(e.innerText));
+  new MutationObserver(look).observe(document.body,
+      {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_a_shipped_run_opens_confusion_without_computing_anything(browser, shipped):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(WAIT_MS)
+    pg.goto(shipped["url"])
+    pg.get_by_text("Models", exact=True).first.wait_for()
+    pg.evaluate(RECORD_PROGRESS)
+    _open(pg, "Confusion")
+    pg.locator(
+        "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+    ).first.wait_for()
+    _settled(pg)
+    seen = pg.evaluate("window.tvSeen")
+    assert not [s for s in seen if "analys" in s.lower() or "First look" in s], seen
+    assert "Top-1 accuracy" in pg.inner_text("[data-testid=stMain]")
+    assert pg.locator("[data-testid=stProgress]").count() == 0
+    folder = shipped["folder"]
+    assert not (folder / "work").exists() and not (folder / "logp.npy").exists()  # read only
+    decoded = list(shipped["cache"].glob("tiny-*/meta.json"))  # the clone's own data cache
+    assert len(decoded) == 1 and "val_key" in decoded[0].read_text()
+    pg.close()
+
+
+# ------------------------------------------------- the full embeddings map (issue 12)
+
+MAP = ".st-key-tv_emb_map .js-plotly-plot"
+POINTS_JS = f"""() => {{ const gd = document.querySelector('{MAP}');
+  const d = gd && gd._fullData;
+  return d ? d.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }}"""
+FIRST_POINT_JS = f"""() => {{ const gd = document.querySelector('{MAP}');
+  const d = gd._fullData, t = d.findIndex(t => t.x.length > 0), fl = gd._fullLayout;
+  const r = gd.getBoundingClientRect();
+  return {{x: r.left + fl.xaxis._offset + fl.xaxis.l2p(d[t].x[0]),
+          y: r.top + fl.yaxis._offset + fl.yaxis.l2p(d[t].y[0])}}; }}"""
+
+PLOT_AREA_JS = f"""() => {{ const gd = document.querySelector('{MAP}');
+  const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+  return {{x: r.left + fl.xaxis._offset, y: r.top + fl.yaxis._offset,
+          w: fl.xaxis._length, h: fl.yaxis._length}}; }}"""
+
+
+def test_embeddings_map_draws_every_point_with_hover_thumbnails_and_a_lasso(
+    page, world, record_property
+):
+    """All validation points in plotly's WebGL; resting the pointer on one shows its
+    thumbnail (cut from a sprite sheet the server hands out as a static file) with its
+    class; a lasso around the points lists their images. The times are recorded (the
+    bench measures them on 10,000 real points: bench/explain_speed.py)."""
+    _open(page, "Embeddings")
+    page.locator(MAP).wait_for()
     _settled(page)
-    main = page.locator("[data-testid=stMain]")
-    assert name in main.inner_text().replace("\u2060", "")  # word joiners break autolinks
-    hostile = "strong:has-text('bold'), .katex, [src*='example.invalid'], [href*='example.invalid']"
-    assert main.locator(hostile).count() == 0
-    assert not [url for url in asked if "example.invalid" in url]
-    reason = page.locator("[data-testid=stFileChip] [role=alert]").first
-    assert "20.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
-
-
-# ------------------------------------------------------ poster polish (issue 13)
+    start = time.perf_counter()
+    page.locator(".st-key-tv_emb_all button").click()
+    total = len(world["names"]) * 6  # the world's validation images
+    page.wait_for_function(f"() => ({POINTS_JS})() >= {total}")
+    page.locator(f"{MAP} canvas").first.wait_for()
+    drawn = time.perf_counter() - start
+    _settled(page)
+    assert page.evaluate(POINTS_JS) == total
+    point = page.evaluate(FIRST_POINT_JS)
+    start = time.perf_counter()
+    page.mouse.move(point["x"] - 2, point["y"] - 2)
+    page.mouse.move(point["x"], point["y"])
+    thumb = page.locator("#tv-map-tip [data-testid=tv-map-thumb]")
+    thumb.wait_for(state="visible")
+    hovered = time.perf_counter() - start
+    sheet = re.search(r'url\("?([^")]+)"?\)', thumb.get_attribute("style")).group(1)
+    assert "app/static/sprites/" in sheet
+    response = page.request.get(urllib.parse.urljoin(page.url, sheet))
+    assert response.ok and response.headers["content-type"] == "image/jpeg"
+    tip = page.locator("#tv-map-tip").inner_text()
+    assert tip.splitlines()[0] in world["names"]
+    area = page.evaluate(PLOT_AREA_JS)  # the lasso must start inside the plotting area
+    left, top = area["x"] + 4, area["y"] + 4
+    right, bottom = area["x"] + area["w"] - 4, area["y"] + area["h"] - 4
+    page.mouse.move(left, top)
+    page.mouse.down()
+    for x, y in ((right, top), (right, bottom), (left, bottom), (left, top + 1)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    selected = page.get_by_role("heading", name=re.compile(r"images selected$"))
+    selected.wait_for()
+    _settled(page)
+    assert int(selected.inner_text().split()[0]) > 0
+    record_property("map_drawn_s", round(drawn, 3))
+    record_property("hover_thumbnail_s", round(hovered, 3))
+    print(f"map of {total} points drawn in {drawn:.2f} s, thumbnail after {hovered:.2f} s")

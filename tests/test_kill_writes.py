@@ -53,9 +53,24 @@ def tinyviz(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
 
 
 def train_args(data: Path, out: Path) -> list[str]:
-    return ["train", "--data", str(data), "--model", "logreg", "--epochs", "2",
-            "--batch-size", "32", "--lr", "0.01", "--snapshots", "1", "--out", str(out),
-            "--quiet"]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        "logreg",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.01",
+        "--snapshots",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagetest import SHIPPED, chart_rows, charts, ok, open_page
+from pagetest import SHIPPED, charts, ok, open_page, wait_for_analysis
 from PIL import Image
 
 from tinyviz import runs
 from tinyviz.data import load
-from tinyviz.explain import embed
+from tinyviz.explain import analysis, analysis_job, embed
 
 PAGES = ["pages/confusion.py", "pages/channels.py", "pages/embeddings.py"]
 NEEDS_DATA = "needs the Tiny ImageNet images"
 
 
 @pytest.fixture(scope="module")
-def confused_run(tmp_path_factory, tiny_run) -> Path:
-    """The tiny run with its head biased towards class 0, so that it makes mistakes."""
+def confused_run(tmp_path_factory, tiny_run, tiny_data) -> Path:
+    """The tiny run with its head biased towards class 0, so that it makes mistakes; its
+    analysis stored, as the trainer leaves it."""
     run = tmp_path_factory.mktemp("confused") / "tiny-confused"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
     weights = runs.load_weights(run / runs.RunFolder.WEIGHTS)
     weights["fc.bias"][0] += weights["fc.weight"].abs().sum(1).mean() * 0.3
     runs.save_weights(run / runs.RunFolder.WEIGHTS, weights)
+    analysis.compute(run, tiny_data)
+    return run
+
+
+@pytest.fixture
+def bare_run(tmp_path, tiny_run, monkeypatch) -> Path:
+    """A copy of the tiny run without its analysis (an imported run), alone in its root."""
+    run = tmp_path / "runs" / "tiny-bare"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
+    monkeypatch.setenv("TINYVIZ_RUNS", str(run.parent))
     return run
 
 
@@ -55,6 +66,10 @@ def test_confusion_page(app_env, confused_run, monkeypatch):
 
 def test_channels_page(app_env):
     at = ok(open_page(PAGES[1], app_env["run"]))
+    maps = at.toggle(key=f"tv_ch_maps_{app_env['run'].name}")  # on when measured fast here
+    assert len(at.image) == (2 if maps.value else 1) * 6
+    maps.set_value(True)
+    ok(at.run())
     assert len(at.image) == 2 * 6  # the 6 top images, each with its gradient map
     assert at.image[1].proto.imgs[0].caption[0] in "✓✗"  # under the gradient map
     assert at.selectbox(key="tv_ch_layer").value == "layer4"
@@ -70,17 +85,19 @@ def test_channels_page(app_env):
 
 def test_embeddings_page_pca_3d_and_upload(app_env):
     at = ok(open_page(PAGES[2], app_env["run"]))
-    rows = chart_rows(at)  # figure 11's classes that the tiny set has: sports car, convertible
-    assert sorted(set(rows["class"])) == ["convertible", "sports car"] and len(rows) == 12
-    assert rows["image"][0].startswith("data:image/jpeg;base64,")
-    assert "PC1 (" in json.dumps(charts(at)[0])  # explained variance in the axis titles
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the map: plotly, WebGL
+    # figure 11's classes that the tiny set has: sports car, convertible (6 images each)
+    assert sorted(t["name"] for t in spec["data"]) == ["convertible", "sports car"]
+    assert "PC1 (" in json.dumps(spec["layout"])  # explained variance in the axis titles
     at.button(key="tv_emb_all").click()
     ok(at.run())
-    assert len(chart_rows(at)) == 24
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["data"]) == 4 and {t["type"] for t in spec["data"]} == {"scattergl"}
     assert embed.is_cached(app_env["run"], load(app_env["data"], progress=False), "pca", 2)
     at.segmented_control(key="tv_emb_dims").set_value(3)
     ok(at.run())
-    assert at.get("plotly_chart") or len(charts(at)) == 3
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["type"] for t in spec["data"]} == {"scatter3d"}
     buf = io.BytesIO()
     Image.fromarray(np.full((80, 80, 3), 200, np.uint8)).save(buf, "PNG")
     at.file_uploader(key="tv_emb_upload").set_value(("mine.png", buf.getvalue(), "image/png"))
@@ -133,3 +150,44 @@ def test_weighted_overlay_keeps_cold_pixels():
     out = overlay(rgb, heat, 0.9, weighted=True)
     assert np.array_equal(out[10, 10], rgb[10, 10]) and out[1, 1].mean() > 150
     assert not np.array_equal(overlay(rgb, heat, 0.9)[10, 10], rgb[10, 10])
+
+
+@pytest.mark.slow
+def test_a_run_without_analysis_gets_one_job_shared_by_two_sessions(app_env, bare_run):
+    """The page never computes the analysis: it starts the background job and shows its
+    progress; a second visitor sees the same job; when it is done the page draws."""
+    first, second = open_page(PAGES[0], bare_run), open_page(PAGES[0], bare_run)
+    for at in (first, second):
+        ok(at)
+        assert "First look at tiny-bare" in at.info[0].value and not charts(at)
+        assert at.get("progress") and "images" in at.get("progress")[0].proto.text
+    data = load(app_env["data"], progress=False)
+    pids = {analysis_job.status(bare_run, data).pid}
+    wait_for_analysis(bare_run, data)
+    assert len(pids) == 1 and None not in pids
+    ok(first.run())
+    assert len(charts(first)) == 3 and not first.info and not first.get("progress")
+
+
+@pytest.mark.slow
+def test_the_subset_is_drawn_first_and_marked(app_env, bare_run, monkeypatch):
+    data = load(app_env["data"], progress=False)
+    monkeypatch.setattr(analysis, "SUBSET_PER_CLASS", 2)  # 8 of the 24 images first
+    monkeypatch.setattr(analysis, "CHUNK", 4)
+
+    class Killed(Exception):
+        pass
+
+    def stop_after_the_subset(fraction, message):
+        if analysis.available(bare_run, data) is not None:
+            raise Killed  # as if the process died once the subset was stored
+
+    with pytest.raises(Killed):
+        analysis.compute(bare_run, data, progress=stop_after_the_subset)
+    at = ok(open_page(PAGES[0], bare_run))  # the job continues the rest meanwhile
+    assert "Showing a first sample of 8 images (2 per class)" in at.info[0].value
+    assert at.get("metric")[2].value == "8"
+    assert "a first sample of the validation set: 8 of its 24 images" in at.caption[-1].value
+    wait_for_analysis(bare_run, data)
+    ok(at.run())
+    assert at.get("metric")[2].value == "24" and not at.info

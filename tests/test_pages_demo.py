@@ -13,12 +13,12 @@ import time
 
 import pagetest
 import pytest
-from pagetest import RESNET, chart_rows, open_page, png, texts
+from pagetest import RESNET, chart_rows, open_page, png, texts, wait_for_analysis
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tinyviz.data import load
 from tinyviz import runs
+from tinyviz.data import load
 from tinyviz.runs import jobs
 
 
@@ -115,12 +115,14 @@ def test_saliency_upload_and_misclassified(app_env, tiny_run, tmp_path, monkeypa
     ok(at.run())
     assert not at.error and "True:** unknown" in texts(at) and "**Grad-CAM**" in texts(at)
     at.segmented_control(key="tv_sal_source").set_value("wrong")
-    ok(at.run())  # the tiny run's validation outputs are not computed yet: a button offers it
-    next(b for b in at.button if b.label.startswith("Find this run")).click()
-    ok(at.run())
+    ok(at.run())  # no stored predictions: the page starts the background job and waits
+    assert "First look at" in at.info[0].value
     from tinyviz.explain import analysis
 
-    wrong = analysis.val_outputs(run, load(app_env["data"], progress=False)).misclassified()
+    data = load(app_env["data"], progress=False)
+    wait_for_analysis(run, data)
+    ok(at.run())
+    wrong = analysis.val_outputs(run, data).misclassified()
     assert len(wrong) > 0  # the tiny run is not perfect on its validation images
     assert f"{len(wrong):,} of 24 validation images are misclassified by" in texts(at)
 

@@ -62,7 +62,7 @@ def test_saliency_offers_the_check_and_starts_it_in_the_background(app_env, monk
     at = ok(open_page("pages/saliency.py", app_env["run"]))
     assert "How far to trust these maps" in [s.value for s in at.subheader]
     assert any("has not been checked yet" in i.value for i in at.info)
-    assert "Sanity :" not in texts(at) and "with every layer random" not in texts(at)
+    assert "Sanity :" not in texts(at) and "last block random" not in texts(at)
     at.button(key="tv_san_go").click()
     ok(at.run())
     assert started and started[0][:2] == ["sanity", str(app_env["run"])]
@@ -83,14 +83,14 @@ def test_saliency_shows_scores_curves_and_randomized_maps(app_env, tmp_path, mon
     at = ok(open_page("pages/saliency.py", run))
     shown = texts(at)
     gradient = report.method("gradient")
-    assert f"ρ = {gradient.randomized:.2f} with every layer random" in shown
+    assert f"ρ = {gradient.after_top:.2f} with the head and the last block random" in shown
     assert shown.count("Sanity ") == 2  # under each of the two maps
     frame = at.dataframe[0].value
     assert list(frame["method"]) == ["Vanilla gradient", "Grad-CAM"]
     assert set(frame["sanity"]) <= {"passes", "partly", "fails"}
     strip = at.image[-1].proto.imgs  # the check image's maps, original then each step
-    assert [i.caption for i in strip][:2] == ["original", "random to fc"]
-    assert len(strip) == len(report.stages) + 1
+    assert [i.caption for i in strip][:3] == ["the image", "original", "random to fc"]
+    assert len(strip) == len(report.stages) + 2
 
 
 def test_integrated_gradients_completeness_in_words(app_env, monkeypatch):

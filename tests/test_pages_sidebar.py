@@ -32,15 +32,13 @@ def test_only_folders_inside_the_run_roots_can_be_added(app_env, tmp_path, monke
 
 def test_an_added_folder_lists_its_runs(app_env, tmp_path):
     elsewhere = tmp_path / "elsewhere"
-    shutil.copytree(app_env["run"], elsewhere / "copied",
-                    ignore=shutil.ignore_patterns("analysis"))
+    shutil.copytree(app_env["run"], elsewhere / "copied", ignore=shutil.ignore_patterns("analysis"))
     at = page("pages/models.py", tv_extra_runs=[str(elsewhere)])
     labels = at.sidebar.selectbox(key="tv_run").options  # as shown: "name  (model, top-1)"
     assert any(label.startswith("copied") for label in labels), labels
 
 
-def test_a_broken_run_is_listed_with_its_reason_and_the_app_goes_on(app_env, tmp_path,
-                                                                      monkeypatch):
+def test_a_broken_run_is_listed_with_its_reason_and_the_app_goes_on(app_env, tmp_path, monkeypatch):
     root = tmp_path / "runs"
     shutil.copytree(app_env["run"], root / "good", ignore=shutil.ignore_patterns("analysis"))
     shutil.copytree(app_env["run"], root / "bad", ignore=shutil.ignore_patterns("analysis"))

@@ -40,7 +40,9 @@ def test_there_are_many_cases():
 @pytest.mark.parametrize("name", NAMES)
 def test_a_tampered_run_is_explained_in_one_line(good, tmp_path, name):
     run = broken_copy(good, tmp_path, name)
-    shutil.copytree(good, tmp_path / "runs" / "neighbour", ignore=shutil.ignore_patterns("analysis"))
+    shutil.copytree(
+        good, tmp_path / "runs" / "neighbour", ignore=shutil.ignore_patterns("analysis")
+    )
     where = tampered.CASES[name][1]
     start = time.monotonic()
     found = runs.scan([tmp_path / "runs"])
@@ -57,8 +59,9 @@ def test_a_tampered_run_is_explained_in_one_line(good, tmp_path, name):
     assert time.monotonic() - start < 30  # a FIFO or /dev/zero would hang or run for minutes
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if "FIFO" in n or "dev/zero" in n
-                                  or "passwd" in n or "outside" in n])
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if "FIFO" in n or "dev/zero" in n or "passwd" in n or "outside" in n]
+)
 def test_the_command_line_refuses_it_in_one_line(good, tmp_path, name, capsys):
     run = broken_copy(good, tmp_path, name)
     assert main(["evaluate", str(run), "--data", "/nonexistent"]) == 1

@@ -186,3 +186,16 @@ def test_estimate_counts_passes_per_image_and_model_version(monkeypatch):
     settings = sanity.Settings(images=2, steps=4)
     expected = 2 * (3 * 240 + 7 * 2 * 5) * 0.01 * sanity.SLOWDOWN
     assert sanity.estimate_seconds(model, settings) == pytest.approx(expected)
+
+
+def test_verdict_is_by_the_mean_over_the_cascade():
+    """Guided backprop on resnet18-push: 0.92 after the head and layer4, 0.31 at the end;
+    it fails (the paper's finding) although its last step alone looks fine."""
+
+    def trust(curve):
+        return sanity.MethodTrust("m", curve, curve, curve, (0.0,), (0.0,), 0.0)
+
+    gbp = trust((0.97, 0.92, 0.75, 0.56, 0.47, 0.31))
+    assert gbp.after_top == 0.92 and gbp.randomized == 0.31 and gbp.verdict == "fails"
+    assert trust((0.64, 0.58, 0.52, 0.48, 0.50, 0.49)).verdict == "partly"  # IG
+    assert trust((0.11, 0.19, 0.17, 0.13, 0.09, 0.08)).verdict == "passes"  # Grad-CAM

@@ -376,8 +376,9 @@ def _check_writable(out: Path) -> None:
     try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
         Path(tempfile.mkdtemp(dir=parent, prefix=".tinyviz-probe-")).rmdir()
     except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create a folder in {parent} "
-                          f"({e.strerror or e})") from None
+        raise ConfigError(
+            f"--out {out}: cannot create a folder in {parent} ({e.strerror or e})"
+        ) from None
 
 
 def _recorded_source(folder) -> str | None:

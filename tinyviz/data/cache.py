@@ -5,17 +5,23 @@ decode once, in parallel over all cores, into `N x 64 x 64 x 3` uint8 `.npy` fil
 `TINYVIZ_CACHE` (default `~/.cache/tinyviz`); training and analysis then read arrays.
 The cache folder is keyed by the archive's fingerprint, so a changed archive is decoded anew,
 and it is written to a temporary folder and renamed, so a killed build leaves nothing behind.
+
+`val_key` is a digest of what the validation set IS (class order, file names, labels and the
+decoded pixels), stored in the cache's metadata: results computed on the validation set (a
+run's shipped analysis) are keyed by it, so they hold for any copy of the same data set, zip
+or folder, wherever it lies, and for no other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,13 +29,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
-from ..io import write_json
+from ..errors import CheckpointError, DataError
+from ..io import read_json, write_json
 from .archive import Archive, Classes, locate, open_archive
 from .progress import Progress, reporter
 
 SIZE = 64
 CACHE_VERSION = 1
+CHUNK = 500  # images per decoding task: small enough that progress moves every second or so
+VAL_KEY = "val_key"
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ def load(
     quick = _quick_key(src)
     folder = _lookup(root, quick)
     if folder is None:
+        if callable(progress):
+            progress(0, 0)  # reading the archive's index (seconds): the count is not known yet
         archive = open_archive(src)
         folder = root / f"tiny-{archive.fingerprint[:16]}-v{CACHE_VERSION}"
         if not (folder / "meta.json").exists():
@@ -164,15 +174,20 @@ def _build(archive: Archive, folder: Path, workers: int, progress: bool | Progre
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
     try:
         corrupt = _decode_all(archive, tmp, workers, progress)
+        val = np.load(tmp / "val_images.npy", mmap_mode="r")
+        val_files = [r for r, _ in archive.val]
+        key = content_key(archive.classes.wnids, val_files, np.load(tmp / "val_labels.npy"), val)
         meta = {
             "version": CACHE_VERSION,
             "source": str(archive.source),
             "fingerprint": archive.fingerprint,
             "classes": archive.classes.to_json(),
-            "files": {"train": [r for r, _ in archive.train], "val": [r for r, _ in archive.val]},
+            "files": {"train": [r for r, _ in archive.train], "val": val_files},
             "corrupt": corrupt,
             "built": time.time(),
+            VAL_KEY: key,
         }
+        del val
         (tmp / "meta.json").write_text(json.dumps(meta))
         try:
             os.replace(tmp, folder)
@@ -191,12 +206,12 @@ def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str
         path = out / f"{name}_images.npy"
         np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), SIZE, SIZE, 3)).flush()
         rels = [r for r, _ in items]
-        step = 2000
         jobs += [
-            (str(path), start, rels[start : start + step]) for start in range(0, len(rels), step)
+            (str(path), start, rels[start : start + CHUNK]) for start in range(0, len(rels), CHUNK)
         ]
         total += len(rels)
     report, close = reporter(progress, total, "decoding Tiny ImageNet", unit="img")
+    report(0)  # the bar shows from the first second, not after the first chunk
     corrupt: list[str] = []
     done = 0
     try:
@@ -211,9 +226,9 @@ def _decode_all(archive: Archive, out: Path, workers: int, progress) -> list[str
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker, initargs=(str(archive.source),)
         ) as pool:
-            futures = [(pool.submit(_decode_chunk, *job), len(job[2])) for job in jobs]
-            for fut, n in futures:
-                corrupt, done = corrupt + fut.result(), done + n
+            sizes = {pool.submit(_decode_chunk, *job): len(job[2]) for job in jobs}
+            for fut in as_completed(sizes):  # in the order they finish: the bar moves steadily
+                corrupt, done = corrupt + fut.result(), done + sizes[fut]
                 report(done)
         return corrupt
     finally:
@@ -249,3 +264,54 @@ def decode(data: bytes) -> np.ndarray:
         if img.size != (SIZE, SIZE):
             img = img.resize((SIZE, SIZE), Image.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
+
+
+# ------------------------------------------------------------- content key
+
+
+def val_key(data: TinyImageNet) -> str:
+    """The validation set's content digest (see the module docstring), from the cache's
+    metadata; a cache built by an older version gets it computed once (about a second for
+    10,000 images) and added to its metadata."""
+    meta_path = Path(data.cache) / "meta.json"
+    try:
+        stamp = meta_path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    memo = (str(data.cache), stamp)
+    if memo in _VAL_KEYS:
+        return _VAL_KEYS[memo]
+    meta = None
+    if stamp is not None:
+        try:
+            meta = read_json(meta_path)
+        except CheckpointError:
+            meta = None
+    key = meta.get(VAL_KEY) if isinstance(meta, dict) else None
+    if not isinstance(key, str):
+        key = content_key(data.classes.wnids, data.val.files, data.val.labels, data.val.images)
+        if isinstance(meta, dict) and list(meta.get("classes", {}).get("wnids", [])) == list(
+            data.classes.wnids
+        ):
+            meta[VAL_KEY] = key
+            try:
+                write_json(meta_path, meta)
+                stamp = meta_path.stat().st_mtime_ns
+            except OSError:
+                pass  # a read-only cache: computed again by the next process
+    _VAL_KEYS[(str(data.cache), stamp)] = key
+    return key
+
+
+_VAL_KEYS: dict[tuple[str, int | None], str] = {}
+
+
+def content_key(wnids, files, labels, images: np.ndarray) -> str:
+    """sha256 of the class order, the validation file names, labels and decoded pixels."""
+    h = hashlib.sha256(b"tinyviz validation set v1\n")
+    h.update("\n".join(wnids).encode() + b"\0")
+    h.update("\n".join(files).encode() + b"\0")
+    h.update(np.asarray(labels, dtype="<i8").tobytes())
+    for start in range(0, len(images), 1000):
+        h.update(np.ascontiguousarray(images[start : start + 1000], dtype=np.uint8).tobytes())
+    return h.hexdigest()

@@ -1,23 +1,42 @@
-"""What a trained run does on the validation set, computed once and cached in `RUN/analysis/`.
+"""What a trained run does on the validation set: one forward pass, stored in `RUN/analysis/`.
 
-On a CPU one forward pass over the 10,000 validation images takes minutes, so ONE pass
-gives everything the analysis pages read: log-probabilities (Confusion), penultimate
-features (Embeddings) and the spatial maximum of every channel of every `channel_layers`
-layer (Channels, see `tinyviz.channels`). The results are `.npy` files (features and maxima
-as float16, which halves them) plus a `meta.json` written last, in a folder named after the
-data set's cache folder, the image count and the weights file's size + mtime: a retrained
-run or another data set gets a new folder, and a folder of older weights is deleted.
+ONE pass over the validation images gives everything the explain pages read: log-probabilities
+(Confusion), penultimate features (Embeddings) and each channel's spatial maximum in every
+`channel_layers` layer (Channels). On a GPU it takes seconds, on a 2-core CPU minutes (half an
+hour for an EfficientNet at 192 px), so it is computed where it is cheap and kept:
 
-What is derived from the cached outputs lives beside this module (`confusion`, `channels`,
-`embed`).
+* the trainer writes it at the end of every run (`tinyviz.training.loop`), `tinyviz analyse
+  RUN` for any run, and the dashboard in a background job (`analysis_job`), never in a page;
+* the pass goes in chunks of `CHUNK` images saved under `work/`, so a killed pass resumes where
+  it stopped; a stratified subset (`SUBSET_PER_CLASS` images of each class) goes first and is
+  published on its own (`subset/`), so the pages can draw something after a minute;
+* the folder is keyed by CONTENT: the validation set's digest (`tinyviz.data.cache.val_key`),
+  the image count and the weights file's digest. A shipped run's analysis is therefore valid
+  for any copy of the official archive, and ignored for any other data set or weights.
+
+What is stored (`compact.npz` plus `meta.json`, written last) is compact enough to ship:
+predictions and labels of every image (the confusion matrix needs them all), the top
+`TOP_LOGP` log-probabilities of each image and that of its true class, the features reduced
+to `PCA_DIMS` principal components with the projection (maps, neighbours, class orders), and
+each channel's `TOP_CHANNEL` strongest images with their responses and its mean response. A
+pass computed here also keeps the exact `logp.npy` (N x C) and `features.npy` (N x D);
+`compact()` drops them for shipping. `ValOutputs` is the same either way: dense arrays,
+rebuilt from the compact ones when the exact ones are absent (`Analysis.exact` says which).
+
+What is derived from the outputs lives beside this module (`confusion`, `channels`, `embed`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import re
 import shutil
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,28 +44,48 @@ import torch
 
 from .. import io
 from ..data.batches import to_float
-from ..errors import CheckpointError
+from ..data.cache import val_key
+from ..errors import CheckpointError, JobError
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import autocast, pick_device
 
+try:  # POSIX: one process computes a folder, the others wait or report it busy
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: threads are still serialised
+    fcntl = None  # type: ignore[assignment]
+
 Progress = Callable[[float, str], None]
-BATCH = 250
-FORMAT = 1  # bump when the files of a cache folder change meaning
-META = "meta.json"
+FORMAT = 2  # bump when the files of an analysis folder change meaning
+CHUNK = 250  # images per saved chunk of the pass
+SUBSET_PER_CLASS = 10
+TOP_LOGP = 10
+TOP_CHANNEL = 50  # the Channels page ranks channels by their 50 best images' classes
+PCA_DIMS = 64  # t-SNE and UMAP reduce to 50 first; PCA maps use 2 or 3
+META, COMPACT, WORK, SUBSET = "meta.json", "compact.npz", "work", "subset"
+PROGRESS_FILE, LOCK_FILE = "progress.json", "lock"
+EXACT = ("logp.npy", "features.npy")
+_FOLDER = re.compile(r"[0-9a-f]{16}-n\d+-w[0-9a-f]{16}")
+_LEGACY = re.compile(r".+-n\d+-w\d+-\d+")  # format 1: named after the cache folder and mtime
 _F16_MAX = float(np.finfo(np.float16).max)
 _KEY_LOCKS: dict[str, threading.Lock] = {}
 _KEY_GUARD = threading.Lock()
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True, eq=False)
 class ValOutputs:
-    """A run's outputs on the first N validation images (row i is validation image i)."""
+    """A run's outputs on validation images: row i is validation image `indices[i]`.
+
+    `indices` is None when row i is validation image i (every pass over the first N images);
+    a subset's rows are its images in validation order. `image_index` maps rows to images.
+    """
 
     logp: np.ndarray  # (N, C) float32 log-probabilities
-    features: np.ndarray  # (N, D) float16 penultimate features
+    features: np.ndarray  # (N, D) float16 penultimate features (or `ReducedFeatures`)
     labels: np.ndarray  # (N,) int64
     preds: np.ndarray  # (N,) int64, argmax of logp
+    indices: np.ndarray | None = None  # (N,) int64 validation image of each row
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,8 +95,14 @@ class ValOutputs:
         return float((self.preds == self.labels).mean()) if len(self) else 0.0
 
     def misclassified(self) -> np.ndarray:
-        """Indices of the validation images whose top-1 prediction is wrong."""
+        """Rows whose top-1 prediction is wrong (validation images: `image_index`)."""
         return np.flatnonzero(self.preds != self.labels)
+
+    def image_index(self, rows):
+        """The validation image index of each row (rows may be an int or an array)."""
+        if self.indices is None:
+            return rows
+        return self.indices[rows]
 
     @property
     def top5(self) -> float:
@@ -68,58 +113,125 @@ class ValOutputs:
         return float((top == self.labels[:, None]).any(1).mean())
 
 
-# ------------------------------------------------------------------ the cache
+class ReducedFeatures:
+    """Features rebuilt from their principal components, only the rows asked for (a page
+    maps seven classes; a logistic regression's 12,288 'features' of 10,000 images would be
+    245 MB rebuilt whole). Indexing gives float16 rows; `np.asarray` all of them (kept)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float16)
+
+    def __init__(self, reduced: np.ndarray, components: np.ndarray, mean: np.ndarray) -> None:
+        self._reduced = reduced
+        self._components = np.asarray(components, np.float32)
+        self._mean = np.asarray(mean, np.float32)
+        self.shape = (len(reduced), len(self._mean))
+        self._full: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if self._full is not None:
+            return self._full[key]
+        if isinstance(key, tuple):  # rows and columns: rebuild the rows, then pick
+            return self[key[0]][(slice(None), *key[1:])]
+        rows = np.asarray(self._reduced[key], np.float32)
+        return _half(rows @ self._components + self._mean)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self._full is None:
+            self._full = self[:]
+        return self._full if dtype is None else self._full.astype(dtype)
 
 
-def cache_dir(run_dir: Path, data, limit: int = 0) -> Path:
-    """The folder that holds (or will hold) this run's outputs on `data`."""
+@dataclass(frozen=True, eq=False)
+class ChannelTops:
+    """One layer's channels: each one's strongest rows (strongest first) and mean response."""
+
+    rows: np.ndarray  # (C, K) int64 rows of the outputs
+    values: np.ndarray  # (C, K) float32 the channel's spatial maximum on those rows
+    mean: np.ndarray  # (C,) float32 mean over all rows of the channel's spatial maximum
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+    @classmethod
+    def from_maxima(cls, maxima: np.ndarray, k: int = TOP_CHANNEL) -> ChannelTops:
+        """From `(N, C)` per-image maxima: argpartition then sort, per channel."""
+        acts = np.asarray(maxima, np.float32)
+        k = min(k, len(acts))
+        if k <= 0:
+            empty = np.zeros((acts.shape[1], 0))
+            return cls(empty.astype(np.int64), empty.astype(np.float32), np.zeros(acts.shape[1]))
+        part = np.argpartition(-acts, k - 1, axis=0)[:k]  # (k, C)
+        vals = np.take_along_axis(acts, part, 0)
+        order = np.argsort(-vals, axis=0, kind="stable")
+        rows = np.take_along_axis(part, order, 0).T.astype(np.int64)
+        values = np.take_along_axis(vals, order, 0).T.astype(np.float32)
+        return cls(rows, values, acts.mean(0).astype(np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """A stored analysis: the outputs, each layer's channels, and what it was computed on."""
+
+    folder: Path
+    meta: dict
+    outputs: ValOutputs
+    channels: dict[str, ChannelTops] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """The stratified subset, shown while the full set is computed."""
+        return self.meta.get("stage") == SUBSET
+
+    @property
+    def exact(self) -> bool:
+        """Exact log-probabilities and features (else rebuilt from the compact arrays)."""
+        return all((self.folder / f).exists() for f in EXACT)
+
+    @property
+    def total(self) -> int:
+        """Images of the pass this belongs to (the subset says how many it is part of)."""
+        return int(self.meta.get("of", len(self.outputs)))
+
+
+# ------------------------------------------------------------------ where
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 of a weights file, remembered per (path, size, mtime): a copy, a clone or an
+    fp16 export of the same bytes gets the same analysis, rewritten weights a new one."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        raise CheckpointError(f"{path} is missing") from None
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[memo] = h.hexdigest()
+    return _DIGESTS[memo]
+
+
+def _weights_file(run_dir: Path, snapshot: str | None) -> Path:
     folder = RunFolder(Path(run_dir))
-    size, mtime = folder.weights_stamp()
-    if not size:
-        raise CheckpointError(f"{run_dir} has no {folder.WEIGHTS}")
-    n = _count(data, limit)
-    return folder.analysis / f"{Path(data.cache).name}-n{n}-w{size}-{mtime}"
+    path = folder.snapshot(snapshot) if snapshot else folder.weights
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} has no {path.name}")
+    return path
 
 
-def compute_cache(
-    run_dir: Path, data, *, device: str = "cpu", progress: Progress | None = None, limit: int = 0
-) -> Path:
-    """The cache folder of the run on `data`, after running the forward pass if it is missing.
-
-    Threads asking for the same folder wait for the first one instead of repeating the pass.
-    """
-    folder = cache_dir(run_dir, data, limit)
-    with key_lock(str(folder)):
-        if not _complete(folder):
-            _forward_pass(
-                Path(run_dir), data, folder, pick_device(device), progress, _count(data, limit)
-            )
-    return folder
-
-
-def is_cached(run_dir: Path, data, limit: int = 0) -> bool:
-    """Whether `val_outputs` and the channel maxima would be read rather than computed."""
-    return _complete(cache_dir(run_dir, data, limit))
-
-
-def val_outputs(
-    run_dir: Path, data, *, device: str = "cpu", progress: Progress | None = None, limit: int = 0
-) -> ValOutputs:
-    """Log-probabilities and features of the run on the validation set, from the cache.
-
-    `limit` keeps the FIRST `limit` validation images (Tiny ImageNet's validation images come
-    in shuffled class order, so that is close to balanced), so row i is always image i.
-    """
-    folder = compute_cache(run_dir, data, device=device, progress=progress, limit=limit)
-    logp = _load(folder / "logp.npy")
-    labels = np.asarray(data.val.labels[: len(logp)], dtype=np.int64)
-    return ValOutputs(logp, _load(folder / "features.npy"), labels, logp.argmax(1))
-
-
-def load_maxima(folder: Path) -> dict[str, np.ndarray]:
-    """The per-layer activation maxima stored in a cache folder made by `compute_cache`."""
-    layers = io.read_json(folder / META)["layers"]
-    return {layer: _load(folder / f"maxima_{i}.npy") for i, layer in enumerate(layers)}
+def cache_dir(run_dir: Path, data, limit: int = 0, snapshot: str | None = None) -> Path:
+    """The folder that holds (or will hold) this run's analysis of `data`'s first images."""
+    weights = weights_digest(_weights_file(run_dir, snapshot))
+    name = f"{val_key(data)[:16]}-n{_count(data, limit)}-w{weights[:16]}"
+    return RunFolder(Path(run_dir)).analysis / name
 
 
 def _count(data, limit: int) -> int:
@@ -127,25 +239,118 @@ def _count(data, limit: int) -> int:
     return min(limit, n) if limit else n
 
 
-def key_lock(key: str) -> threading.Lock:
-    """A lock per cache key (a path), so two sessions never compute the same thing at once."""
-    with _KEY_GUARD:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
+def subset_rows(labels: np.ndarray, per_class: int | None = None) -> np.ndarray:
+    """The first `per_class` (`SUBSET_PER_CLASS`) images of each class, in validation order."""
+    per_class = SUBSET_PER_CLASS if per_class is None else per_class
+    labels = np.asarray(labels, np.int64)
+    rank = np.zeros(len(labels), np.int64)
+    seen: dict[int, int] = {}
+    for i, c in enumerate(labels.tolist()):
+        rank[i] = seen.get(c, 0)
+        seen[c] = rank[i] + 1
+    return np.flatnonzero(rank < per_class).astype(np.int64)
 
 
-def _complete(folder: Path) -> bool:
-    """meta.json (written last) is there, of this format, and so is every file it names."""
+def pass_order(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """The order of the pass: the subset, then the rest; and the subset's size (0 if it is
+    everything, then there is no separate subset)."""
+    n = len(labels)
+    first = subset_rows(labels)
+    if len(first) >= n:
+        return np.arange(n, dtype=np.int64), 0
+    rest = np.setdiff1d(np.arange(n), first)
+    return np.concatenate([first, rest]).astype(np.int64), len(first)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def is_complete(folder: Path) -> bool:
+    """meta.json (written last) is there, of this format, with the compact arrays (the
+    exact ones are optional: a shipped analysis has none)."""
+    meta = _meta(folder)
+    return meta is not None and (folder / COMPACT).exists()
+
+
+def _meta(folder: Path) -> dict | None:
     try:
-        meta = io.read_json(folder / META)
+        meta = io.read_json(Path(folder) / META)
     except CheckpointError:
-        return False
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        return False
-    files = ["logp.npy", "features.npy"] + [f"maxima_{i}.npy" for i in range(len(meta["layers"]))]
-    return all((folder / f).exists() for f in files)
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
-def _load(path: Path) -> np.ndarray:
+def is_cached(run_dir: Path, data, limit: int = 0) -> bool:
+    """Whether the full analysis is stored (read, not computed, by `val_outputs`)."""
+    return is_complete(cache_dir(run_dir, data, limit))
+
+
+def available(run_dir: Path, data, limit: int = 0) -> Path | None:
+    """The best stored analysis folder without computing anything: the full set, else the
+    subset, else None."""
+    folder = cache_dir(run_dir, data, limit)
+    for candidate in (folder, folder / SUBSET):
+        if is_complete(candidate):
+            return candidate
+    return None
+
+
+def read(folder: Path) -> Analysis:
+    """The analysis stored in `folder` (a folder `available` or `compute` returned)."""
+    folder = Path(folder)
+    meta = _meta(folder)
+    if meta is None:
+        raise CheckpointError(f"{folder} holds no analysis of this version")
+    try:
+        with np.load(folder / COMPACT, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{folder / COMPACT} cannot be read ({e})") from None
+    classes = int(meta["classes"])
+    labels = arrays["labels"].astype(np.int64)
+    preds = arrays["preds"].astype(np.int64)
+    exact = all((folder / f).exists() for f in EXACT)
+    if exact:
+        logp = _mmap(folder / "logp.npy")
+        features = _mmap(folder / "features.npy")
+    else:
+        top_logp = arrays["top_logp"].astype(np.float32)
+        logp = dense_logp(arrays["top_classes"], top_logp, labels, arrays["logp_true"], classes)
+        features = ReducedFeatures(arrays["pca"], arrays["components"], arrays["mean"])
+    indices = arrays["indices"].astype(np.int64)
+    full = meta.get("stage") != SUBSET and np.array_equal(indices, np.arange(len(indices)))
+    outputs = ValOutputs(logp, features, labels, preds, None if full else indices)
+    tops = {
+        layer: ChannelTops(
+            arrays[f"rows_{i}"].astype(np.int64),
+            arrays[f"values_{i}"].astype(np.float32),
+            arrays[f"mean_{i}"].astype(np.float32),
+        )
+        for i, layer in enumerate(meta["layers"])
+    }
+    return Analysis(folder, meta, outputs, tops)
+
+
+def dense_logp(
+    top_classes: np.ndarray,
+    top_logp: np.ndarray,
+    labels: np.ndarray,
+    logp_true: np.ndarray,
+    classes: int,
+) -> np.ndarray:
+    """(N, C) log-probabilities from the top-k ones and the true class's: the remaining
+    probability is spread evenly over the other classes (argmax and top-k stay exact)."""
+    n, k = top_classes.shape
+    kept = np.exp(top_logp.astype(np.float64)).sum(1)
+    rest = np.clip(1 - kept, 1e-12, 1) / max(classes - k, 1)
+    logp = np.repeat(np.log(rest)[:, None], classes, 1).astype(np.float32)
+    rows = np.arange(n)[:, None]
+    logp[rows, top_classes.astype(np.int64)] = top_logp
+    logp[np.arange(n), labels] = logp_true
+    return logp
+
+
+def _mmap(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False, mmap_mode="r")
 
 
@@ -154,83 +359,398 @@ def _half(array: np.ndarray) -> np.ndarray:
     return np.clip(array, -_F16_MAX, _F16_MAX).astype(np.float16)
 
 
-# ------------------------------------------------------------- the forward pass
+def val_outputs(
+    run_dir: Path,
+    data,
+    *,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    limit: int = 0,
+    snapshot: str | None = None,
+) -> ValOutputs:
+    """The run's outputs on the first `limit` (all) validation images; row i is image i.
+
+    Reads the stored analysis, computing it in this process first when it is missing (the
+    command line, benches, tests and explanations built on it; pages use `available`).
+    """
+    folder = compute(
+        run_dir, data, device=device, progress=progress, limit=limit, snapshot=snapshot
+    )
+    return read(folder).outputs
 
 
-def _forward_pass(
-    run_dir: Path, data, folder: Path, device: torch.device, progress: Progress | None, n: int
+def compute_cache(
+    run_dir: Path, data, *, device: str = "cpu", progress: Progress | None = None, limit: int = 0
+) -> Path:
+    """The full analysis folder of the run on `data`, computed first if it is missing."""
+    return compute(run_dir, data, device=device, progress=progress, limit=limit)
+
+
+def key_lock(key: str) -> threading.Lock:
+    """A lock per cache key (a path), so two sessions never compute the same thing at once."""
+    with _KEY_GUARD:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+# ------------------------------------------------------------------ computing
+
+
+def compute(
+    run_dir: Path,
+    data,
+    *,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+    limit: int = 0,
+    snapshot: str | None = None,
+    wait: bool = True,
+) -> Path:
+    """The full analysis folder, after computing what is missing (resuming saved chunks).
+
+    One process computes a folder at a time (a file lock in `work/`); another one waits for
+    it (`wait`) or gets a `JobError` saying it is busy. Threads of one process wait too.
+    """
+    folder = cache_dir(run_dir, data, limit, snapshot)
+    if is_complete(folder):
+        return folder
+    with key_lock(str(folder)), _process_lock(folder / WORK, wait) as holding:
+        if not holding:
+            raise JobError(f"the analysis of {Path(run_dir).name} is already being computed")
+        if not is_complete(folder):
+            device = pick_device(str(device))
+            _Pass(Path(run_dir), data, folder, device, progress, limit, snapshot).run()
+    return folder
+
+
+@contextlib.contextmanager
+def _process_lock(work: Path, wait: bool) -> Iterator[bool]:
+    """An exclusive `flock` on `work/lock` for as long as the pass runs; the kernel drops it
+    when the process dies, so a killed pass never leaves a stale lock."""
+    work.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield True
+        return
+    with open(work / LOCK_FILE, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def is_running(folder: Path) -> bool:
+    """Whether some process holds the pass's lock for this analysis folder now."""
+    lock = Path(folder) / WORK / LOCK_FILE
+    if fcntl is None or not lock.exists():
+        return False
+    try:
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:  # the pass just finished and removed its work folder
+        return False
+    return False
+
+
+def read_progress(folder: Path) -> dict:
+    """What the pass last wrote about itself (`{}` before its first write)."""
+    try:
+        info = io.read_json(Path(folder) / WORK / PROGRESS_FILE)
+    except CheckpointError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+class _Pass:
+    """The forward pass of one analysis folder, chunk by chunk (see the module docstring)."""
+
+    def __init__(self, run_dir, data, folder, device, progress, limit, snapshot) -> None:
+        self.run_dir, self.data, self.folder, self.device = run_dir, data, folder, device
+        self.report = progress or (lambda f, m: None)
+        self.snapshot, self.work = snapshot, folder / WORK
+        self.n = _count(data, limit)
+        self.labels = np.asarray(data.val.labels[: self.n], np.int64)
+        self.order, self.n_subset = pass_order(self.labels)
+        self.chunks = [self.order[s : s + CHUNK] for s in range(0, self.n, CHUNK)]
+        self.started, self.images_done_here, self.seconds_here = time.time(), 0, 0.0
+
+    def run(self) -> None:
+        self.report(0.0, "loading the model")
+        run = open_run(self.run_dir)
+        if list(run.wnids) != list(self.data.classes.wnids):
+            raise CheckpointError(f"{run.name} was trained on other classes than this data set's")
+        self.run_name = run.name
+        io.remove_stale_in(self.work)
+        # a private copy in channels-last memory: about 30% faster convolutions on a CPU too
+        model = load_model(run, snapshot=self.snapshot, device=self.device)
+        model = model.to(memory_format=torch.channels_last)
+        self.layers = list(getattr(model, "channel_layers", ()))
+        self._write_progress("running")
+        for i, rows in enumerate(self.chunks):
+            if self._chunk(i, rows) is None:
+                start = time.perf_counter()
+                arrays = _run_model(model, self.data.val.images, rows, self.device, self.layers)
+                self.seconds_here += time.perf_counter() - start
+                self.images_done_here += len(rows)
+                io.write_bytes(self.work / f"chunk_{i:04d}.npz", _npz(arrays, compress=False))
+            done = min((i + 1) * CHUNK, self.n)
+            if self.n_subset and done >= self.n_subset and not is_complete(self.folder / SUBSET):
+                self._publish(self.folder / SUBSET, np.sort(self.order[: self.n_subset]))
+            self._write_progress("running")
+            self.report(0.95 * done / self.n, f"forward pass: {done:,} / {self.n:,} images")
+        self.report(0.96, "storing the results")
+        self._write_speed(model)  # before meta.json: "done" means everything is there
+        self._publish(self.folder, np.arange(self.n))
+        shutil.rmtree(self.folder / SUBSET, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        prune(self.run_dir, keep=self.folder)
+        self.report(1.0, "done")
+
+    def _chunk(self, i: int, rows: np.ndarray) -> dict | None:
+        """The saved chunk `i` if it is there and is of these rows and layers, else None."""
+        path = self.work / f"chunk_{i:04d}.npz"
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            return None
+        same = np.array_equal(arrays.get("rows", []), rows)
+        layers = all(f"max_{j}" in arrays for j in range(len(self.layers)))
+        return arrays if same and layers else None
+
+    def _publish(self, folder: Path, rows: np.ndarray) -> None:
+        """Gather `rows` (validation indices, sorted) from the chunks into a stored analysis."""
+        parts = [self._chunk(i, r) for i, r in enumerate(self.chunks)]
+        parts = [p for p in parts if p is not None]
+        have = np.concatenate([p["rows"] for p in parts])
+        where = np.full(self.n, -1, np.int64)
+        where[have] = np.arange(len(have))
+        pick = where[rows]
+        if (pick < 0).any():
+            raise CheckpointError(f"{folder}: the pass is missing images")
+
+        def gather(name: str) -> np.ndarray:
+            return np.concatenate([p[name] for p in parts])[pick]
+
+        maxima = {layer: gather(f"max_{j}") for j, layer in enumerate(self.layers)}
+        store(
+            folder,
+            logp=gather("logp"),
+            features=gather("features"),
+            labels=self.labels[rows],
+            indices=rows,
+            maxima=maxima,
+            meta={
+                "run": self.run_name,
+                "snapshot": self.snapshot,
+                "stage": SUBSET if len(rows) < self.n else "full",
+                "of": self.n,
+                "data_key": val_key(self.data),
+                "device": str(self.device),
+                "seconds_per_image": self.seconds_per_image,
+                "computed_here": int(self.images_done_here),  # the rest: saved by an earlier pass
+            },
+        )
+
+    @property
+    def seconds_per_image(self) -> float | None:
+        if not self.images_done_here:
+            return None
+        return round(self.seconds_here / self.images_done_here, 5)
+
+    def _write_progress(self, status: str) -> None:
+        saved = (self.work / f"chunk_{i:04d}.npz" for i in range(len(self.chunks)))
+        done = sum(len(r) for r, path in zip(self.chunks, saved, strict=True) if path.exists())
+        io.write_json(
+            self.work / PROGRESS_FILE,
+            {
+                "pid": os.getpid(),
+                "status": status,
+                "started": self.started,
+                "updated": time.time(),
+                "done": int(done),
+                "total": int(self.n),
+                "subset": int(self.n_subset),
+                "seconds_per_image": self.seconds_per_image,
+                "device": self.device.type,
+            },
+        )
+
+    def _write_speed(self, model: torch.nn.Module) -> None:
+        """Measured costs of this model on this kind of device, for estimates (`speed`)."""
+        from . import speed
+
+        if self.snapshot:
+            return
+        model = model.to(memory_format=torch.contiguous_format)  # as the pages hold it
+        speed.record(self.run_dir, speed.measure(model, self.data.val.images, self.device))
+
+
+def store(
+    folder: Path,
+    *,
+    logp: np.ndarray,
+    features: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    maxima: dict[str, np.ndarray],
+    meta: dict,
+    exact: bool = True,
 ) -> None:
-    report = progress or (lambda f, m: None)
-    report(0.0, "loading the model")
-    run = open_run(run_dir)
-    if list(run.wnids) != list(data.classes.wnids):
-        raise CheckpointError(f"{run.name} was trained on other classes than this data set's")
-    # a private copy in channels-last memory: about 30% faster convolutions on a CPU too
-    model = load_model(run, device=device).to(memory_format=torch.channels_last)
-    layers = list(getattr(model, "channel_layers", ()))
-    logp, feats, maxima = _run_model(model, data.val.images, n, device, layers, report)
-    io.save_array(folder / "logp.npy", logp)
-    io.save_array(folder / "features.npy", _half(feats))
+    """Write an analysis folder: compact arrays, the exact ones (`exact`), meta.json last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    logp = np.asarray(logp, np.float32)
+    n, classes = logp.shape
+    k = min(TOP_LOGP, classes)
+    top = np.argsort(-logp, axis=1, kind="stable")[:, :k]
+    feats = np.asarray(features, np.float32)
+    mean, components, reduced = _pca(feats)
+    small = _small_int(max(n, classes))
+    arrays = {
+        "indices": np.asarray(indices).astype(_small_int(int(np.max(indices, initial=0)) + 1)),
+        "labels": np.asarray(labels).astype(small),
+        "preds": logp.argmax(1).astype(small),
+        "logp_true": logp[np.arange(n), np.asarray(labels, np.int64)],
+        "top_classes": top.astype(small),
+        "top_logp": _half(np.take_along_axis(logp, top, 1)),  # displayed as percentages
+        "mean": mean,
+        "components": _half(components),
+        "pca": _half(reduced),
+    }
+    layers = list(maxima)
     for i, layer in enumerate(layers):
-        io.save_array(folder / f"maxima_{i}.npy", _half(maxima[layer]))
+        tops = ChannelTops.from_maxima(maxima[layer])
+        arrays[f"rows_{i}"] = tops.rows.astype(small)
+        arrays[f"values_{i}"] = _half(tops.values)
+        arrays[f"mean_{i}"] = tops.mean
+    for name in (META, COMPACT, *EXACT):  # an older result here goes first: meta.json first
+        (folder / name).unlink(missing_ok=True)
+    io.write_bytes(folder / COMPACT, _npz(arrays))
+    if exact:
+        io.save_array(folder / "logp.npy", logp)
+        io.save_array(folder / "features.npy", _half(feats))
     io.write_json(
         folder / META,
         {
+            **meta,
             "format": FORMAT,
-            "run": run.name,
-            "n": n,
-            "data": Path(data.cache).name,
+            "n": int(n),
+            "classes": int(classes),
+            "features": int(feats.shape[1]),
             "layers": layers,
+            "top_logp": int(k),
+            "top_channel": TOP_CHANNEL,
+            "pca_dims": int(components.shape[0]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
-    _prune(folder)
-    report(1.0, "done")
+
+
+def compact(folder: Path) -> int:
+    """Drop the exact arrays of an analysis folder (for shipping); returns bytes freed."""
+    freed = 0
+    for name in EXACT:
+        path = Path(folder) / name
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
+def _pca(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (D,), components (d, D) float32 and reduced features (N, d)."""
+    from sklearn.decomposition import PCA
+
+    n, dims = feats.shape
+    d = min(PCA_DIMS, n, dims)
+    if d < 2:  # one image (or one feature): nothing to reduce, kept as it is
+        return np.zeros(dims, np.float32), np.eye(dims, dtype=np.float32), feats
+    solver = "randomized" if d < min(n, dims) else "full"
+    reduced = (pca := PCA(n_components=d, svd_solver=solver, random_state=0)).fit_transform(feats)
+    return pca.mean_.astype(np.float32), pca.components_.astype(np.float32), reduced
+
+
+def _small_int(bound: int):
+    return np.int16 if bound <= np.iinfo(np.int16).max else np.int32
+
+
+def _npz(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
+    from io import BytesIO
+
+    buf = BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    return buf.getvalue()
 
 
 def _run_model(
     model: torch.nn.Module,
     images: np.ndarray,
-    n: int,
+    rows: np.ndarray,
     device: torch.device,
     layers: list[str],
-    report: Progress,
-):
-    """One pass in batches: log-probs, features, and per-layer spatial maxima (hooks)."""
+) -> dict[str, np.ndarray]:
+    """One chunk: log-probs, features and per-layer spatial maxima (hooks) of `rows`."""
     caught: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     modules = dict(model.named_modules())
     handles = [modules[layer].register_forward_hook(_catcher(caught[layer])) for layer in layers]
-    logps, feats = [], []
     try:
         with torch.inference_mode(), autocast(device):
-            for start in range(0, n, BATCH):
-                u8 = torch.from_numpy(np.array(images[start : min(start + BATCH, n)]))  # a copy
-                x = to_float(u8.to(device)).contiguous(memory_format=torch.channels_last)
-                f = model.forward_features(x)
-                logps.append(model.forward_head(f).float().log_softmax(1).cpu())
-                feats.append(f.float().cpu())
-                done = min(start + BATCH, n)
-                report(done / n * 0.99, f"forward pass: {done:,} / {n:,} validation images")
+            u8 = torch.from_numpy(np.asarray(images[rows]))  # a copy, in the rows' order
+            x = to_float(u8.to(device)).contiguous(memory_format=torch.channels_last)
+            f = model.forward_features(x)
+            logp = model.forward_head(f).float().log_softmax(1).cpu().numpy()
+            feats = _half(f.float().cpu().numpy())
     finally:
         for h in handles:
             h.remove()
-    maxima = {layer: _cat(caught[layer]) for layer in layers}
-    return _cat(logps), _cat(feats), maxima
+    out = {"rows": np.asarray(rows, np.int64), "logp": logp, "features": feats}
+    for j, layer in enumerate(layers):
+        out[f"max_{j}"] = _half(torch.cat(caught[layer]).numpy())
+    return out
 
 
-def _catcher(store: list[torch.Tensor]):
+def _catcher(store_: list[torch.Tensor]):
     def hook(module, inputs, output) -> None:
-        store.append(output.detach().flatten(2).amax(2).float().cpu())
+        store_.append(output.detach().flatten(2).amax(2).float().cpu())
 
     return hook
 
 
-def _cat(tensors: list[torch.Tensor]) -> np.ndarray:
-    return torch.cat(tensors).numpy() if tensors else np.zeros((0, 0), np.float32)
+# ------------------------------------------------------------------ tidying
 
 
-def _prune(folder: Path) -> None:
-    """Delete cache folders of older weights of the same run: they can never be used again."""
-    stamp = folder.name.split("-w")[-1]
-    for other in folder.parent.iterdir():
-        if other.is_dir() and other != folder and other.name.split("-w")[-1] != stamp:
+def prune(run_dir: Path, keep: Path) -> None:
+    """Delete analysis folders of weights the run no longer has (retrained, dropped
+    snapshots) and of older formats; other files in `RUN/analysis/` are not ours: kept."""
+    folder = RunFolder(Path(run_dir))
+    wanted = set()
+    for path in [folder.weights, *_snapshot_files(folder)]:
+        with contextlib.suppress(CheckpointError, OSError):
+            wanted.add(weights_digest(path)[:16])
+    try:
+        entries = list(folder.analysis.iterdir())
+    except OSError:
+        return
+    for other in entries:
+        if not other.is_dir() or other == keep:
+            continue
+        legacy = bool(_LEGACY.fullmatch(other.name)) and not _FOLDER.fullmatch(other.name)
+        stale = _FOLDER.fullmatch(other.name) and other.name.rsplit("-w", 1)[1] not in wanted
+        if legacy or stale:
             shutil.rmtree(other, ignore_errors=True)
+
+
+def _snapshot_files(folder: RunFolder) -> list[Path]:
+    try:
+        return [p for p in folder.snapshots.glob("*.safetensors")]
+    except OSError:
+        return []

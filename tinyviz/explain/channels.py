@@ -1,7 +1,8 @@
 """Single channels of a model: which validation images excite them, and where (seed 002).
 
-The maxima come from the same cached forward pass as `tinyviz.analysis` (one pass per
-checkpoint, minutes on a CPU); looking up a channel's top images is then an argsort. A
+Each channel's strongest images come from the same stored pass as the rest of
+`tinyviz.explain.analysis` (one pass per checkpoint, minutes on a CPU, kept as each
+channel's top `analysis.TOP_CHANNEL` images); looking them up is then an index. A
 gradient map is computed live, for a handful of images: the gradient of the channel's
 strongest response with respect to the input pixels, i.e. the pixels the neuron is
 sensitive to.
@@ -23,52 +24,51 @@ from . import analysis
 REDUCTIONS = ("max", "mean")
 
 
-def activation_maxima(
+def channel_tops(
     run_dir: Path,
     data,
     *,
     device: str = "cpu",
     progress: analysis.Progress | None = None,
     limit: int = 0,
-) -> dict[str, np.ndarray]:
-    """`{layer: (N, C_layer) float16}`: each channel's spatial maximum on each validation image.
+) -> dict[str, analysis.ChannelTops]:
+    """`{layer: ChannelTops}` for every layer of `model.channel_layers`: each channel's
+    strongest validation images (rows as in `analysis.val_outputs`) and mean response.
 
-    Every layer of `model.channel_layers` at once; rows are validation images as in
-    `analysis.val_outputs` (the first `limit` when it is set).
+    Computed with the rest of the analysis when it is not stored (pages read
+    `Analysis.channels` of a stored one instead).
     """
-    folder = analysis.compute_cache(run_dir, data, device=device, progress=progress, limit=limit)
-    return analysis.load_maxima(folder)
+    folder = analysis.compute(run_dir, data, device=device, progress=progress, limit=limit)
+    return analysis.read(folder).channels
 
 
-def top_images(maxima: np.ndarray, channel: int, k: int = 6) -> np.ndarray:
-    """Indices of the `k` images with the strongest response of `channel`, strongest first."""
-    column = np.asarray(maxima[:, channel], np.float32)
-    k = min(k, len(column))
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    top = np.argpartition(-column, k - 1)[:k]
-    return top[np.argsort(-column[top], kind="stable")].astype(np.int64)
+def top_images(tops: analysis.ChannelTops, channel: int, k: int = 6) -> np.ndarray:
+    """Rows of the `k` images with the strongest response of `channel`, strongest first."""
+    return tops.rows[channel, :k].astype(np.int64)
 
 
-def channel_summary(maxima: np.ndarray) -> np.ndarray:
+def top_values(tops: analysis.ChannelTops, channel: int, k: int = 6) -> np.ndarray:
+    """The channel's spatial maximum on each of its `top_images`."""
+    return tops.values[channel, :k].astype(np.float32)
+
+
+def channel_summary(tops: analysis.ChannelTops) -> np.ndarray:
     """Mean over images of each channel's maximum, (C,) float32: for "most active channels"."""
-    return np.asarray(maxima, np.float32).mean(0) if len(maxima) else np.zeros(maxima.shape[1])
+    return np.asarray(tops.mean, np.float32)
 
 
-def class_purity(maxima: np.ndarray, labels: np.ndarray, k: int = 50) -> np.ndarray:
+def class_purity(tops: analysis.ChannelTops, labels: np.ndarray, k: int = 50) -> np.ndarray:
     """(C,) float32: the share of each channel's `k` strongest images that are of one class.
 
     The most common class among them counts; 1.0 means a channel that fires for one class
     only (a striking channel to show first), 1/k one that fires for anything.
     """
-    acts = np.asarray(maxima, np.float32)
-    k = min(k, len(acts))
-    if k <= 0:
-        return np.zeros(acts.shape[1], np.float32)
-    top = np.argpartition(-acts, k - 1, axis=0)[:k]  # (k, C) image indices
-    classes = np.asarray(labels)[top]
-    counts = [np.bincount(classes[:, c]).max() for c in range(acts.shape[1])]
-    return np.asarray(counts, np.float32) / k
+    top = tops.rows[:, :k]
+    if top.shape[1] == 0:
+        return np.zeros(tops.channels, np.float32)
+    classes = np.asarray(labels)[top]  # (C, k)
+    counts = [np.bincount(row).max() for row in classes]
+    return np.asarray(counts, np.float32) / top.shape[1]
 
 
 def channel_gradients(

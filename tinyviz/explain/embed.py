@@ -1,7 +1,8 @@
 """Maps of the validation set's penultimate features: PCA, t-SNE (openTSNE) and UMAP.
 
 Maps are computed once per (run, data set, method, dimensions, class subset) and cached as
-`.npy` + `.json` next to the run's other analysis results (`analysis.cache_dir`). On a 2-core
+`.npy` + `.json` next to the run's other analysis results (the stored `analysis.Analysis`
+they map: the full set, or the stratified subset shown while it is computed). On a 2-core
 CPU, 10,000 x 512 features took: PCA 0.1 s; t-SNE 38 s (2D), 30 s (3D); UMAP 48 s (2D, the
 first map of a process, numba compiling) and 10 s (3D, after it). t-SNE and UMAP first
 reduce the features to 50 dimensions with PCA, as is standard (faster, less noisy).
@@ -195,22 +196,18 @@ def cached_embedding(
     limit: int = 0,
     seed: int = 0,
     refit: bool = False,
+    source: analysis.Analysis | None = None,
 ) -> Embedding:
     """The map of the run's validation features (of `classes` only, if given), from the cache.
 
-    Computes the features first if they are not cached yet (the first 70% of the progress
-    bar then). `refit` recomputes the map even if cached (the way to get `place` to use
-    openTSNE's transform on a t-SNE map that was loaded from disk).
+    `source`: a stored analysis to map (a page passes the one it draws, which may be the
+    stratified subset); without it the full analysis is read, computed first if it is not
+    stored (the first 70% of the progress bar then). `indices` are rows of its outputs.
+    `refit` recomputes the map even if cached (the way to get `place` to use openTSNE's
+    transform on a t-SNE map that was loaded from disk).
     """
-    before = analysis.is_cached(run_dir, data, limit)
-    outputs = analysis.val_outputs(
-        run_dir,
-        data,
-        device=device,
-        limit=limit,
-        progress=None if before else _scaled(progress, 0.0, 0.7),
-    )
-    base = _base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed)
+    outputs, folder, before = _source(run_dir, data, limit, device, progress, source)
+    base = _base(folder, method, dims, classes, seed)
     with analysis.key_lock(str(base)):
         if not refit and _stored(base):
             return _read(base)
@@ -236,6 +233,21 @@ def cached_embedding(
         return emb
 
 
+def _source(run_dir, data, limit, device, progress, source):
+    """(outputs, folder, whether they were stored before) of `source` or of the full pass."""
+    if source is not None:
+        return source.outputs, source.folder, True
+    before = analysis.is_cached(run_dir, data, limit)
+    outputs = analysis.val_outputs(
+        run_dir,
+        data,
+        device=device,
+        limit=limit,
+        progress=None if before else _scaled(progress, 0.0, 0.7),
+    )
+    return outputs, analysis.cache_dir(run_dir, data, limit), before
+
+
 def is_cached(
     run_dir: Path,
     data,
@@ -245,8 +257,11 @@ def is_cached(
     classes: list[int] | None = None,
     limit: int = 0,
     seed: int = 0,
+    source: analysis.Analysis | None = None,
 ) -> bool:
     """Whether `cached_embedding` would read this map rather than compute it."""
+    if source is not None:
+        return _stored(_base(source.folder, method, dims, classes, seed))
     if not analysis.is_cached(run_dir, data, limit):
         return False
     return _stored(_base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed))
@@ -262,10 +277,14 @@ def place(
     *,
     limit: int = 0,
     seed: int = 0,
+    source: analysis.Analysis | None = None,
 ) -> Placement:
     """Coordinates of new images (their features, (M, D)) on the cached map."""
-    emb = cached_embedding(run_dir, data, method, dims, classes=classes, limit=limit, seed=seed)
-    base = _base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed)
+    emb = cached_embedding(
+        run_dir, data, method, dims, classes=classes, limit=limit, seed=seed, source=source
+    )
+    outputs, folder, _ = _source(run_dir, data, limit, "cpu", None, source)
+    base = _base(folder, method, dims, classes, seed)
     new = np.atleast_2d(np.asarray(new_features, np.float32))
     if method == "pca":
         mean, components = _load(base, "mean"), _load(base, "components")
@@ -275,7 +294,7 @@ def place(
         pca, tsne = fitted
         coords = tsne.transform(pca.transform(new), n_iter=TSNE_PLACE_ITERATIONS)
         return Placement(_pad(np.asarray(coords), dims), "transform")
-    feats = analysis.val_outputs(run_dir, data, limit=limit).features[emb.indices]
+    feats = outputs.features[emb.indices]
     return Placement(place_by_neighbours(feats, emb.coords, new), "neighbours")
 
 
@@ -461,3 +480,33 @@ def sample_for_display(
     # a point's place within its class as a fraction: taking the smallest keeps the shares
     keep = np.argsort((rank + rng.random(n_total)) / counts[inverse], kind="stable")
     return np.sort(keep[:max_points]).astype(np.int64)
+
+
+def place_many(
+    run_dir: Path,
+    data,
+    method: str,
+    dims: int,
+    new_features: np.ndarray,
+    classes: list[int] | None = None,
+    *,
+    source: analysis.Analysis | None = None,
+    chunk: int = 2000,
+) -> np.ndarray:
+    """(M, dims) coordinates of many new images (the training images) on a cached map.
+
+    PCA projects them (one product); t-SNE and UMAP place them by their nearest validation
+    images (`place_by_neighbours`) in chunks, since the fitted models' transforms take
+    seconds per image: 100,000 training images by neighbours took seconds.
+    """
+    new = np.atleast_2d(np.asarray(new_features, np.float32))
+    if method == "pca" or not len(new):
+        return place(run_dir, data, method, dims, new, classes, source=source).coords
+    emb = cached_embedding(run_dir, data, method, dims, classes=classes, source=source)
+    outputs = source.outputs if source is not None else analysis.val_outputs(run_dir, data)
+    feats = np.asarray(outputs.features[emb.indices], np.float32)
+    parts = [
+        place_by_neighbours(feats, emb.coords, new[i : i + chunk])
+        for i in range(0, len(new), chunk)
+    ]
+    return np.concatenate(parts).astype(np.float32)

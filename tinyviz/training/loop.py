@@ -137,11 +137,8 @@ def write_analysis(t: Trainer, data: TinyImageNet, *, progress: bool, log) -> No
     device it trained on (one pass over the validation set: seconds on a GPU), and on a GPU
     that of every kept snapshot too. It never fails the training: what is missing is
     computed later, by `tinyviz analyse` or the dashboard's background job.
-
-    `tinyviz.explain.analysis` depends on the run folder and the data only (no explainer,
-    no page), so importing it here keeps the layers' order in all but name.
     """
-    from ..explain import analysis
+    from ..explain import analysis  # explain sits below training (tests/test_architecture)
 
     snapshots = [s.file for s in t.snapshots] if t.device.type == "cuda" else []
     try:
@@ -213,8 +210,10 @@ def clear_run(folder: RunFolder) -> None:
 def resumed_config(folder: RunFolder, epochs: int | None) -> TrainConfig:
     """The run's own config (extended to `epochs` when given), if it can be resumed."""
     if not folder.config.exists():
-        raise ConfigError(f"nothing to resume in {folder.path}: no run was started there "
-                          "(train --out ... starts one)")
+        raise ConfigError(
+            f"nothing to resume in {folder.path}: no run was started there "
+            "(train --out ... starts one)"
+        )
     cfg = runfiles.read_config(folder).train
     counters = read_counters(folder)
     if epochs is not None:

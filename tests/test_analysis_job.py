@@ -1,0 +1,63 @@
+"""Background analysis jobs: real `tinyviz analyse` processes, shared, stopped, restarted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+from pagetest import wait_for_analysis
+
+from tinyviz.explain import analysis, analysis_job, speed
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bare_run(run_data, tmp_path):
+    """A copy of the tiny run without its analysis: an imported run, say."""
+    run, data = run_data
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
+    return copy, data
+
+
+def test_two_sessions_asking_at_once_share_one_job(bare_run):
+    run, data = bare_run
+    before = analysis_job.status(run, data)
+    assert before.state == "none" and before.total == 24 and not before.measured
+    assert before.eta_seconds is not None  # a guess from the model's FLOPs, before it runs
+    first = analysis_job.start(run, data)
+    second = analysis_job.start(run, data)  # another session, a moment later
+    assert first.active and second.pid == first.pid
+    done = wait_for_analysis(run, data)
+    assert done.state == "done" and done.fraction == 1.0
+    assert analysis.is_cached(run, data) and speed.measured(run, "cpu") is not None
+    assert analysis_job.start(run, data).state == "done"  # nothing launched again
+    assert not (done.folder / analysis.WORK).exists()  # chunks, progress and log tidied away
+
+
+def test_a_killed_job_is_seen_stopped_and_started_again(bare_run):
+    run, data = bare_run
+    job = analysis_job.start(run, data)
+    os.killpg(job.pid, signal.SIGKILL)  # the machine's OOM killer, a reboot...
+    analysis_job._CHILDREN[job.pid].wait()
+    assert analysis_job.status(run, data).state == "stopped"
+    again = analysis_job.start(run, data)
+    assert again.active and again.pid != job.pid
+    wait_for_analysis(run, data)
+
+
+def test_a_failing_job_says_why_and_is_not_relaunched(bare_run, tmp_path):
+    run, data = bare_run
+    (run / "model.safetensors").write_bytes(b"not weights")
+    job = analysis_job.start(run, data)
+    analysis_job._CHILDREN[job.pid].wait()
+    failed = analysis_job.status(run, data)
+    assert failed.state == "failed" and failed.message.startswith("error:")
+    assert analysis_job.start(run, data).pid == job.pid  # not launched again by itself
+    retried = analysis_job.start(run, data, retry=True)
+    assert retried.pid != job.pid
+    analysis_job._CHILDREN[retried.pid].wait()
+    assert analysis_job.status(run, data).state == "failed"
