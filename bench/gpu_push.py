@@ -11,7 +11,8 @@
 3. Score each (plain and flip TTA, `tinyviz evaluate`), write its analysis (`tinyviz
    analyse`), and export it in half precision (`tinyviz export`).
 4. Pack the exports into OUT as a tar split into 15 MB parts, with a summary JSON.
-`--smoke` shrinks everything (a few hundred images, one epoch) to check it all on a CPU.
+`--smoke` (or SMOKE=1) shrinks everything (a few hundred images, one epoch) to check it all
+on a CPU.
 """
 
 from __future__ import annotations
@@ -170,7 +171,12 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=420, help="seconds of training, both lanes")
     p.add_argument("--margin", type=float, default=60, help="compile and evaluation slack")
     p.add_argument("--min-epochs", type=int, default=60, help="the scratch lane's minimum")
-    p.add_argument("--smoke", action="store_true")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        default=os.environ.get("SMOKE") == "1",
+        help="a few hundred images, one epoch, on the CPU (also SMOKE=1)",
+    )
     args = p.parse_args()
     Path(args.runs).mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

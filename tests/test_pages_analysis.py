@@ -45,7 +45,9 @@ def bare_run(tmp_path, tiny_run, monkeypatch) -> Path:
 def test_confusion_page(app_env, confused_run, monkeypatch):
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
     at = ok(open_page(PAGES[0], confused_run))
-    assert len(charts(at)) == 3  # overview, zoomed block, best and worst
+    # overview, zoomed block, best and worst, and (the shown cell is a confusion) the channels
+    # that push towards the predicted class rather than the true one
+    assert len(charts(at)) == 4
     assert at.get("metric")[0].label == "Top-1 accuracy"
     assert at.dataframe and at.image  # per-class table, images of the shown cell
     assert "Measured on the validation set: 24 images" in at.caption[-1].value

@@ -90,11 +90,20 @@ def test_saliency_methods_side_by_side(app_env, tiny_run):
     for label in ("Vanilla gradient", "Grad-CAM", "Guided backprop", "True:", "Predicted:"):
         assert label in shown
     assert "Occlusion" not in shown.split("**Methods**")[1]  # slow: off by default on a CPU
-    at.checkbox(key="tv_sal_m_occlusion").check()
     at.slider(key="tv_sal_pick").set_value(3)
+    ok(at.run())
+    at.checkbox(key="tv_sal_m_occlusion").check()
     ok(at.run())
     assert "**Occlusion**" in texts(at)
     assert len(at.image) >= 5
+    at.slider(key="tv_sal_pick").set_value(4)  # a new image: the slow method starts unticked
+    ok(at.run())
+    assert not at.checkbox(key="tv_sal_m_occlusion").value
+    at.checkbox(key="tv_sal_keep_slow").check()  # unless the visitor asks to keep it
+    at.checkbox(key="tv_sal_m_occlusion").check()
+    at.slider(key="tv_sal_pick").set_value(5)
+    ok(at.run())
+    assert at.checkbox(key="tv_sal_m_occlusion").value
     at.selectbox(key="tv_sal_target").set_value(3)  # any class can be explained
     ok(at.run())
     assert "for class **convertible**" in texts(at)
