@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _cache, _state, _widgets
 from tinyviz.errors import TinyvizError
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
@@ -29,6 +29,7 @@ page = st.navigation(PAGES)
 st.session_state[_state.NAV_KEY] = True
 if goto := st.session_state.pop(_state.GOTO_KEY, None):
     st.switch_page(goto)  # a deep link that arrived before the navigation existed
+_cache.warm_up()  # the explain pages' libraries, imported in the background once
 _widgets.sidebar()
 try:
     page.run()

@@ -132,7 +132,7 @@ def bench_pages(data_path: str, runs: list[str]) -> str:
                 for title in PAGES:
                     start = time.perf_counter()
                     page.get_by_role("link", name=title).first.click()
-                    page.locator(DRAWN).first.wait_for()
+                    page.locator(DRAWN).filter(visible=True).first.wait_for()
                     drawn = time.perf_counter() - start
                     settle(page)
                     done = time.perf_counter() - start

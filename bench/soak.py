@@ -10,7 +10,7 @@ Embeddings or Saliency, waits for the page to be drawn, and leaves. After each v
 server's resident memory is read from /proc (the server and its children: the upload
 decoder's workers and analysis jobs).
 
-The caches are bounded (pages/_cache.py: 8 models, 4 analyses, 256 small results), so once
+The caches are bounded (`max_entries`, pages/_cache.py and the pages), so once
 every run and page has been seen the memory should stay flat. Prints the memory after each
 visitor and the growth over the second half of the visitors (warm) to the end;
 handled = a visitor's page was drawn without an exception box.

@@ -3,13 +3,17 @@
 `st.cache_resource` objects are shared by every session and thread: the services that use a
 cached model take `tinyviz.runtime.locks.model_lock`, so sessions never see each other's
 hooks. Entries are bounded (`max_entries`), so the server's memory stays flat however many
-visitors come and go: at most 8 models, 4 analyses and 256 small results (top-5 lists and
-64 x 64 maps) are held at once.
+visitors come and go: at most 8 models (with 16 layer descriptions), 2 snapshot ensembles,
+4 analyses, 4 class-name lists, 256 top-5 lists and 256 saliency maps (64 x 64) are held
+here at once; the pages' own caches are bounded the same way (see their `max_entries`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import threading
 import weakref
 from pathlib import Path
 
@@ -27,13 +31,16 @@ from tinyviz.runs import Run, load_model, open_run
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)
-def _model(path: str, stamp: tuple[int, int], snapshot: str | None, device: str):
-    return load_model(Path(path), snapshot=snapshot, device=device)
+def _model(
+    path: str, stamp: tuple[int, int], snapshot: str | None, device: str, epoch: int | None = None
+):
+    return load_model(Path(path), snapshot=snapshot, device=device, epoch=epoch)
 
 
-def model(run: Run, snapshot: str | None = None):
-    """The run's model, shared across sessions; reloaded when its weights change."""
-    return _model(str(run.path), run.stamp, snapshot, _state.device())
+def model(run: Run, snapshot: str | None = None, epoch: int | None = None):
+    """The run's model (a snapshot's, or an epoch view's), shared across sessions; reloaded
+    when its weights change."""
+    return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -167,3 +174,30 @@ def _attribution(
     net, x = _model(path, stamp, snapshot, device), to_model_input(_rgb)
     _warm(net, "backward", lambda: explain.attribute(net, x, target, "gradient"))
     return explain.attribute(net, x, target, method, layer=layer)
+
+
+WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, plotly
+    "tinyviz.explain.embed",
+    "tinyviz.explain.saliency",
+    "tinyviz.explain.contrastive",
+    "tinyviz.explain.channels",
+    "tinyviz.explain.confusion",
+    "tinyviz.demo.heatmaps",
+    "plotly.express",
+)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Import the explain pages' libraries in the background, once per server: they take
+    seconds to import, and a visitor's first click on such a page should not wait for it
+    (an import the page needs meanwhile simply waits for this one to finish)."""
+
+    def work() -> None:
+        for name in WARM_MODULES:
+            with contextlib.suppress(Exception):  # the page itself will say what is wrong
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=work, name="tinyviz-warm-up", daemon=True)
+    thread.start()
+    return thread

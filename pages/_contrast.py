@@ -2,7 +2,8 @@
 
 Drawing only: the maps, channel contributions and neighbours are `tinyviz.explain.contrastive`;
 the training images' features are `tinyviz.explain.train_features`, computed by a background
-process when a pair's are missing (tens of seconds on a CPU), never in a script run.
+process when a pair's are missing (a thousand training images, too many to wait for on a
+CPU), never in a script run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import streamlit as st
 from pages import _cache, _state, _widgets
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
-from tinyviz.explain import contrastive, saliency, tasks, train_features
+from tinyviz.explain import contrastive, saliency, speed, tasks, train_features
 
 TASK = "train-features"
 SHOW, CHANNELS, TOP, NEAR = 6, 4, 6, 6
@@ -55,20 +56,25 @@ def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
     net = _cache.model(run)
     key = (str(run.path), run.stamp, str(data.cache))
     images = [int(i) for i in out.image_index(rows[:SHOW])]
-    _maps_ui(key, data, net, images, a, b, A, B)
+    _maps_ui(key, data, run, net, images, a, b, A, B)
     _channels_ui(key, data, run, out, net, [int(i) for i in out.image_index(rows)], a, b, A, B)
     _nearest_ui(key, data, run, net, images, a, b, A, B)
 
 
-def _maps_ui(key, data, net, images, a, b, A, B) -> None:
+def _maps_ui(key, data, run, net, images, a, b, A, B) -> None:
+    offered = [m for m in METHODS if m != "gradcam" or getattr(net, "gradcam_layer", None)]
+    if st.session_state.get("tv_ctr_method") not in offered:  # chosen for another run
+        st.session_state.pop("tv_ctr_method", None)
     method = st.segmented_control(
         "Contrastive map",
-        METHODS,
+        offered,  # Grad-CAM needs a convolutional layer: a linear model has none
         format_func=lambda m: saliency.method_info(m).label,
-        default="gradcam",
+        default=offered[0],
         required=True,
         key="tv_ctr_method",
     )
+    if not _maps_wanted(run, (key, tuple(images), a, b, method), len(images), method):
+        return
     with st.spinner("Contrastive maps..."):
         heats = [_map(key, i, a, b, method, net, np.asarray(data.val.images[i])) for i in images]
     shown = zip(images, heats, strict=True)
@@ -82,6 +88,21 @@ def _maps_ui(key, data, net, images, a, b, A, B) -> None:
         f"**{A}**: the parts of each image that tip the balance towards {B}. (A map of "
         f"{B} alone would also light up all that {A} and {B} share.)"
     )
+
+
+def _maps_wanted(run, what: tuple, n: int, method: str) -> bool:
+    """Whether to draw the maps now: at once when they are quick here, else once asked for,
+    with the time they will take said on the button (a heavy model on a CPU: many seconds)."""
+    cost = speed.of_run(run, _state.device())
+    seconds = n * cost.saliency_seconds(saliency.method_info(method)) if cost else 0.0
+    if seconds <= speed.FAST_PAGE_SECONDS or st.session_state.get("tv_ctr_drawn") == what:
+        return True
+    if st.button(
+        f"Draw the {n} contrastive maps ({speed.duration(seconds)} here)", key="tv_ctr_maps"
+    ):
+        st.session_state["tv_ctr_drawn"] = what
+        return True
+    return False
 
 
 def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:

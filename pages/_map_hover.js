@@ -6,6 +6,8 @@
 // fetches once (a static file), with the point's class and the model's answer.
 // Point i carries customdata [slot, class, predicted class (-1: training image), row, split].
 // Text is set with textContent: class names come from the data set's words.txt.
+// Hovering a point also rings every other point of its class (2D maps: a canvas laid over
+// the plot, drawn from the chart's own data and axes), so a class stands out among 200.
 
 export default function (component) {
   const { data } = component;
@@ -58,23 +60,84 @@ export default function (component) {
       what.textContent = (pred === cls ? "✓ " : "✗ answered ") + cfg.names[pred];
       what.style.color = pred === cls ? "#2e7d32" : "#c62828";
     }
-    tip.replaceChildren(pic, name, what);
+    const count = ring(p.fullData && p.fullData.xaxis ? p : null, cls);
+    const many = document.createElement("div");
+    many.style.color = "#555";
+    if (count > 1) many.textContent = `${count} images of this class ringed`;
+    tip.replaceChildren(pic, name, what, many);
     tip.style.display = "block";
     place();
+  }
+
+  function overlay(gd) {
+    let c = gd.querySelector("canvas.tv-ring");
+    if (!c) {
+      c = document.createElement("canvas");
+      c.className = "tv-ring";
+      c.setAttribute("data-testid", "tv-map-ring");
+      c.style.cssText = "position:absolute;left:0;top:0;pointer-events:none;z-index:10";
+      gd.style.position = gd.style.position || "relative";
+      gd.appendChild(c);
+    }
+    return c;
+  }
+
+  function ring(p, cls) {
+    const gd = state.gd;
+    if (!gd || !p || !gd._fullLayout || !gd._fullLayout.xaxis) return 0;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const c = overlay(gd);
+    c.width = gd._fullLayout.width;
+    c.height = gd._fullLayout.height;
+    const ctx = c.getContext("2d");
+    ctx.clearRect(0, 0, c.width, c.height);
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "rgba(0,0,0,0.85)";
+    let count = 0;
+    for (const trace of gd._fullData || []) {
+      const cd = trace.customdata;
+      if (!cd || !trace.x) continue;
+      for (let i = 0; i < cd.length; i++) {
+        if (cd[i][1] !== cls) continue;
+        const x = xa._offset + xa.l2p(trace.x[i]), y = ya._offset + ya.l2p(trace.y[i]);
+        if (x < xa._offset || x > xa._offset + xa._length) continue;
+        if (y < ya._offset || y > ya._offset + ya._length) continue;
+        ctx.beginPath();
+        ctx.arc(x, y, 5, 0, 2 * Math.PI);
+        ctx.stroke();
+        count++;
+      }
+    }
+    c.setAttribute("data-ringed", String(count));
+    return count;
+  }
+
+  function unring() {
+    const c = state.gd && state.gd.querySelector("canvas.tv-ring");
+    if (c) {
+      c.getContext("2d").clearRect(0, 0, c.width, c.height);
+      c.setAttribute("data-ringed", "0");
+    }
   }
 
   function attach() {
     const gd = document.querySelector(`.st-key-${data.chart} .js-plotly-plot`);
     if (!gd || typeof gd.on !== "function" || gd.__tvHover) return;
     gd.__tvHover = true;
+    state.gd = gd;
     gd.addEventListener("mousemove", (e) => {
       state.mx = e.clientX;
       state.my = e.clientY;
       if (tip.style.display === "block") place();
     });
-    gd.addEventListener("mouseleave", () => (tip.style.display = "none"));
+    const hide = () => {
+      tip.style.display = "none";
+      unring();
+    };
+    gd.addEventListener("mouseleave", hide);
     gd.on("plotly_hover", show);
-    gd.on("plotly_unhover", () => (tip.style.display = "none"));
+    gd.on("plotly_unhover", hide);
+    gd.on("plotly_relayout", unring); // zoom or pan: the rings would be off their points
   }
 
   attach();

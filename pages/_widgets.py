@@ -238,26 +238,87 @@ def _job_panel(run: Run, data, stage: str | None) -> None:
 def analysis_start(title: str, caption: str):
     """The common start of the analysis pages: heading, the data set, a run trained on it,
     its stored validation outputs (`ensure_analysis`: the page stops while there are none)
-    and a cache key for what the page derives from them; its last item is the analysis
-    folder (`_cache.analysis(key[3])` gives the whole analysis)."""
+    and a cache key for what the page derives from them: (run folder, weights stamp, data
+    cache, analysis folder, epoch). `_cache.analysis(key[3])` gives the whole analysis; with
+    epoch views, the outputs and the folder are those of the epoch chosen on the slider
+    (`epoch_choice`), and `key[4]` is that epoch (None: the final weights)."""
     st.header(title)
     st.caption(caption)
     data = require_data()
     run = require_matching_run(data)
-    an = ensure_analysis(run, data)
-    return data, run, an.outputs, (str(run.path), run.stamp, str(data.cache), str(an.folder))
+    an, epoch = epoch_choice(run, data, ensure_analysis(run, data))
+    key = (str(run.path), run.stamp, str(data.cache), str(an.folder), epoch)
+    return data, run, an.outputs, key
 
 
-def measured_on(n_images: int, what: str = "single model, no test-time augmentation") -> str:
+def final_analysis(run: Run, data):
+    """The run's own stored analysis (after `analysis_start`: there is one), whichever
+    epoch the slider shows: the last stop of the embeddings' aligned maps."""
+    from tinyviz.explain import analysis
+
+    return _cache.analysis(str(analysis.available(run.path, data)))
+
+
+EPOCH_KEY = "tv_epoch"  # the slider
+CHOSEN_EPOCH = "tv_epoch_chosen"  # its choice, kept in the session: it follows the visitor
+
+
+def _remember_epoch() -> None:
+    st.session_state[CHOSEN_EPOCH] = st.session_state[EPOCH_KEY]
+
+
+def epoch_choice(run: Run, data, final):
+    """With epoch views (`tinyviz train --epoch-views`), a slider over the epochs whose
+    analysis is stored, then "final"; returns the chosen analysis and its epoch (None for
+    the final weights, `final`, which is also what a run without views gets). The choice
+    is the session's, so Confusion, Channels and Embeddings show the same epoch."""
+    from tinyviz.explain import epochs
+
+    views = epochs.views(run.path, data)
+    stored = [v for v in views if v.analysed]
+    if not stored:
+        return final, None
+    options = [v.epoch for v in stored] + [epochs.FINAL]
+    kept = st.session_state.get(CHOSEN_EPOCH, epochs.FINAL)
+    st.session_state[EPOCH_KEY] = kept if kept in options else epochs.FINAL
+    top1 = {v.epoch: v.top1 for v in stored}
+    chosen = st.select_slider(
+        "Epoch",
+        options,
+        key=EPOCH_KEY,
+        on_change=_remember_epoch,
+        format_func=lambda e: "final" if e == epochs.FINAL else f"epoch {e}",
+        help="The run as it was at the epochs it kept a view of (`--epoch-views`): weights "
+        "in half precision and their own analysis. Final: the run's weights. "
+        + ", ".join(f"epoch {e}: {t:.1%} top-1" for e, t in top1.items() if t is not None),
+    )
+    missing = [v.epoch for v in views if not v.analysed]
+    if missing:
+        st.caption(
+            f"Epoch {', '.join(map(str, missing))}: no analysis stored yet, so not on the "
+            "slider; `tinyviz analyse RUN` computes it."
+        )
+    if chosen == epochs.FINAL:
+        return final, None
+    an = _cache.analysis(str(next(v.folder for v in stored if v.epoch == chosen)))
+    st.session_state["tv_an_sample"] = (len(an.outputs), an.total) if an.partial else None
+    return an, int(chosen)
+
+
+def measured_on(
+    n_images: int, what: str = "single model, no test-time augmentation", epoch: int | None = None
+) -> str:
     """The caption line every figure carries: what it was measured on (a sample, while
-    the page draws the stratified subset of `ensure_analysis`)."""
+    the page draws the stratified subset of `ensure_analysis`; the weights of `epoch`, when
+    the epoch slider is on one)."""
     sample = st.session_state.get("tv_an_sample")
+    when = f", weights of epoch {epoch}" if epoch else ""
     if sample and sample[0] == n_images:
         return (
             f"Measured on a first sample of the validation set: {n_images:,} of its "
-            f"{sample[1]:,} images (the same number of each class), {what}."
+            f"{sample[1]:,} images (the same number of each class), {what}{when}."
         )
-    return f"Measured on the validation set: {n_images:,} images, {what}."
+    return f"Measured on the validation set: {n_images:,} images, {what}{when}."
 
 
 # ----------------------------------------------------------------- sidebar

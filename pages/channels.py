@@ -19,6 +19,7 @@ data, run, out, key = _widgets.analysis_start(
     "whose 50 strongest images are most often of one class.",
 )
 names = run.class_names
+epoch = key[4]  # the epoch slider's choice (None: the final weights)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -169,7 +170,7 @@ _widgets.heat_scale(
     "changes most",
     **({} if style == "alone" else {"alpha": 0.9, "weighted": True}),
 )
-slots = []  # the images show at once; their gradient maps (about 0.1 s each) fill in after
+slots = []  # the images show at once; their gradient maps (a backward pass each) fill in after
 for start in range(0, len(idx), PER_ROW):
     for col, i in zip(st.columns(PER_ROW), images[start : start + PER_ROW], strict=False):
         col.image(_widgets.enlarge(data.val.images[i]), width="stretch")
@@ -182,7 +183,7 @@ if not with_maps:
     maps = []
 else:
     with st.spinner(f"Gradient maps of {len(idx)} images ({speed.duration(seconds)})..."):
-        maps = gradients(key, layer, channel, tuple(images), _cache.model(run))
+        maps = gradients(key, layer, channel, tuple(images), _cache.model(run, epoch=epoch))
 for n, (slot, i, j) in enumerate(zip(slots, idx, images, strict=True)):
     truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
     caption = (
@@ -205,5 +206,7 @@ st.caption(
     "in early layers, which see a small patch, larger areas in late ones. ✓/✗: "
     "whether the model's top-1 answer was right; the number is the channel's peak "
     "response. "
-    + _widgets.measured_on(len(out), "ranked by the channel's maximum over the image; single model")
+    + _widgets.measured_on(
+        len(out), "ranked by the channel's maximum over the image; single model", epoch=epoch
+    )
 )

@@ -26,6 +26,7 @@ data, run, out, key = _widgets.analysis_start(
 )
 names = run.class_names
 c = len(names)
+epoch = key[4]  # the epoch slider's choice (None: the final weights)
 
 
 @st.cache_resource(show_spinner="Ordering the classes...", max_entries=16)
@@ -95,7 +96,7 @@ m[0].metric("Top-1 accuracy", f"{out.top1:.1%}")
 m[1].metric("Top-5 accuracy", f"{out.top5:.1%}")
 m[2].metric("Validation images", f"{len(out):,}")
 m[3].metric("Classes", c)
-st.caption(f"{run.name} ({run.model_name}). " + _widgets.measured_on(len(out)))
+st.caption(f"{run.name} ({run.model_name}). " + _widgets.measured_on(len(out), epoch=epoch))
 
 order_by = st.segmented_control(
     "Order the classes by",
@@ -257,7 +258,12 @@ with images_col:
     else:
         st.info("No validation image of this class got this label. Click a coloured cell.")
 
-if t != p and st.toggle(
+if t != p and epoch is not None:
+    st.caption(
+        f"Why {names[p]} and not {names[t]}? is answered for the final weights (its training "
+        "images' features are the final model's): move the epoch slider to final."
+    )
+elif t != p and st.toggle(
     f"Why {names[p]} and not {names[t]}? (maps, channels and training images)",
     value=True,
     key="tv_conf_why",
@@ -305,4 +311,4 @@ table_col.dataframe(
         "name": "class",
     },
 )
-st.caption("Click a column header to sort. " + _widgets.measured_on(len(out)))
+st.caption("Click a column header to sort. " + _widgets.measured_on(len(out), epoch=epoch))

@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages import _cache, _map, _state, _widgets
 from tinyviz.demo.images import ImageError, load_upload
-from tinyviz.explain import embed, train_features, wordnet
+from tinyviz.explain import embed, epochs, train_features, wordnet
 
 _state.entry(__file__)
 
@@ -39,11 +39,21 @@ data, run, out, key = _widgets.analysis_start(
 an = _cache.analysis(key[3])  # the stored analysis the maps are made of (maybe the subset)
 names = run.class_names
 figure_11 = [names.index(n) for n in FIGURE_11 if n in names]
+epoch = key[4]  # the epoch slider's choice (None: the final weights)
+final = _widgets.final_analysis(run, data)  # the run's own: the slider's last stop
+# with epoch views, every stop's map is drawn in the first view's frame (aligned epoch by
+# epoch), so that moving the slider moves the points instead of scattering them anew
+ALIGNED = bool([v for v in epochs.views(run.path, data) if v.analysed])
+STOP = epochs.FINAL if epoch is None else epoch
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def stored_map(key: tuple, method: str, dims: int, classes: tuple | None, _data):
-    return embed.cached_embedding(
+    """(the map, how its coordinates were moved: `epochs.Alignment`) of the shown stop."""
+    if ALIGNED:
+        shown = map_at(method, dims, classes, None)
+        return shown.embedding, shown.alignment
+    emb = embed.cached_embedding(
         Path(key[0]),
         _data,
         method,
@@ -51,6 +61,31 @@ def stored_map(key: tuple, method: str, dims: int, classes: tuple | None, _data)
         device=_state.device(),
         classes=None if classes is None else list(classes),
         source=_cache.analysis(key[3]),
+    )
+    return emb, epochs.Alignment.identity(dims)
+
+
+def map_at(method: str, dims: int, classes: tuple | None, progress):
+    return epochs.map_at(
+        run.path,
+        data,
+        STOP,
+        method,
+        dims,
+        final=final,
+        classes=None if classes is None else list(classes),
+        device=_state.device(),
+        progress=progress,
+    )
+
+
+def map_stored(method: str, dims: int, classes: tuple | None) -> bool:
+    if ALIGNED:
+        return epochs.maps_stored(
+            run.path, data, STOP, method, dims, final=final, classes=classes and list(classes)
+        )
+    return embed.is_cached(
+        run.path, data, method, dims, classes=classes and list(classes), source=an
     )
 
 
@@ -62,7 +97,7 @@ def training_points(key: tuple, method: str, dims: int, classes: tuple | None, c
     coords = embed.place_many(
         run.path, data, method, dims, feats, None if classes is None else list(classes), source=an
     )
-    return coords, idx
+    return stored_map(key, method, dims, classes, data)[1].apply(coords), idx
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -72,23 +107,26 @@ def features_of(key: tuple, upload: bytes, _model) -> tuple[np.ndarray, np.ndarr
 
 
 def the_map(method: str, dims: int, classes: tuple | None):
-    if not embed.is_cached(
-        run.path, data, method, dims, classes=classes and list(classes), source=an
-    ):
+    if not map_stored(method, dims, classes):
+        each = " each epoch's" if ALIGNED else ""
         report, clear = _widgets.analysis_progress(
-            f"Computing the {METHODS[method]} map once (takes {TAKES[method]}; cached afterwards):"
+            f"Computing{each} {METHODS[method]} map once (takes {TAKES[method]}; cached "
+            "afterwards):"
         )
         start = time.perf_counter()
-        embed.cached_embedding(
-            run.path,
-            data,
-            method,
-            dims,
-            device=_state.device(),
-            classes=classes and list(classes),
-            progress=report,
-            source=an,
-        )
+        if ALIGNED:
+            map_at(method, dims, classes, report)
+        else:
+            embed.cached_embedding(
+                run.path,
+                data,
+                method,
+                dims,
+                device=_state.device(),
+                classes=classes and list(classes),
+                progress=report,
+                source=an,
+            )
         clear()
         st.session_state.setdefault("tv_emb_seconds", {})[(key, method, dims, classes)] = (
             time.perf_counter() - start
@@ -139,15 +177,16 @@ cols[2].button(
 )
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None
-emb = the_map(method, dims, classes)
+emb, moved = the_map(method, dims, classes)
 idx = emb.indices  # rows of the outputs: every point is drawn (WebGL)
 axes = (
     [f"PC{i + 1} ({v:.1%} of variance)" for i, v in enumerate(emb.explained_variance)]
-    if emb.explained_variance is not None
+    if emb.explained_variance is not None and not ALIGNED
     else [f"{METHODS[method]} {i + 1}" for i in range(dims)]
 )
 labels, preds, images = out.labels[idx], out.preds[idx], out.image_index(idx)
-cached = tuple(train_features.cached_classes(run.path, data))
+# stored training features are the final weights': on an epoch's map they would mislead
+cached = tuple(train_features.cached_classes(run.path, data)) if epoch is None else ()
 train_coords, train_idx = (
     training_points(key, method, dims, classes, cached)
     if cached
@@ -168,14 +207,15 @@ with side:
     star = None
     if upload is not None:
         try:
-            rgb, feats, probs = features_of(key, upload.getvalue(), _cache.model(run))
+            net = _cache.model(run, epoch=epoch)  # the shown epoch's weights place it
+            rgb, feats, probs = features_of(key, upload.getvalue(), net)
         except ImageError as e:
             st.error(f"Cannot use this file: {_widgets.plain(str(e))}.")
         else:
             placed = embed.place(
                 run.path, data, method, dims, feats, list(classes or []) or None, source=an
             )
-            star = placed.coords
+            star = moved.apply(placed.coords)
             st.image(
                 _widgets.enlarge(rgb, 160),
                 caption=f"The model says: {names[int(probs[0].argmax())]} ({probs[0].max():.0%})",
@@ -232,11 +272,20 @@ with map_col:
         f"{METHODS[method]} of the penultimate features of all {len(emb.indices):,} validation "
         f"images ({'all classes' if classes is None else f'{len(classes)} classes'})"
         + (f" and {len(train_idx):,} training images (open circles)" if len(train_idx) else "")
-        + "; single model, no test-time augmentation. Hover a point for its image, scroll to "
-        "zoom"
+        + "; single model, no test-time augmentation"
+        + (f", weights of epoch {epoch}" if epoch is not None else "")
+        + ". Hover a point for its image, scroll to zoom"
         + (", draw a lasso or a box (top right) to see the images inside. " if dims == 2 else ". ")
         + (f"Computed in {seconds:.1f} s. " if seconds else "Read from the run folder's cache. ")
-        + ("" if method == "pca" else "Distances between far-apart clusters mean little.")
+        + ("" if method == "pca" else "Distances between far-apart clusters mean little. ")
+        + (
+            "Each epoch's map is fitted on its own, then turned, scaled and shifted onto the "
+            "previous epoch's (orthogonal Procrustes), so the points move between epochs "
+            "rather than jump; axes have no units then."
+            if ALIGNED
+            else ""
+        )
+        + (" Training images: on the final weights' map only." if epoch is not None else "")
     )
 
 chosen_rows = _map.selected(event, traces) if dims == 2 else {}

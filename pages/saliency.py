@@ -16,7 +16,7 @@ SOURCES = {
     "wrong": "Random misclassified",
     "upload": "Upload an image",
 }
-FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass: well under 1 s on a CPU
+FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass; the others take tens
 
 st.title("Saliency maps")
 data = _widgets.require_data()

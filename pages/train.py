@@ -63,6 +63,7 @@ def load_preset() -> None:
         kind = type(getattr(default.augment, name))
         st.session_state[f"tv_tr_aug_{name}"] = kind(getattr(cfg.augment, name))
     st.session_state["tv_tr_options"] = dict(cfg.model_options)
+    st.session_state["tv_tr_epoch_views"] = list(cfg.epoch_views)
     st.session_state["tv_tr_name"] = f"{cfg.model}-{time.strftime('%m%d-%H%M')}"
 
 
@@ -73,6 +74,7 @@ def start_job(options: dict) -> None:
         base = PRESETS.get(s["tv_tr_preset"], TrainConfig())  # keeps momentum etc.
         cfg = base.replace(
             **{f: s[f"tv_tr_{f}"] for f in FIELDS},
+            epoch_views=tuple(sorted(s["tv_tr_epoch_views"])),
             model_options=options,
             augment=AugmentConfig(**{a: s[f"tv_tr_aug_{a}"] for a in AUG}),
         )
@@ -187,6 +189,19 @@ with st.expander("Settings of a new run", expanded=running is None):
     keyed(c[1].number_input, "EMA of weights (0 = off)", "ema", 0.0, 0.9999, format="%.4f")
     keyed(c[2].number_input, "Snapshots kept (best epochs)", "snapshots", 0, 20)
     keyed(c[3].checkbox, "torch.compile (GPU)", "compile")
+    epochs = int(st.session_state["tv_tr_epochs"])
+    kept = [e for e in st.session_state.get("tv_tr_epoch_views", []) if e <= epochs]
+    st.session_state["tv_tr_epoch_views"] = kept  # fewer epochs: the views beyond them go
+    keyed(
+        st.multiselect,
+        "Epoch views: epochs to keep for the explain pages' epoch slider",
+        "epoch_views",
+        list(range(1, epochs + 1)),
+        placeholder="none",
+        help="At each, the weights in half precision and that epoch's analysis of the "
+        "validation set (one more pass over it: seconds on a GPU, minutes on a CPU), so "
+        "Confusion, Channels and Embeddings can show the run as it learned.",
+    )
     st.markdown("**Augmentation** (preview it on the Data page)")
     _widgets.augment_ui("tv_tr_aug_")
     name = keyed(st.text_input, f"Run name (a folder in {RUNS})", "name").strip()

@@ -71,6 +71,29 @@ def tiny_run(tmp_path_factory, tiny_data) -> Path:
     return train(cfg, data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
 
 
+EPOCH_VIEWS = (1, 2, 4)
+VIEW_CONFIG = dict(
+    model="resnet18",
+    model_options={"width": 8},
+    epochs=4,
+    batch_size=32,
+    lr=0.05,
+    snapshots=0,
+    epoch_views=EPOCH_VIEWS,
+)
+
+
+@pytest.fixture(scope="session")
+def view_run(tmp_path_factory, tiny_data) -> Path:
+    """A small resnet18 trained for 4 epochs keeping views of epochs 1, 2 and 4 (weights and
+    analysis, `--epoch-views 1,2,4`), alone in its runs folder. Shared: copy to change it."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.training.loop import train
+
+    out = tmp_path_factory.mktemp("views") / "tiny-views"
+    return train(TrainConfig(**VIEW_CONFIG), tiny_data, out, progress=False, log=lambda s: None)
+
+
 @pytest.fixture(scope="session")
 def run_data(tiny_run, tiny_data):
     """(run folder, data set) for the analysis services' tests."""

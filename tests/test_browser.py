@@ -476,6 +476,9 @@ def test_embeddings_map_draws_every_point_with_hover_thumbnails_and_a_lasso(
     assert response.ok and response.headers["content-type"] == "image/jpeg"
     tip = page.locator("#tv-map-tip").inner_text()
     assert tip.splitlines()[0] in world["names"]
+    ring = page.locator(f"{MAP} [data-testid=tv-map-ring]")  # the hovered class stands out
+    assert int(ring.get_attribute("data-ringed")) >= 6  # its 6 validation images at least
+    assert "images of this class ringed" in tip
     area = page.evaluate(PLOT_AREA_JS)  # the lasso must start inside the plotting area
     left, top = area["x"] + 4, area["y"] + 4
     right, bottom = area["x"] + area["w"] - 4, area["y"] + area["h"] - 4

@@ -193,3 +193,40 @@ def test_the_subset_is_drawn_first_and_marked(app_env, bare_run, monkeypatch):
     wait_for_analysis(bare_run, data)
     ok(at.run())
     assert at.get("metric")[2].value == "24" and not at.info
+
+
+def test_confusion_page_of_a_linear_model_offers_no_grad_cam(
+    app_env, tiny_data, tmp_path, monkeypatch
+):
+    """A logistic regression has no convolutional layer: the "why B and not A" maps of a
+    confused cell offer the gradient methods only, and the page draws without an error."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.training.loop import train
+
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=32, lr=0.01)
+    run = train(cfg, tiny_data, tmp_path / "runs" / "tiny-logreg", progress=False, log=print)
+    monkeypatch.setenv("TINYVIZ_RUNS", str(run.parent))
+    at = ok(open_page(PAGES[0], run))
+    methods = [g for g in at.get("button_group") if g.proto.label == "Contrastive map"]
+    assert methods, "the shown cell of an untrained logreg is a confusion: maps to contrast"
+    labels = " ".join(str(o) for o in methods[0].proto.options)
+    assert "Grad-CAM" not in labels and "gradient" in labels.lower()
+
+
+def test_slow_contrastive_maps_wait_for_a_click_that_says_how_long(
+    app_env, confused_run, monkeypatch
+):
+    """Where the cell's contrastive maps would take long (a heavy model on a CPU), the page
+    draws the rest at once and offers a button with the time instead of computing them."""
+    from tinyviz.explain import speed
+
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    monkeypatch.setattr(speed, "FAST_PAGE_SECONDS", 0.0)  # every model counts as slow here
+    at = ok(open_page(PAGES[0], confused_run))
+    go = at.button(key="tv_ctr_maps")
+    assert go.label.startswith("Draw the ") and " here)" in go.label
+    shown = len(at.image)
+    ok(go.click().run())
+    assert len(at.image) > shown  # the maps, now
+    ok(at.run())
+    assert not [b for b in at.button if b.key == "tv_ctr_maps"]  # and they stay drawn

@@ -56,3 +56,17 @@ def test_the_data_path_is_kept_in_the_address(app_env):
     at.sidebar.text_input(key="tv_data_path").input("/some/where/tiny.zip")
     at = at.run()
     assert at.query_params.get("data") in ("/some/where/tiny.zip", ["/some/where/tiny.zip"])
+
+
+def test_the_explain_libraries_are_imported_in_the_background_once():
+    """The first click on an explain page should not wait seconds for scikit-learn, SciPy
+    and plotly to import: the server's first script run starts their import in a thread."""
+    import sys
+
+    from pages import _cache
+
+    thread = _cache.warm_up()
+    assert _cache.warm_up() is thread  # once per server, not per script run
+    thread.join(120)
+    assert not thread.is_alive()
+    assert all(name in sys.modules for name in _cache.WARM_MODULES)

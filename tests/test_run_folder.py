@@ -49,6 +49,7 @@ def test_a_tampered_run_is_explained_in_one_line(good, tmp_path, name):
     if where == "scan":
         assert [b.name for b in found.broken] == ["victim"], name
         reason = found.broken[0].reason
+        assert str(tmp_path) not in reason  # the sidebar shows it to visitors: no server path
         assert [r.name for r in found.runs] == ["neighbour"]  # the rest goes on
     else:
         assert sorted(r.name for r in found.runs) == ["neighbour", "victim"]

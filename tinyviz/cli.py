@@ -1,4 +1,4 @@
-"""The command line: `tinyviz {data,download,models,train,evaluate,export,search,analyse}`.
+"""The command line of tinyviz: data, training, evaluation, export and analysis of runs.
 
 Training options are generated from the fields of `TrainConfig` and `AugmentConfig` (their
 help text included), so the command line, the Python API and `config.json` always agree.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `tinyviz models | head`: the reader left, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (TinyvizError, OSError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
@@ -165,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "analyse",
-        help="store a run's analysis of the validation set (what the explain pages read)",
+        help="store a run's analysis of the validation set (what the explain pages read), "
+        "and that of each of its epoch views still without one",
     )
     a.add_argument("run", help="run folder")
     a.add_argument("--data", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
@@ -210,6 +215,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=frozenset()
             )
         elif choices:
             parser.add_argument(flag, dest=f.name, choices=choices, default=None, help=text)
+        elif isinstance(default, tuple):
+            text = f"{help_of(f)} (default: none)"
+            parser.add_argument(
+                flag, dest=f.name, type=int_list, default=None, metavar="N,N,...", help=text
+            )
         else:
             parser.add_argument(
                 flag,
@@ -219,6 +229,17 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=frozenset()
                 metavar=type(default).__name__.upper(),
                 help=text,
             )
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """`--epoch-views 1,3,6` (spaces allowed; empty: none) as a tuple of whole numbers."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"want whole numbers separated by commas, like 1,3,6, not {text!r}"
+        ) from None
 
 
 def parse_value(text: str) -> Any:
@@ -413,9 +434,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .runs.export import export_run
+    from .explain import epochs
+    from .runs.export import export_run, megabytes
 
-    emit(export_run(Path(args.run), Path(args.out), snapshots=args.snapshots))
+    result = export_run(Path(args.run), Path(args.out), snapshots=args.snapshots)
+    copied = epochs.copy_analyses(Path(args.run), Path(args.out))
+    emit({**result, "epoch_analyses": copied, "megabytes": megabytes(Path(args.out))})
     return 0
 
 
@@ -469,7 +493,9 @@ def cmd_analyse(args) -> int:
     except JobError as e:
         emit({"run": str(run.path), "status": "busy", "message": str(e)})
         return 0
+    views, busy = _analyse_views(run.path, data, args)
     freed = analysis.compact(folder) if args.compact else 0
+    freed += sum(analysis.compact(v.folder) for v in views if args.compact and v.folder)
     out = analysis.read(folder)
     emit(
         {
@@ -480,17 +506,44 @@ def cmd_analyse(args) -> int:
             "top1": round(out.outputs.top1, 4),
             "exact": out.exact,
             "freed_bytes": freed,
+            "epoch_views": [
+                {"epoch": v.epoch, "top1": _top1_of(v.folder), "stored": v.analysed} for v in views
+            ],
+            **({"epoch_views_busy": busy} if busy else {}),
             "seconds": round(time.perf_counter() - start, 1),
         }
     )
     return 0
 
 
-def _fraction_bar():
+def _analyse_views(run_dir: Path, data, args):
+    """The epoch views' analyses (only of the whole validation set: `--limit 0`), those
+    missing computed now; and the message if another process is computing one."""
+    from .errors import JobError
+    from .explain import epochs
+
+    if args.limit:
+        return [], ""
+    bars = None if args.quiet else (lambda epoch: _fraction_bar(f"epoch {epoch}"))
+    busy = ""
+    try:
+        epochs.compute_missing(run_dir, data, device=args.device, progress_for=bars, wait=args.wait)
+    except JobError as e:
+        busy = str(e)
+    return list(epochs.views(run_dir, data)), busy
+
+
+def _top1_of(folder) -> float | None:
+    from .explain import analysis
+
+    return None if folder is None else round(analysis.read(folder).outputs.top1, 4)
+
+
+def _fraction_bar(desc: str = "analysis"):
     """A terminal bar for a progress callback that takes `(fraction, message)`."""
     from tqdm import tqdm
 
-    bar = tqdm(total=1000, desc="analysis", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+    bar = tqdm(total=1000, desc=desc, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
 
     def report(fraction: float, message: str) -> None:
         bar.set_postfix_str(message, refresh=False)

@@ -111,6 +111,11 @@ class TrainConfig:
     )
     augment: AugmentConfig = option(AugmentConfig, "training-time augmentation")
     snapshots: int = option(5, "keep the weights of the K best epochs (snapshot ensemble)")
+    epoch_views: tuple[int, ...] = option(
+        (),
+        "epochs to keep a light view of (half-precision weights and their analysis), for "
+        "the explain pages' epoch slider, e.g. 1,3,6",
+    )
     seed: int = option(0, "random seed of initialisation, data order and augmentation")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: Precision = option("auto", "auto (bf16 on CUDA, fp32 on the CPU), bf16 or fp32")
@@ -124,6 +129,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):  # built from plain JSON in Python
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))
+        if isinstance(self.epoch_views, list):  # a list from Python or plain JSON
+            object.__setattr__(self, "epoch_views", tuple(self.epoch_views))
         _check_types(self)
         if not self.model or not isinstance(self.model_options, dict):
             raise ConfigError("model must be a registered name and model_options a mapping")
@@ -152,6 +159,7 @@ class TrainConfig:
             )
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+        _check_epoch_views(self.epoch_views, self.epochs)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,6 +213,19 @@ def _check_types(obj: Any) -> None:
                 raise ConfigError(f"{f.name} must be a finite number, not {value!r}")
         elif hint is str and not isinstance(value, str):
             raise ConfigError(f"{f.name} must be text, not {value!r}")
+
+
+def _check_epoch_views(views: Any, epochs: int) -> None:
+    """Epoch views are whole epochs of this run, each once, in order: the slider's stops."""
+    if not isinstance(views, tuple) or any(
+        isinstance(e, bool) or not isinstance(e, int) for e in views
+    ):
+        raise ConfigError(f"epoch_views must be whole epoch numbers, not {views!r}")
+    outside = [e for e in views if not 1 <= e <= epochs]
+    if outside:
+        raise ConfigError(f"epoch_views must be epochs from 1 to {epochs}, not {outside[0]}")
+    if list(views) != sorted(set(views)):
+        raise ConfigError(f"epoch_views must be sorted and each listed once, not {views}")
 
 
 def _at_least(obj: Any, name: str, low: float) -> None:

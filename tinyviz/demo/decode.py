@@ -40,14 +40,14 @@ from . import probe
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF")
 DISPLAY_MAX = 512
 # What the decoder may allocate for one image, estimated before load(): a 24 MP RGB photo
-# as PNG or TIFF fits (and decodes in under a second), a 9400 x 9400 16-bit PNG does not.
+# as PNG or TIFF fits, a 9400 x 9400 16-bit PNG does not.
 DECODE_BUDGET = 100_000_000
-# Decoding time grows with the pixels decoded whatever their size: 88 MP of 1-bit PNG take
-# 0.4 s of CPU here. A 40 MP limit (after JPEG's reduced decoding) keeps every accepted
-# image under 0.2 s, which leaves room on a loaded machine.
+# Decoding time grows with the pixels decoded whatever their size (1-bit PNG included). A
+# 40 MP limit (after JPEG's reduced decoding) keeps every accepted image well inside the
+# worker's deadline (`sandbox.SECONDS`), which leaves room on a loaded machine.
 MAX_DECODE_PIXELS = 40_000_000
 # Progressive JPEG: libjpeg's script writes 10 scans, mozjpeg's optimiser a few more; each
-# scan walks every block (35 ns each here), so scans x blocks bounds the decoding time.
+# scan walks every block, so scans x blocks bounds the decoding time.
 MAX_SCANS = 100
 MAX_BLOCK_SCANS = 20_000_000
 BAND_BYTES = 4_000_000  # the size of one band of the shrinking pass
@@ -176,7 +176,7 @@ def register_plugins() -> None:
         import pillow_heif
     except ImportError:
         return
-    pillow_heif.options.DECODE_THREADS = 2  # HEVC is slow: a 12 MP photo, 0.5 s a core
+    pillow_heif.options.DECODE_THREADS = 2  # HEVC is slow to decode on one core
     pillow_heif.register_heif_opener()
     available_formats.cache_clear()
 

@@ -1,7 +1,7 @@
 """Classify uploaded images: top-k classes of one model or of an ensemble.
 
-One 64 x 64 image through a ResNet-18 is a single forward pass, tens of milliseconds on a
-CPU, so nothing here is cached. Models are shared between dashboard sessions, and an
+One 64 x 64 image through a ResNet-18 is a single forward pass, cheap even on a CPU, so
+nothing here is cached. Models are shared between dashboard sessions, and an
 explainer in another session may have hooks on the same model (guided backprop's hooks even
 fail under inference mode), so every forward pass holds `model_lock(model)`.
 

@@ -2,14 +2,14 @@
 
 ONE pass over the validation images gives everything the explain pages read: log-probabilities
 (Confusion), penultimate features (Embeddings) and each channel's spatial maximum in every
-`channel_layers` layer (Channels). On a GPU it takes seconds, on a 2-core CPU minutes (half an
-hour for an EfficientNet at 192 px), so it is computed where it is cheap and kept:
+`channel_layers` layer (Channels). On a GPU it takes seconds, on a CPU minutes (longer still
+for an EfficientNet at 192 px), so it is computed where it is cheap and kept:
 
 * the trainer writes it at the end of every run (`tinyviz.training.loop`), `tinyviz analyse
   RUN` for any run, and the dashboard in a background job (`analysis_job`), never in a page;
 * the pass goes in chunks of `CHUNK` images saved under `work/`, so a killed pass resumes where
   it stopped; a stratified subset (`SUBSET_PER_CLASS` images of each class) goes first and is
-  published on its own (`subset/`), so the pages can draw something after a minute;
+  published on its own (`subset/`), so the pages can draw something after a fifth of the pass;
 * the folder is keyed by CONTENT: the validation set's digest (`tinyviz.data.cache.val_key`),
   the image count and the weights file's digest. A shipped run's analysis is therefore valid
   for any copy of the official archive, and ignored for any other data set or weights.
@@ -22,6 +22,10 @@ each channel's `TOP_CHANNEL` strongest images with their responses and its mean 
 pass computed here also keeps the exact `logp.npy` (N x C) and `features.npy` (N x D);
 `compact()` drops them for shipping. `ValOutputs` is the same either way: dense arrays,
 rebuilt from the compact ones when the exact ones are absent (`Analysis.exact` says which).
+
+An epoch view of the run (`RUN/epochs/E/`, kept by `--epoch-views`) has an analysis of its
+own, the same pass and files in `RUN/epochs/E/analysis/` (the `epoch` argument below);
+`tinyviz.explain.epochs` lists and opens them.
 
 What is derived from the outputs lives beside this module (`confusion`, `channels`, `embed`).
 """
@@ -134,7 +138,11 @@ class ReducedFeatures:
     def __getitem__(self, key):
         if self._full is not None:
             return self._full[key]
-        if isinstance(key, tuple):  # rows and columns: rebuild the rows, then pick
+        if isinstance(key, tuple) and len(key) == 2:  # rows and columns: rebuild only those
+            rows, cols = key
+            picked = np.asarray(self._reduced[rows], np.float32) @ self._components[:, cols]
+            return _half(picked + self._mean[cols])
+        if isinstance(key, tuple):
             return self[key[0]][(slice(None), *key[1:])]
         rows = np.asarray(self._reduced[key], np.float32)
         return _half(rows @ self._components + self._mean)
@@ -219,19 +227,31 @@ def weights_digest(path: Path) -> str:
     return _DIGESTS[memo]
 
 
-def _weights_file(run_dir: Path, snapshot: str | None) -> Path:
+def _weights_file(run_dir: Path, snapshot: str | None, epoch: int | None = None) -> Path:
     folder = RunFolder(Path(run_dir))
-    path = folder.snapshot(snapshot) if snapshot else folder.weights
+    if epoch is not None:
+        path = folder.epoch_weights(epoch)
+    else:
+        path = folder.snapshot(snapshot) if snapshot else folder.weights
     if not path.exists():
-        raise CheckpointError(f"{run_dir} has no {path.name}")
+        raise CheckpointError(f"{run_dir} has no {path.relative_to(folder.path)}")
     return path
 
 
-def cache_dir(run_dir: Path, data, limit: int = 0, snapshot: str | None = None) -> Path:
-    """The folder that holds (or will hold) this run's analysis of `data`'s first images."""
-    weights = weights_digest(_weights_file(run_dir, snapshot))
+def _root(run_dir: Path, epoch: int | None) -> Path:
+    """Where analysis folders live: the run's `analysis/`, or its epoch view's."""
+    folder = RunFolder(Path(run_dir))
+    return folder.analysis if epoch is None else folder.epoch_analysis(epoch)
+
+
+def cache_dir(
+    run_dir: Path, data, limit: int = 0, snapshot: str | None = None, epoch: int | None = None
+) -> Path:
+    """The folder that holds (or will hold) this run's analysis of `data`'s first images
+    (of a snapshot's weights, or of an epoch view's, in that view's own folder)."""
+    weights = weights_digest(_weights_file(run_dir, snapshot, epoch))
     name = f"{val_key(data)[:16]}-n{_count(data, limit)}-w{weights[:16]}"
-    return RunFolder(Path(run_dir)).analysis / name
+    return _root(run_dir, epoch) / name
 
 
 def _count(data, limit: int) -> int:
@@ -280,15 +300,15 @@ def _meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
-def is_cached(run_dir: Path, data, limit: int = 0) -> bool:
+def is_cached(run_dir: Path, data, limit: int = 0, epoch: int | None = None) -> bool:
     """Whether the full analysis is stored (read, not computed, by `val_outputs`)."""
-    return is_complete(cache_dir(run_dir, data, limit))
+    return is_complete(cache_dir(run_dir, data, limit, epoch=epoch))
 
 
-def available(run_dir: Path, data, limit: int = 0) -> Path | None:
+def available(run_dir: Path, data, limit: int = 0, epoch: int | None = None) -> Path | None:
     """The best stored analysis folder without computing anything: the full set, else the
     subset, else None."""
-    folder = cache_dir(run_dir, data, limit)
+    folder = cache_dir(run_dir, data, limit, epoch=epoch)
     for candidate in (folder, folder / SUBSET):
         if is_complete(candidate):
             return candidate
@@ -367,6 +387,7 @@ def val_outputs(
     progress: Progress | None = None,
     limit: int = 0,
     snapshot: str | None = None,
+    epoch: int | None = None,
 ) -> ValOutputs:
     """The run's outputs on the first `limit` (all) validation images; row i is image i.
 
@@ -374,7 +395,7 @@ def val_outputs(
     command line, benches, tests and explanations built on it; pages use `available`).
     """
     folder = compute(
-        run_dir, data, device=device, progress=progress, limit=limit, snapshot=snapshot
+        run_dir, data, device=device, progress=progress, limit=limit, snapshot=snapshot, epoch=epoch
     )
     return read(folder).outputs
 
@@ -404,13 +425,14 @@ def compute(
     limit: int = 0,
     snapshot: str | None = None,
     wait: bool = True,
+    epoch: int | None = None,
 ) -> Path:
     """The full analysis folder, after computing what is missing (resuming saved chunks).
 
     One process computes a folder at a time (a file lock in `work/`); another one waits for
     it (`wait`) or gets a `JobError` saying it is busy. Threads of one process wait too.
     """
-    folder = cache_dir(run_dir, data, limit, snapshot)
+    folder = cache_dir(run_dir, data, limit, snapshot, epoch)
     if is_complete(folder):
         return folder
     with key_lock(str(folder)), _process_lock(folder / WORK, wait) as holding:
@@ -418,7 +440,7 @@ def compute(
             raise JobError(f"the analysis of {Path(run_dir).name} is already being computed")
         if not is_complete(folder):
             device = pick_device(str(device))
-            _Pass(Path(run_dir), data, folder, device, progress, limit, snapshot).run()
+            _Pass(Path(run_dir), data, folder, device, progress, limit, snapshot, epoch).run()
     return folder
 
 
@@ -471,10 +493,10 @@ def read_progress(folder: Path) -> dict:
 class _Pass:
     """The forward pass of one analysis folder, chunk by chunk (see the module docstring)."""
 
-    def __init__(self, run_dir, data, folder, device, progress, limit, snapshot) -> None:
+    def __init__(self, run_dir, data, folder, device, progress, limit, snapshot, epoch) -> None:
         self.run_dir, self.data, self.folder, self.device = run_dir, data, folder, device
         self.report = progress or (lambda f, m: None)
-        self.snapshot, self.work = snapshot, folder / WORK
+        self.snapshot, self.epoch, self.work = snapshot, epoch, folder / WORK
         self.n = _count(data, limit)
         self.labels = np.asarray(data.val.labels[: self.n], np.int64)
         self.order, self.n_subset = pass_order(self.labels)
@@ -488,8 +510,8 @@ class _Pass:
             raise CheckpointError(f"{run.name} was trained on other classes than this data set's")
         self.run_name = run.name
         io.remove_stale_in(self.work)
-        # a private copy in channels-last memory: about 30% faster convolutions on a CPU too
-        model = load_model(run, snapshot=self.snapshot, device=self.device)
+        # a private copy in channels-last memory: faster convolutions on a CPU too
+        model = load_model(run, snapshot=self.snapshot, device=self.device, epoch=self.epoch)
         model = model.to(memory_format=torch.channels_last)
         self.layers = list(getattr(model, "channel_layers", ()))
         self._write_progress("running")
@@ -510,7 +532,7 @@ class _Pass:
         self._publish(self.folder, np.arange(self.n))
         shutil.rmtree(self.folder / SUBSET, ignore_errors=True)
         shutil.rmtree(self.work, ignore_errors=True)
-        prune(self.run_dir, keep=self.folder)
+        prune(self.run_dir, keep=self.folder, epoch=self.epoch)
         self.report(1.0, "done")
 
     def _chunk(self, i: int, rows: np.ndarray) -> dict | None:
@@ -552,6 +574,7 @@ class _Pass:
             meta={
                 "run": self.run_name,
                 "snapshot": self.snapshot,
+                "epoch": self.epoch,
                 "stage": SUBSET if len(rows) < self.n else "full",
                 "of": self.n,
                 "data_key": val_key(self.data),
@@ -589,7 +612,7 @@ class _Pass:
         """Measured costs of this model on this kind of device, for estimates (`speed`)."""
         from . import speed
 
-        if self.snapshot:
+        if self.snapshot or self.epoch is not None:  # the run's own weights stand for the model
             return
         model = model.to(memory_format=torch.contiguous_format)  # as the pages hold it
         speed.record(self.run_dir, speed.measure(model, self.data.val.images, self.device))
@@ -728,16 +751,18 @@ def _catcher(store_: list[torch.Tensor]):
 # ------------------------------------------------------------------ tidying
 
 
-def prune(run_dir: Path, keep: Path) -> None:
+def prune(run_dir: Path, keep: Path, epoch: int | None = None) -> None:
     """Delete analysis folders of weights the run no longer has (retrained, dropped
-    snapshots) and of older formats; other files in `RUN/analysis/` are not ours: kept."""
+    snapshots) and of older formats; other files in `RUN/analysis/` are not ours: kept.
+    With `epoch`, the same in that epoch view's `analysis/`, for the view's weights."""
     folder = RunFolder(Path(run_dir))
     wanted = set()
-    for path in [folder.weights, *_snapshot_files(folder)]:
+    weights = [folder.weights, *_snapshot_files(folder)]
+    for path in weights if epoch is None else [folder.epoch_weights(epoch)]:
         with contextlib.suppress(CheckpointError, OSError):
             wanted.add(weights_digest(path)[:16])
     try:
-        entries = list(folder.analysis.iterdir())
+        entries = list(_root(run_dir, epoch).iterdir())
     except OSError:
         return
     for other in entries:

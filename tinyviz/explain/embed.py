@@ -2,20 +2,22 @@
 
 Maps are computed once per (run, data set, method, dimensions, class subset) and cached as
 `.npy` + `.json` next to the run's other analysis results (the stored `analysis.Analysis`
-they map: the full set, or the stratified subset shown while it is computed). On a 2-core
-CPU, 10,000 x 512 features took: PCA 0.1 s; t-SNE 38 s (2D), 30 s (3D); UMAP 48 s (2D, the
-first map of a process, numba compiling) and 10 s (3D, after it). t-SNE and UMAP first
-reduce the features to 50 dimensions with PCA, as is standard (faster, less noisy).
+they map: the full set, or the stratified subset shown while it is computed). PCA is one
+matrix product; t-SNE and UMAP iterate over every point (and a process's first UMAP map
+waits for numba to compile), far too slow to repeat on a page's rerun, hence the cache.
+t-SNE and UMAP first reduce the features to 50 dimensions with PCA, as is standard (faster,
+less noisy).
 
 Placing a new image on a map (`place`) uses the PCA projection (stored as plain arrays) or
-openTSNE's `transform` (50 iterations: 0.3 s for one image on a 10,000-point map, against
-1.4 s for its default 250, with the same result to a few hundredths of the map). UMAP maps,
-and t-SNE maps whose fitted model is not in memory, place a new image at the distance-
-weighted mean of its nearest validation images' positions, which is where UMAP's own
-`transform` starts: that transform took 1.3 s per call, and 84 s on its first call after
-installation (numba compiling pynndescent's search), too slow for a page. Fitted models
-are kept in memory only, never pickled to disk: a run folder can come from someone else,
-and unpickling it could run their code. `Placement.how` says which way was used.
+openTSNE's `transform` with 50 iterations instead of its default 250 (several times cheaper,
+with the same result to a few hundredths of the map). UMAP maps, and t-SNE maps whose
+fitted model is not in memory, place a new image at the distance-weighted mean of its
+nearest validation images' positions, which is where UMAP's own `transform` starts: that
+transform is too slow for a page, and slower still on its first call after installation
+(numba compiling pynndescent's search). The measured times are in
+bench/results/docstring_timings.md. Fitted models are kept in memory only, never pickled to
+disk: a run folder can come from someone else, and unpickling it could run their code.
+`Placement.how` says which way was used.
 """
 
 from __future__ import annotations
@@ -261,10 +263,17 @@ def is_cached(
 ) -> bool:
     """Whether `cached_embedding` would read this map rather than compute it."""
     if source is not None:
-        return _stored(_base(source.folder, method, dims, classes, seed))
+        return stored_in(source.folder, method, dims, classes=classes, seed=seed)
     if not analysis.is_cached(run_dir, data, limit):
         return False
     return _stored(_base(analysis.cache_dir(run_dir, data, limit), method, dims, classes, seed))
+
+
+def stored_in(
+    folder: Path, method: str, dims: int, *, classes: list[int] | None = None, seed: int = 0
+) -> bool:
+    """Whether this map of the analysis stored in `folder` is stored beside it."""
+    return _stored(_base(Path(folder), method, dims, classes, seed))
 
 
 def place(
@@ -496,8 +505,8 @@ def place_many(
     """(M, dims) coordinates of many new images (the training images) on a cached map.
 
     PCA projects them (one product); t-SNE and UMAP place them by their nearest validation
-    images (`place_by_neighbours`) in chunks, since the fitted models' transforms take
-    seconds per image: 100,000 training images by neighbours took seconds.
+    images (`place_by_neighbours`) in chunks, since the fitted models' transforms cost
+    seconds per image, while a neighbour search places all the training images at once.
     """
     new = np.atleast_2d(np.asarray(new_features, np.float32))
     if method == "pca" or not len(new):

@@ -26,7 +26,7 @@ _GUARD = threading.Lock()
 
 
 def weights_hash(path: Path) -> str:
-    """SHA-256 of a weights file (tens of ms for 50 MB), remembered per (path, size, mtime)."""
+    """SHA-256 of a weights file (every byte read), remembered per (path, size, mtime)."""
     try:
         st = Path(path).stat()
     except OSError:

@@ -9,11 +9,13 @@ threads), and captum adds hooks to a model while it explains it. So each call ho
 `model_lock(model)`, runs the model in eval mode, and removes any hook that is still on the
 model afterwards, even when captum raised halfway.
 
-Defaults are picked for a ResNet-18 (width 64, 64 x 64 input) on a 2-core CPU, where they
-measured: gradient, guided backprop and Grad-CAM 20-60 ms (one backward pass), SmoothGrad
-0.6 s (16 noisy copies, 8 per batch), Integrated Gradients 1.2 s (32 steps, 16 per batch),
-Occlusion about 1.5 s (81 overlapping 16 x 16 patches, 27 per batch; 8 x 8 patches moved by
-4 px give a finer map in about 5 s).
+Defaults are picked for a ResNet-18 (width 64, 64 x 64 input) on a 2-core CPU. Gradient,
+guided backprop and Grad-CAM cost one backward pass; SmoothGrad (16 noisy copies, 8 per
+batch), Integrated Gradients (32 steps, 16 per batch) and Occlusion (81 overlapping 16 x 16
+patches, 27 per batch; 8 x 8 patches moved by 4 px give a finer map at several times the
+cost) cost tens of passes, so the page estimates a method's time (`tinyviz.explain.speed`)
+before it starts a slow one. The measured times are in bench/results/docstring_timings.md
+(`bench/app_speed.py` measures them).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from captum.attr import (
 )
 from torch import nn
 
+from ..errors import PredictError
 from ..runtime.locks import model_lock
 
 PERCENTILE = 99.0  # heat is scaled so this percentile maps to 1: one hot pixel can't wash it out
@@ -229,7 +232,7 @@ def _integrated_gradients(model, x, target, layer, o) -> Result:
 def _gradcam(model, x, target, layer, o) -> Result:
     name = layer or getattr(model, "gradcam_layer", None)
     if not name:
-        raise ValueError("Grad-CAM needs a layer: this model names no gradcam_layer")
+        raise PredictError("Grad-CAM needs a convolutional layer, and this model has none")
     module = _submodule(model, name)
     cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")

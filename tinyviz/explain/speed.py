@@ -3,12 +3,12 @@
 Every analysis pass records in `RUN/analysis/speed.json`, per device kind ("cpu", "cuda"),
 the cost of a forward pass per image (in a batch of 16) and of one image's input gradient.
 On a CPU these are CPU seconds with ONE thread: wall-clock times of a machine shared with
-other work measure the load more than the model (on this 2-core machine at load 16, two
-threads made a single-image gradient 2-5 times SLOWER than one thread, and inflated the
-wall time of a forward pass 13 times), while one thread's CPU time barely moves. Estimates
-for a page divide it by what `torch`'s threads give on an idle machine (`PARALLEL`) and
-multiply it by the load of the moment (`load_factor`); a running analysis job measures its
-own wall time instead (`analysis_job`).
+other work measure the load more than the model (on a loaded 2-core machine, two threads
+made a single-image gradient SLOWER than one thread, and inflated the wall time of a
+forward pass many times over; bench/results/docstring_timings.md), while one thread's CPU
+time barely moves. Estimates for a page divide it by what `torch`'s threads give on an idle
+machine (`PARALLEL`) and multiply it by the load of the moment (`load_factor`); a running
+analysis job measures its own wall time instead (`analysis_job`).
 
 FLOPs do not predict a CPU's cost either: EfficientNet-Lite0 at 192 px has 8 times fewer
 FLOPs than our ResNet-18 at 64 px, yet measured alike (its depthwise convolutions). The
@@ -34,7 +34,7 @@ from ..runs.folder import RunFolder
 
 SPEED = "speed.json"
 FAST_PAGE_SECONDS = 2.0  # a channel's 6 gradient maps within this: the run's pages answer fast
-FLOP_SECONDS_CPU = 3e-11  # rough CPU seconds per FLOP, one thread (googlenet_like: 3.3e-11)
+FLOP_SECONDS_CPU = 3e-11  # rough CPU seconds per FLOP, one thread (see bench/results)
 BATCH = 16
 PARALLEL = 0.8  # each thread beyond the first adds this much speed on an idle machine
 

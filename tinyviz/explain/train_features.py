@@ -1,13 +1,13 @@
 """Penultimate features of TRAINING images, one class at a time, computed on demand, cached.
 
 The validation pass (`analysis`) covers 10,000 images; the 100,000 training images take ten
-times as long (about 40 minutes for resnet18 on a 2-core CPU), too slow for a page. But most
-questions need few classes: "which training images of tabby and of Egyptian cat does this
-image resemble?" needs 2 x 500 images (tens of seconds on a CPU, measured in
-bench/explain_speed.py). So features are stored per class, `class-KKK.npy` (float16,
-rows in the order of `data.train.of_class(k)`), in a folder of the run's analysis keyed by
-the weights' content and the data set's cache; a class is computed the first time it is
-asked for, and `python -m tinyviz train-features RUN` computes them all (seconds on a GPU).
+times as long, too slow for a page. But most questions need few classes: "which training
+images of tabby and of Egyptian cat does this image resemble?" needs 2 x 500 images, a tenth
+of the validation pass (bench/explain_speed.py measures it; the figures are in
+bench/results/docstring_timings.md). So features are stored per class, `class-KKK.npy`
+(float16, rows in the order of `data.train.of_class(k)`), in a folder of the run's analysis
+keyed by the weights' content and the data set's cache; a class is computed the first time
+it is asked for, and `python -m tinyviz train-features RUN` computes them all (best on a GPU).
 The Embeddings page draws the training images of every class found here.
 """
 

@@ -2,6 +2,12 @@
 
 Shipped checkpoints must be small (the repository holds several), and half precision halves
 them with no measurable change in accuracy for these models; loading casts back to float32.
+
+Epoch views (`RUN/epochs/E/`) are copied as they are: their weights are already in half
+precision, so the bytes stay the same and so does the weights digest their stored analyses
+are keyed by. Those analyses are the explain layer's files, above this one: `tinyviz export`
+copies them too, in compact form (`tinyviz.explain.epochs.copy_analyses`), so an exported
+run's epoch slider works at once.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .. import io
 from ..errors import CheckpointError
 from . import folder as runfiles
 from .folder import RunFolder, open_run
@@ -38,10 +45,29 @@ def export_run(run_dir: Path, out: Path, snapshots: int = 0) -> dict:
         _half(run.snapshot_path(s), dest.snapshot(s.file), run.path)
     if kept:
         runfiles.write_snapshots(dest, kept)
-    size = sum(f.stat().st_size for f in dest.path.rglob("*") if f.is_file())
-    return {"run": str(dest.path), "snapshots": len(kept), "megabytes": round(size / 2**20, 2)}
+    views = [_copy_view(run.folder, dest, epoch) for epoch in run.epoch_views()]
+    return {
+        "run": str(dest.path),
+        "snapshots": len(kept),
+        "epoch_views": views,
+        "megabytes": megabytes(dest.path),
+    }
+
+
+def megabytes(folder: Path) -> float:
+    """What a copy weighs (MiB, two decimals): the repository budgets its shipped runs."""
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 2)
 
 
 def _half(src: Path, dst: Path, inside: Path) -> None:
     tensors = load_weights(src, inside=inside)
     save_weights(dst, tensors, {"precision": "float16"}, dtype=torch.float16)
+
+
+def _copy_view(src: RunFolder, dest: RunFolder, epoch: int) -> int:
+    """Copy epoch `epoch`'s weights byte for byte (checked first: they are input too)."""
+    weights = src.epoch_weights(epoch)
+    load_weights(weights, inside=src.path)
+    data = io.read_bytes(weights, max_bytes=runfiles.MAX_WEIGHTS, inside=src.path)
+    io.write_bytes(dest.epoch_weights(epoch), data)
+    return epoch

@@ -2,9 +2,11 @@
 
 A run folder holds `config.json` (model, options, training config, classes, versions),
 `metrics.jsonl` (one line per epoch), `model.safetensors` (the weights to use),
-`snapshots/` (the K best epochs, listed in `snapshots/index.json`), `evals.json` (every
-`evaluate` result), and while training `resume.safetensors` (what `--resume` needs, one
-file so that it is committed at once), `progress.json`, `job.json` and `train.log`.
+`snapshots/` (the K best epochs, listed in `snapshots/index.json`), `epochs/E/` (the light
+view of epoch E that `--epoch-views` keeps: its half-precision `model.safetensors` and its
+`analysis/`), `evals.json` (every `evaluate` result), and while training
+`resume.safetensors` (what `--resume` needs, one file so that it is committed at once),
+`progress.json`, `job.json` and `train.log`.
 
 Every file is input: a run folder can come from someone else. `open_run` parses each file
 once, strictly, into frozen dataclasses (`RunConfig`, `EpochMetrics`, `EvalRecord`,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from ..config import STRICT, TrainConfig, describe_error
 from ..errors import CheckpointError, TinyvizError
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors")
+EPOCH_NAME = re.compile(r"[1-9][0-9]{0,5}")  # an epoch view's folder: its epoch, no padding
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_WEIGHTS = 4 * 2**30  # larger than any model of the zoo in float32, with room
 
@@ -54,6 +58,7 @@ class RunFolder:
     JOB: ClassVar[str] = "job.json"
     LOG: ClassVar[str] = "train.log"
     ANALYSIS: ClassVar[str] = "analysis"
+    EPOCHS: ClassVar[str] = "epochs"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -73,12 +78,45 @@ class RunFolder:
     job = property(lambda self: self.path / self.JOB)
     log = property(lambda self: self.path / self.LOG)
     analysis = property(lambda self: self.path / self.ANALYSIS)
+    epochs = property(lambda self: self.path / self.EPOCHS)
 
     def snapshot(self, file: str) -> Path:
         """The path of a snapshot's weights; the name must be a plain file name."""
         if not SNAPSHOT_NAME.fullmatch(file or ""):
             raise CheckpointError(f"{self.snapshot_index}: {file!r} is not a snapshot file name")
         return self.snapshots / file
+
+    def epoch_view(self, epoch: int) -> Path:
+        """The folder of epoch `epoch`'s view: `epochs/E/`, holding `model.safetensors` and
+        `analysis/` (the same names as the run's own)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise CheckpointError(f"{self.path}: {epoch!r} is not an epoch number")
+        return self.epochs / str(epoch)
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.epoch_view(epoch) / self.WEIGHTS
+
+    def epoch_analysis(self, epoch: int) -> Path:
+        return self.epoch_view(epoch) / self.ANALYSIS
+
+    def epoch_folders(self) -> list[Path]:
+        """Every folder in `epochs/` named by an epoch (a view, or what a kill left of one).
+        Anything else there (a stray file, a folder `007`, a link) is not ours: ignored, as
+        the folder can come from someone else."""
+        try:
+            entries = list(self.epochs.iterdir())
+        except OSError:
+            return []
+        return [p for p in entries if EPOCH_NAME.fullmatch(p.name) and not p.is_symlink()]
+
+    def epoch_views(self) -> tuple[int, ...]:
+        """The epochs with a view here, in order: epoch folders that hold a weights file."""
+        found = [
+            int(p.name)
+            for p in self.epoch_folders()
+            if (p / self.WEIGHTS).is_file() and not (p / self.WEIGHTS).is_symlink()
+        ]
+        return tuple(sorted(found))
 
     def legacy_resume(self) -> tuple[Path, Path] | None:
         """The two-file resume state of older versions, when both files are there."""
@@ -321,6 +359,18 @@ class Run:
     def snapshot_path(self, snapshot: Snapshot | str) -> Path:
         return self.folder.snapshot(snapshot.file if isinstance(snapshot, Snapshot) else snapshot)
 
+    def epoch_views(self) -> tuple[int, ...]:
+        """The epochs kept as views (`--epoch-views`), listed now, in order."""
+        return self.folder.epoch_views()
+
+    def weights_file(self, snapshot: str | None = None, epoch: int | None = None) -> Path:
+        """The weights to load: a snapshot's, an epoch view's, or (neither) the run's own."""
+        if snapshot and epoch is not None:
+            raise CheckpointError("weights come from a snapshot or an epoch view, not both")
+        if epoch is not None:
+            return self.folder.epoch_weights(epoch)
+        return self.snapshot_path(snapshot) if snapshot else self.folder.weights
+
 
 @dataclass(frozen=True)
 class BrokenRun:
@@ -473,9 +523,16 @@ def scan(roots: Iterable[Path]) -> Scan:
         try:
             runs[key] = open_run(path)
         except TinyvizError as e:
-            broken[key] = BrokenRun(path, str(e))
+            broken[key] = BrokenRun(path, _inside(str(e), path))
     ordered = sorted(runs.values(), key=lambda r: r.mtime(), reverse=True)
     return Scan(tuple(ordered), tuple(broken.values()))
+
+
+def _inside(reason: str, path: Path) -> str:
+    """The reason with the run folder's own path left out: visitors see no server paths."""
+    for spelling in {str(path), str(path.resolve())}:
+        reason = reason.replace(spelling + os.sep, "").replace(spelling, path.name)
+    return reason
 
 
 def list_runs(roots: Iterable[Path]) -> list[Run]:

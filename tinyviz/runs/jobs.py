@@ -142,6 +142,8 @@ def _dataclass_args(
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             args.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, tuple):  # `tinyviz train --epoch-views 1,3,6`
+            args.append(f"{flag}={','.join(str(v) for v in value)}")
         else:
             args.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={value}")
     return args

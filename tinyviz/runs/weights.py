@@ -92,11 +92,15 @@ def build_model(config: RunConfig) -> torch.nn.Module:
 
 
 def load_model(
-    run: Run | Path, snapshot: str | None = None, device: str | torch.device = "cpu"
+    run: Run | Path,
+    snapshot: str | None = None,
+    device: str | torch.device = "cpu",
+    epoch: int | None = None,
 ) -> torch.nn.Module:
-    """Rebuild a run's model from the registry and load its weights, in eval mode."""
+    """Rebuild a run's model from the registry and load its weights (a snapshot's, an epoch
+    view's, else its own), in eval mode."""
     run = run if isinstance(run, Run) else open_run(run)
     model = build_model(run.config)
-    file = run.snapshot_path(snapshot) if snapshot else run.folder.weights
+    file = run.weights_file(snapshot, epoch)
     load_state(model, load_weights(file, inside=run.path), file)
     return model.to(device).eval()

@@ -5,6 +5,11 @@ kept short. Speed comes from keeping the data and augmentation on the device and
 synchronising inside the epoch except for a periodic finiteness check. Robustness: every file
 write is atomic, state for `--resume` is saved at the end of each epoch, and a non-finite loss
 stops the run with the last good checkpoint intact.
+
+Epoch views (`TrainConfig.epoch_views`): at each chosen epoch the weights are also kept in
+half precision in `RUN/epochs/E/`, and right after the epoch is committed that epoch's
+analysis is computed there (the same pass as the finished run's, `tinyviz.explain.analysis`),
+so the explain pages can show the run across its epochs while it still trains.
 """
 
 from __future__ import annotations
@@ -118,6 +123,8 @@ def train(
                 row = run_epoch(t, monitor)
                 if t.world.main:
                     log(_summary(row))
+                if t.world.main and row.epoch in cfg.epoch_views:
+                    write_view_analysis(t, data, row.epoch, progress=progress, log=log)
             monitor.finish("done")
         except Stopped:
             monitor.finish("stopped", stopped_message(t.epoch))
@@ -146,10 +153,30 @@ def write_analysis(t: Trainer, data: TinyImageNet, *, progress: bool, log) -> No
             bar = _analysis_bar() if progress else None
             analysis.compute(t.out.path, data, device=t.device, progress=bar, snapshot=snapshot)
         log(f"analysis of the validation set written to {t.out.analysis}")
+        for epoch in t.out.epoch_views():  # those a kill or an error left without one
+            if not analysis.is_cached(t.out.path, data, epoch=epoch):
+                write_view_analysis(t, data, epoch, progress=progress, log=log)
     except (TinyvizError, OSError, RuntimeError, ValueError) as e:
         log(f"no analysis written ({str(e).splitlines()[0]}); `tinyviz analyse` computes it")
     except Stopped:
         log("analysis stopped; `tinyviz analyse` (or the dashboard) continues it")
+
+
+def write_view_analysis(t: Trainer, data: TinyImageNet, epoch: int, *, progress: bool, log) -> None:
+    """The analysis of epoch `epoch`'s view, in its own folder. Like `write_analysis` it never
+    fails the training (`tinyviz analyse` computes what is missing); a stop request does stop
+    it, after the epoch was committed, and the saved chunks are resumed later."""
+    from ..explain import analysis
+
+    try:
+        bar = _analysis_bar() if progress else None
+        analysis.compute(t.out.path, data, device=t.device, progress=bar, epoch=epoch)
+        log(f"epoch {epoch}'s view and its analysis written to {t.out.epoch_view(epoch)}")
+    except (TinyvizError, OSError, RuntimeError, ValueError) as e:
+        log(
+            f"epoch {epoch}'s view has no analysis ({str(e).splitlines()[0]}); "
+            "`tinyviz analyse` computes it"
+        )
 
 
 def _analysis_bar():
@@ -203,7 +230,7 @@ def clear_run(folder: RunFolder) -> None:
         *folder.LEGACY_RESUME,
     ):
         (folder.path / name).unlink(missing_ok=True)
-    for sub in (folder.snapshots, folder.analysis):
+    for sub in (folder.snapshots, folder.analysis, folder.epochs):
         shutil.rmtree(sub, ignore_errors=True)
 
 
@@ -286,10 +313,24 @@ def resume_from(t: Trainer, data: TinyImageNet) -> None:
         return
     io.remove_stale_in(t.out.path)
     io.remove_stale_in(t.out.snapshots)
-    # an epoch logged after its state was saved is trained again
+    # an epoch logged after its state was saved is trained again, and so is its view
     runfiles.write_metrics(t.out, [r for r in runfiles.read_metrics(t.out) if r.epoch <= t.epoch])
+    drop_views_after(t.out, t.epoch)
     if stored.train.epochs != t.cfg.epochs:  # extended: the config says the new total
         runfiles.write_config(t.out, dataclasses.replace(stored, train=t.cfg))
+
+
+def drop_views_after(folder: RunFolder, epoch: int) -> None:
+    """Remove the views of epochs after `epoch`: a kill between a view and the epoch's resume
+    state leaves one of an epoch that is trained again (and kept again, once). The views
+    kept lose what a killed write left (their analyses resume on their own)."""
+    import shutil
+
+    for view in folder.epoch_folders():
+        if int(view.name) > epoch:
+            shutil.rmtree(view, ignore_errors=True)
+        else:
+            io.remove_stale_in(view)
 
 
 def write_config(t: Trainer, data: TinyImageNet, info: dict) -> None:
@@ -475,6 +516,7 @@ def end_of_epoch(t: Trainer, row: EpochMetrics) -> None:
     meta = {"epoch": str(row.epoch), "val_top1": f"{row.val_top1:.4f}"}
     save_weights(t.out.weights, weights, meta)
     keep_snapshot(t, row.epoch, row.val_top1, weights)
+    keep_view(t, row.epoch, weights, meta)
     runfiles.append_metrics(t.out, row)
     t.epoch = row.epoch
     save_state(t.out, t.model, t.ema, t.optimizer, {"epoch": t.epoch, "step": t.step})
@@ -494,6 +536,15 @@ def keep_snapshot(t: Trainer, epoch: int, top1: float, weights: dict) -> None:
     for s in dropped:
         t.out.snapshot(s.file).unlink(missing_ok=True)
     t.snapshots = kept
+
+
+def keep_view(t: Trainer, epoch: int, weights: dict, meta: dict) -> None:
+    """At a chosen epoch, its weights in half precision (as `export` ships them) in the
+    epoch's view; its analysis follows once the epoch is committed (`write_view_analysis`)."""
+    if epoch not in t.cfg.epoch_views:
+        return
+    meta = {**meta, "precision": "float16"}
+    save_weights(t.out.epoch_weights(epoch), weights, meta, dtype=torch.float16)
 
 
 def _summary(row: EpochMetrics) -> str:
