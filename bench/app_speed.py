@@ -99,7 +99,8 @@ def fresh_checkpoints(dest: Path, runs: list[str]) -> Path:
 DRAWN = (
     "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg, "
     "[data-testid=stPlotlyChart] canvas, [data-testid=stPlotlyChart] svg, "
-    "[data-testid=stMain] [data-testid=stImage] img"
+    "[data-testid=stMain] [data-testid=stImage] img, "
+    "[data-testid=stMain] [data-testid=stAlert]"  # a page that has nothing to draw says why
 )
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip

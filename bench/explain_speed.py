@@ -461,6 +461,25 @@ def _wait(url: str, seconds: float = 120) -> None:
 # ------------------------------------------------------------------------ main
 
 
+def bench_epochs() -> None:
+    """Aligning an epoch's map onto the previous one (issue 12.4): Procrustes over the
+    images both maps show, for a map of seed 004's seven classes and one of every image."""
+    from tinyviz.explain import epochs
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, dims in ((350, 2), (10_000, 2), (10_000, 3)):
+        before = rng.normal(size=(n, dims))
+        turn, _ = np.linalg.qr(rng.normal(size=(dims, dims)))
+        after = 1.7 * before @ turn + 3.0 + rng.normal(scale=0.01, size=(n, dims))
+        ids = np.arange(n)
+        seconds, fit = timed(lambda: epochs.align(after, ids, before, ids), repeat=5)  # noqa: B023
+        err = float(np.abs(fit.apply(after) - before).max())
+        rows.append([f"{n:,} points, {dims}-D", fmt(seconds), f"{err:.3f}"])
+    say(table("Epoch views: one map aligned onto the previous epoch's (Procrustes)",
+              ["map", "time", "largest error after (noise 0.01)"], rows))  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("TINYVIZ_DATA"), help="the data set")
@@ -488,6 +507,7 @@ def main() -> None:
             ("map", lambda: bench_map(run, data)),
             ("browser", lambda: bench_browser(run, args.data)),
             ("webgl", bench_webgl),
+            ("epochs", bench_epochs),
         ]
         for name, step in steps:
             if name not in skip:

@@ -204,7 +204,8 @@ with st.expander("Settings of a new run", expanded=running is None):
     )
     st.markdown("**Augmentation** (preview it on the Data page)")
     _widgets.augment_ui("tv_tr_aug_")
-    name = keyed(st.text_input, f"Run name (a folder in {RUNS})", "name").strip()
+    shown = RUNS.name + "/"  # not the server's full path: visitors read this
+    name = keyed(st.text_input, f"Run name (a folder in {shown})", "name").strip()
 
     s = st.session_state
     options = s["tv_tr_options"] if PRESETS[s["tv_tr_preset"]].model == model else {}
