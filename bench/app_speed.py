@@ -96,11 +96,16 @@ def fresh_checkpoints(dest: Path, runs: list[str]) -> Path:
     return dest
 
 
-DRAWN = (
-    "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg, "
-    "[data-testid=stPlotlyChart] canvas, [data-testid=stPlotlyChart] svg, "
-    "[data-testid=stMain] [data-testid=stImage] img, "
-    "[data-testid=stMain] [data-testid=stAlert]"  # a page that has nothing to draw says why
+FRESH = "[data-testid=stMain] [data-testid=stElementContainer][data-stale=false]"
+DRAWN = ", ".join(  # the new page's own elements: the last page's stay on screen, stale, a while
+    f"{FRESH} {what}"
+    for what in (
+        "[data-testid=stVegaLiteChart] canvas",
+        "[data-testid=stVegaLiteChart] svg",
+        "[data-testid=stPlotlyChart] canvas",
+        "[data-testid=stImage] img",
+        "[data-testid=stAlert]",  # a page that has nothing to draw says why
+    )
 )
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
