@@ -29,7 +29,6 @@ from .. import io
 from ..errors import CheckpointError
 from ..runs import jobs as training_jobs
 from ..runs.folder import RunFolder, open_run
-from ..runs.jobs import PROJECT_ROOT
 from . import analysis, speed
 
 try:
@@ -175,19 +174,7 @@ def start(run_dir: Path, data, limit: int = 0, *, retry: bool = False) -> Analys
 
 def _launch(cmd: list[str], work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(work / LOG, "ab") as log:
-        log.write(f"\n$ {' '.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = training_jobs.spawn(cmd, work / LOG)  # niced by its own --nice option
     _CHILDREN[proc.pid] = proc
     io.write_json(work / JOB, {"pid": proc.pid, "started": time.time(), "command": cmd})
 

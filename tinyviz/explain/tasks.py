@@ -30,13 +30,13 @@ from pathlib import Path
 from .. import io
 from ..errors import CheckpointError, JobError
 from ..runs.folder import RunFolder
+from ..runs.jobs import spawn
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: tasks run, without the cross-process lock
     fcntl = None  # type: ignore[assignment]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTING_GRACE = 120.0  # seconds a launched process may take to import torch and lock
 WRITE_EVERY = 1.0  # seconds between progress writes
 NICE = 10
@@ -152,20 +152,7 @@ def start(run_dir: Path, task: str, args: list[str]) -> TaskState:
         if now.active:
             return now
         cmd = [sys.executable, "-m", "tinyviz", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(paths["log"], "ab") as log:
-            log.write(f"\n$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=(lambda: os.nice(NICE)) if hasattr(os, "nice") else None,
-            )
+        proc = spawn(cmd, paths["log"], nice=NICE)
         _CHILDREN[proc.pid] = proc
         io.write_json(paths["launch"], {"pid": proc.pid, "started": time.time(), "command": cmd})
     return state(run_dir, task)

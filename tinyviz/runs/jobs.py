@@ -183,23 +183,32 @@ def holds_run(run_dir: Path) -> bool:
     return RunFolder(Path(run_dir)).holds_run()
 
 
+def spawn(cmd: list[str], log_path: Path, nice: int = 0) -> subprocess.Popen:
+    """Start `cmd` in the project root as its own session (it outlives the script run and
+    the server), its output appended to `log_path` after the command line; `nice` lowers
+    its priority so the dashboard stays responsive. Shared by every background job."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    niced = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the handle
+        log.write(f"\n$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=niced,
+        )
+
+
 def _launch(cmd: list[str], run_dir: Path, jobs_dir: Path) -> Job:
     folder = RunFolder(run_dir)
     with _claim(jobs_dir, run_dir) as lock:
         run_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(folder.log, "ab") as log:  # the child keeps its own copy of the handle
-            log.write(f"\n$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = spawn(cmd, folder.log)
         _CHILDREN[proc.pid] = proc
         started = time.time()
         io.write_json(lock, {"pid": proc.pid, "run_dir": str(run_dir), "started": started})
