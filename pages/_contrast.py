@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _state, _widgets
+from pages import _cache, _defer, _state, _widgets
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import contrastive, saliency, speed, tasks, train_features
@@ -43,6 +43,22 @@ def _train(key: tuple, a: int, b: int, _data):
 @st.cache_data(show_spinner=False, max_entries=16)
 def _estimate(key: tuple, a: int, b: int, _net, _data) -> float:
     return train_features.estimate_seconds(_net, Path(key[0]), _data, [a, b])
+
+
+def section_after_paint(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
+    """`section`, computed once the browser has drawn the page above it (`_defer`): a second
+    or two of a CPU's model passes that would otherwise delay the confusion matrix."""
+    names = run.class_names
+
+    def waiting() -> None:
+        st.subheader(f"Why {names[b]} and not {names[a]}?")
+        st.caption(
+            f":material/hourglass_top: Computing the contrastive maps, channel pushes and "
+            f"nearest training images of this cell's {len(rows)} images..."
+        )
+
+    what = f"contrast {run.path} {run.stamp} {a} {b} {len(rows)}"
+    _defer.after_paint(what, lambda: section(data, run, out, a, b, rows), waiting)
 
 
 def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:

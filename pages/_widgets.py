@@ -361,6 +361,7 @@ def sidebar() -> None:
             if st.session_state.get(_state.RUN_KEY) not in options:
                 st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
             st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
+            _cache.warm_run(_state.current_run(), path)
         else:
             st.caption("No runs yet.")
         if found.broken:
@@ -436,6 +437,16 @@ def image_grid(images, captions: list[str], per_row: int = 8, px: int = 128) -> 
 
 
 # ------------------------------------------------------------------ charts
+
+
+def many_marks(chart):
+    """`chart` drawn on a canvas, without per-mark ARIA descriptions. Streamlit picks the
+    canvas only above 2,000 data points, so a confusion matrix of 1,500 cells was drawn as
+    1,500 SVG nodes, and Vega-Lite builds each mark's spoken description with an
+    interpreted expression: together a second of the browser's time on a small machine."""
+    return chart.properties(usermeta={"embedOptions": {"renderer": "canvas"}}).configure_mark(
+        aria=False
+    )
 
 
 def top5_chart(

@@ -91,6 +91,58 @@ def current_cell() -> tuple[int, int]:
     return (conf.pairs[0].true, conf.pairs[0].pred) if conf.pairs else (0, 0)
 
 
+def block_chart(block: np.ndarray, ct: int, cp: int) -> alt.LayerChart:
+    """The zoomed block's cells with their counts. Vega draws it with its expression
+    interpreter, one evaluation per cell and encoding, so what only non-empty cells need
+    (the colour scale, the count) is in layers of those cells alone (a few dozen), the text
+    colour is chosen here (a layer each), and one transparent layer of every cell on top
+    takes the clicks and the tooltip (a selection lives in one layer only)."""
+    t, p = np.repeat(block, len(block)), np.tile(block, len(block))
+    every = pd.DataFrame(
+        {
+            "t": t,
+            "p": p,
+            "true": np.take(names, t),
+            "predicted": np.take(names, p),
+            "count": conf.matrix[t, p],
+            "rate": conf.rates[t, p],
+        }
+    )
+    full = every[every["count"] > 0]
+    dark = full["rate"] > 0.45  # white numbers on the dark cells
+    order_names = [names[i] for i in block]
+    x = alt.X(
+        "predicted:N",
+        sort=order_names,
+        scale=alt.Scale(domain=order_names),
+        axis=alt.Axis(labelAngle=-45, labelLimit=140, labelOverlap=False, labelFontSize=11),
+    )
+    y = alt.Y(
+        "true:N",
+        sort=order_names,
+        scale=alt.Scale(domain=order_names),
+        axis=alt.Axis(labelLimit=140, labelOverlap=False, labelFontSize=11),
+    )
+
+    def counts(rows: pd.DataFrame, ink: str) -> alt.Chart:
+        return alt.Chart(rows).mark_text(fontSize=9, color=ink).encode(x=x, y=y, text="count:Q")
+
+    grid = (
+        alt.Chart(every)
+        .mark_rect(fill="transparent", stroke="#eeeeee", strokeWidth=0.5)
+        .encode(x=x, y=y, tooltip=tooltip)
+        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
+    )
+    chosen = alt.Chart(every[(every.t == ct) & (every.p == cp)]).mark_rect(**HIGHLIGHT)
+    return alt.layer(
+        alt.Chart(full).mark_rect().encode(x=x, y=y, color=colour.legend(None)),
+        counts(full[~dark], "#333"),
+        counts(full[dark], "white"),
+        grid,
+        chosen.encode(x=x, y=y),
+    )
+
+
 m = st.columns(4)
 m[0].metric("Top-1 accuracy", f"{out.top1:.1%}")
 m[1].metric("Top-5 accuracy", f"{out.top5:.1%}")
@@ -157,7 +209,9 @@ with left:
         alt.Chart(here).mark_point(size=160, shape="square", **HIGHLIGHT).encode(x="x:Q", y="y:Q")
     )
     st.altair_chart(
-        (overview + frame + shown_cell).properties(height=440, title=f"All {c} classes"),
+        _widgets.many_marks(
+            (overview + frame + shown_cell).properties(height=440, title=f"All {c} classes")
+        ),
         on_select=lambda: pick("tv_conf_overview_chart"),
         key="tv_conf_overview_chart",
         selection_mode="cell",
@@ -170,50 +224,12 @@ with left:
     )
 with right:
     block = conf.order[lo : hi + 1]
-    t, p = np.repeat(block, len(block)), np.tile(block, len(block))
-    bdf = pd.DataFrame(
-        {
-            "t": t,
-            "p": p,
-            "true": np.take(names, t),
-            "predicted": np.take(names, p),
-            "count": conf.matrix[t, p],
-            "rate": conf.rates[t, p],
-        }
-    )
-    order_names = [names[i] for i in block]
-    grid = alt.Chart(bdf).encode(
-        x=alt.X(
-            "predicted:N",
-            sort=order_names,
-            axis=alt.Axis(labelAngle=-45, labelLimit=140, labelOverlap=False, labelFontSize=11),
-        ),
-        y=alt.Y(
-            "true:N",
-            sort=order_names,
-            axis=alt.Axis(labelLimit=140, labelOverlap=False, labelFontSize=11),
-        ),
-        tooltip=tooltip,
-    )
-    rects = (
-        grid.mark_rect(stroke="#eeeeee", strokeWidth=0.5)
-        .encode(color=alt.condition("datum.count > 0", colour.legend(None), alt.value("white")))
-        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
-    )
-    chosen_cell = grid.transform_filter(f"datum.t == {ct} && datum.p == {cp}").mark_rect(
-        **HIGHLIGHT
-    )
-    text = (
-        grid.transform_filter("datum.count > 0")
-        .mark_text(fontSize=9)
-        .encode(
-            text="count:Q",
-            color=alt.condition("datum.rate > 0.45", alt.value("white"), alt.value("#333")),
-        )
-    )
     st.altair_chart(
-        (rects + text + chosen_cell).properties(
-            height=max(300, 18 * len(block) + 160), title=f"Classes {lo + 1} to {hi + 1} (counts)"
+        _widgets.many_marks(
+            block_chart(block, ct, cp).properties(
+                height=max(300, 18 * len(block) + 160),
+                title=f"Classes {lo + 1} to {hi + 1} (counts)",
+            )
         ),
         on_select=lambda k=f"tv_conf_block_chart_{order_by}": pick(k),
         key=f"tv_conf_block_chart_{order_by}",
@@ -269,7 +285,8 @@ elif t != p and st.toggle(
     key="tv_conf_why",
     persist_state="session",
 ):
-    _contrast.section(data, run, out, t, p, confusions.images_of_cell(out, t, p, limit=SHOW))
+    rows = confusions.images_of_cell(out, t, p, limit=SHOW)
+    _contrast.section_after_paint(data, run, out, t, p, rows)
 
 st.subheader("Accuracy per class")
 rows = pd.DataFrame(confusions.per_class_table(conf, names, run.wnids))

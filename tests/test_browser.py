@@ -349,14 +349,22 @@ def test_train_page_estimates_the_time_before_start(page):
 def shipped(world, tmp_path_factory):
     """A run as the repository ships it (weights, records, the compact analysis keyed by the
     validation set's content), served by a second app that has never seen the data set: a
-    fresh clone, with its own empty cache, so the data is decoded and keyed anew there."""
+    fresh clone, with its own empty cache, so the data is decoded and keyed anew there. Its
+    head is biased towards class 0, so that it makes mistakes: Confusion then explains one."""
     import shutil
 
+    from tinyviz import runs
+    from tinyviz.data import load
     from tinyviz.explain import analysis
 
     base = tmp_path_factory.mktemp("clone")
     run = base / "checkpoints" / "shipped-resnet18"
-    shutil.copytree(world["runs"] / "browser-resnet18", run)
+    without_analysis = shutil.ignore_patterns("analysis")
+    shutil.copytree(world["runs"] / "browser-resnet18", run, ignore=without_analysis)
+    weights = runs.load_weights(run / runs.RunFolder.WEIGHTS)
+    weights["fc.bias"][0] += weights["fc.weight"].abs().sum(1).mean() * 0.3
+    runs.save_weights(run / runs.RunFolder.WEIGHTS, weights)
+    analysis.compute(run, load(world["data"], root=world["cache"], progress=False))
     stored = [f for f in (run / "analysis").iterdir() if f.is_dir()]
     assert len(stored) == 1 and analysis.compact(stored[0]) > 0
     port = _free_port()
@@ -424,7 +432,22 @@ def test_a_shipped_run_opens_confusion_without_computing_anything(browser, shipp
     assert not (folder / "work").exists() and not (folder / "logp.npy").exists()  # read only
     decoded = list(shipped["cache"].glob("tiny-*/meta.json"))  # the clone's own data cache
     assert len(decoded) == 1 and "val_key" in decoded[0].read_text()
+    # "why B and not A" is computed after the matrix is drawn, on the browser's own trigger
+    pg.get_by_text(re.compile("minus the logit of")).first.wait_for()
+    assert pg.get_by_text(re.compile("^Computing the contrastive maps")).count() == 0
+    _settled(pg)
     pg.close()
+
+
+def test_the_entry_page_loads_the_explain_pages_chart_code_while_it_is_read(page):
+    """The plotly code of the Embeddings map (megabytes) is fetched and run on the page
+    the visitor arrives at, once the browser is idle, before any explain page needs it."""
+    page.wait_for_function("window.__tvPreloadDone === true")
+    loaded = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
+    )
+    assert any(name.startswith("PlotlyChart.") for name in loaded), loaded
+    assert page.locator(".js-plotly-plot").count() == 0  # fetched, not drawn
 
 
 # ------------------------------------------------- the full embeddings map (issue 12)

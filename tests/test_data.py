@@ -206,3 +206,17 @@ def test_mix_returns_pair_labels_and_ratio(kind):
     xm, ya, yb, lam = mix(x, y, cfg, torch.Generator().manual_seed(0), np.random.default_rng(0))
     assert xm.shape == x.shape and torch.equal(ya, y) and 0 <= lam <= 1
     assert sorted(yb.tolist()) == list(range(8))
+
+
+def test_open_decoded_opens_only_a_cache_built_before(tmp_path, tiny_zip, tiny_files):
+    """What a background warm-up may call: the decoded set, or None, never a decode."""
+    from tinyviz.data import open_decoded
+
+    root = tmp_path / "cache"
+    other = tinydata.write_zip(tmp_path / "other.zip", tiny_files)
+    assert open_decoded(other, root=root) is None
+    assert not root.exists() or not list(root.glob("tiny-*"))  # nothing was decoded
+    load(other, root=root, progress=False)
+    opened = open_decoded(other, root=root)
+    val_images = [name for name in tiny_files if name.startswith("val/images/")]
+    assert opened is not None and len(opened.val.labels) == len(val_images)

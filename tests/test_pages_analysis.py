@@ -45,9 +45,12 @@ def bare_run(tmp_path, tiny_run, monkeypatch) -> Path:
 def test_confusion_page(app_env, confused_run, monkeypatch):
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
     at = ok(open_page(PAGES[0], confused_run))
-    # overview, zoomed block, best and worst, and (the shown cell is a confusion) the channels
-    # that push towards the predicted class rather than the true one
-    assert len(charts(at)) == 4
+    assert len(charts(at)) == 3  # overview, zoomed block, best and worst
+    ok(at.run())  # and (the shown cell is a confusion) the channels that push towards the
+    assert len(charts(at)) == 4  # predicted class rather than the true one, drawn after them
+    for matrix in charts(at)[:2]:  # thousands of cells: a canvas, no spoken description each
+        assert matrix["usermeta"]["embedOptions"]["renderer"] == "canvas"
+        assert matrix["config"]["mark"]["aria"] is False
     assert at.get("metric")[0].label == "Top-1 accuracy"
     assert at.dataframe and at.image  # per-class table, images of the shown cell
     assert "Measured on the validation set: 24 images" in at.caption[-1].value
@@ -206,7 +209,7 @@ def test_confusion_page_of_a_linear_model_offers_no_grad_cam(
     cfg = TrainConfig(model="logreg", epochs=1, batch_size=32, lr=0.01)
     run = train(cfg, tiny_data, tmp_path / "runs" / "tiny-logreg", progress=False, log=print)
     monkeypatch.setenv("TINYVIZ_RUNS", str(run.parent))
-    at = ok(open_page(PAGES[0], run))
+    at = ok(ok(open_page(PAGES[0], run)).run())  # the section is drawn on the second run
     methods = [g for g in at.get("button_group") if g.proto.label == "Contrastive map"]
     assert methods, "the shown cell of an untrained logreg is a confusion: maps to contrast"
     labels = " ".join(str(o) for o in methods[0].proto.options)
@@ -222,7 +225,7 @@ def test_slow_contrastive_maps_wait_for_a_click_that_says_how_long(
 
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
     monkeypatch.setattr(speed, "FAST_PAGE_SECONDS", 0.0)  # every model counts as slow here
-    at = ok(open_page(PAGES[0], confused_run))
+    at = ok(ok(open_page(PAGES[0], confused_run)).run())  # the section: on the second run
     go = at.button(key="tv_ctr_maps")
     assert go.label.startswith("Draw the ") and " here)" in go.label
     shown = len(at.image)

@@ -70,3 +70,52 @@ def test_the_explain_libraries_are_imported_in_the_background_once():
     thread.join(120)
     assert not thread.is_alive()
     assert all(name in sys.modules for name in _cache.WARM_MODULES)
+
+
+def test_the_chosen_runs_analysis_and_model_are_loaded_in_the_background(
+    app_env, tiny_zip, tiny_data, tmp_path, monkeypatch
+):
+    """The sidebar's run choice starts one thread that fills the shared caches with that
+    run's stored analysis and model, so the first explain page reads neither itself."""
+    from pages import _cache
+    from tinyviz.explain import analysis
+    from tinyviz.runs import open_run
+
+    run_dir = tmp_path / "runs" / "warm"  # a folder of its own: no other test cached it
+    shutil.copytree(app_env["run"], run_dir)
+    monkeypatch.setenv("TINYVIZ_RUNS", str(run_dir.parent))
+    reads = []
+    real_read = analysis.read
+    monkeypatch.setattr(analysis, "read", lambda folder: reads.append(folder) or real_read(folder))
+    page("pages/models.py", run_dir)
+    run = open_run(run_dir)
+    thread = _cache._warm_run(str(run_dir), run.stamp, str(tiny_zip), "cpu")
+    thread.join(120)
+    assert not thread.is_alive() and len(reads) == 1
+    page("pages/confusion.py", run_dir)
+    assert len(reads) == 1  # the page found it loaded
+
+
+def test_nothing_is_warmed_for_a_data_set_never_decoded(tmp_path):
+    """Decoding shows its own progress on the page that needs it: the warm-up never starts it."""
+    from tinyviz.data import open_decoded
+
+    assert open_decoded(tmp_path / "missing.zip") is None
+
+
+def test_the_preloaded_chart_code_is_found_in_this_streamlits_build():
+    """`_preload` looks the hashed module names up in the installed Streamlit: each exists,
+    plotly's (the Embeddings map) among them, in the order given (smallest first)."""
+    from pathlib import Path
+
+    import streamlit as st
+
+    from pages import _preload
+
+    names = _preload.chunks()
+    folder = Path(st.__file__).parent / "static" / "static" / "js"
+    assert names and all((folder / n).is_file() for n in names)
+    assert [n.split(".")[0] for n in names] == [
+        e for e in _preload.ELEMENTS if any(n.startswith(e + ".") for n in names)
+    ]
+    assert names[-1].startswith("PlotlyChart.")

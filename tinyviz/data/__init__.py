@@ -2,7 +2,7 @@
 
 from ..errors import DataError
 from .archive import URL, Archive, Classes, locate, open_archive
-from .cache import Split, TinyImageNet, cache_root, decode, load
+from .cache import Split, TinyImageNet, cache_root, decode, load, open_decoded
 from .download import describe_missing, download
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "load",
     "locate",
     "open_archive",
+    "open_decoded",
 ]

@@ -109,6 +109,17 @@ def load(
     return _open(src, folder)
 
 
+def open_decoded(path=None, *, root: Path | None = None) -> TinyImageNet | None:
+    """The data set if this zip's cache is built and known (opened before), else None:
+    never reads the archive nor decodes, so a background warm-up can call it freely."""
+    try:
+        src = locate(path).resolve()
+    except DataError:
+        return None
+    folder = _lookup(Path(root) if root else cache_root(), _quick_key(src))
+    return None if folder is None else _open(src, folder)
+
+
 # ------------------------------------------------------------------ fast reopening
 
 

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.batches import to_float
 from ..runtime.locks import model_lock
-from . import embed, saliency
+from . import embed, runinfo, saliency
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,16 +160,8 @@ def cell_contributions(model: nn.Module, images_u8: np.ndarray, a: int, b: int) 
 
 
 def image_features(model: nn.Module, images_u8: np.ndarray) -> np.ndarray:
-    """(N, D) float32 exact penultimate features of a few images (a cell's), under the lock."""
-    device = next(model.parameters()).device
-    x = to_float(torch.from_numpy(np.array(images_u8, np.uint8)).to(device))
-    with model_lock(model), torch.inference_mode():
-        was_training = model.training
-        model.eval()
-        try:
-            return model.forward_features(x).float().cpu().numpy()
-        finally:
-            model.train(was_training)
+    """(N, D) float32 exact penultimate features of a few images (a cell's)."""
+    return runinfo.penultimate(model, images_u8)
 
 
 def top_images_of_channel(features: np.ndarray, channel: int, k: int = 6) -> np.ndarray:

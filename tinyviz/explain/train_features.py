@@ -20,12 +20,10 @@ import numpy as np
 import torch
 
 from .. import io
-from ..data.batches import to_float
 from ..errors import CheckpointError
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import pick_device
-from ..runtime.locks import model_lock
 from . import runinfo
 
 Progress = Callable[[float, str], None]
@@ -102,7 +100,7 @@ def compute(
         idx = data.train.of_class(k)
         feats = []
         for start in range(0, len(idx), BATCH):
-            feats.append(_features(model, data.train.images[idx[start : start + BATCH]]))
+            feats.append(runinfo.penultimate(model, data.train.images[idx[start : start + BATCH]]))
             done += len(feats[-1])
             report(done / total, f"training features: {done:,} / {total:,} images")
         array = np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
@@ -110,20 +108,9 @@ def compute(
     return todo
 
 
-def _features(model: torch.nn.Module, images_u8: np.ndarray) -> np.ndarray:
-    device = next(model.parameters()).device
-    x = to_float(torch.from_numpy(np.array(images_u8, np.uint8)).to(device))
-    with model_lock(model), torch.inference_mode():
-        was_training = model.training
-        model.eval()
-        try:
-            return model.forward_features(x).float().cpu().numpy()
-        finally:
-            model.train(was_training)
-
-
 def estimate_seconds(model: torch.nn.Module, run_dir: Path, data, classes: Sequence[int]) -> float:
-    """Seconds `compute` would take for the classes not stored yet (one timed batch)."""
+    """Seconds `compute` would take for the classes not stored yet (`runinfo.forward_seconds`:
+    the run's stored speed, else one timed batch)."""
     base = folder(run_dir, data)
     n = sum(len(data.train.of_class(k)) for k in set(classes) if not _file(base, k).exists())
-    return n * runinfo.forward_seconds(model) if n else 0.0
+    return n * runinfo.forward_seconds(model, run_dir) if n else 0.0
