@@ -44,9 +44,11 @@ def charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
 
 
-def chart_rows(at: AppTest, i: int = 0):
-    """The data of the i-th chart (its first dataset), as a DataFrame."""
-    data = at.get("vega_lite_chart")[i].proto.datasets[0].data.data
+def chart_rows(at: AppTest, i: int = 0, name: str | None = None):
+    """The data of the i-th chart (its first dataset, or the one called `name`), as a
+    DataFrame."""
+    sets = at.get("vega_lite_chart")[i].proto.datasets
+    data = next(d for d in sets if name is None or d.name == name).data.data
     return pa.ipc.open_stream(data).read_all().to_pandas()
 
 

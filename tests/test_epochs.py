@@ -4,7 +4,6 @@ and analysis), resuming and exporting them, and maps aligned from one epoch to t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -288,21 +287,13 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def kill_points(writes: int) -> list[int]:
-    """Which writes to kill the run at: 8 spread over all of them (first and last included),
-    so CI stays within its time; TINYVIZ_ALL_KILLS=1 kills at every one (3 minutes)."""
-    if os.environ.get("TINYVIZ_ALL_KILLS") == "1" or writes <= 8:
-        return list(range(1, writes + 1))
-    return sorted({round(1 + i * (writes - 1) / 7) for i in range(8)})
-
-
 @pytest.mark.slow
 def test_every_write_of_a_run_with_views_survives_a_kill(tiny_zip, tmp_path, capsys, one_thread):
     """SIGKILLed at each write of its folder (the views' analyses included), then resumed:
     each chosen epoch has its view once, with the weights of an unbroken run and one
     analysis (a kill in the last epoch's pass leaves that to `tinyviz analyse`)."""
+    from test_kill_writes import kill_points, train_args
     from test_kill_writes import tinyviz as killed_at
-    from test_kill_writes import train_args
 
     def args(out: Path) -> list[str]:
         return [*train_args(tiny_zip, out), "--epoch-views", "1,2"]

@@ -91,11 +91,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def kill_points(writes: int, spread: int = 6) -> list[int]:
+    """Which writes to kill a run at: `spread` of them, evenly over all (the first and the
+    last included), so CI stays within its time; TINYVIZ_ALL_KILLS=1 kills at every one
+    (`bench/hardening.py --kills` does too)."""
+    if os.environ.get("TINYVIZ_ALL_KILLS") == "1" or writes <= spread:
+        return list(range(1, writes + 1))
+    return sorted({round(1 + i * (writes - 1) / (spread - 1)) for i in range(spread)})
+
+
 def test_every_write_survives_a_kill(tiny_zip, tmp_path, reference, capsys, one_thread):
     ref, writes = reference
     assert writes >= 10  # config, metrics, and per epoch: weights, snapshot, index, ...
     want = runs.load_weights(ref / "model.safetensors")
-    for k in range(1, writes + 1):
+    for k in kill_points(writes):
         out = tmp_path / f"kill{k:02d}"
         killed = tinyviz(*train_args(tiny_zip, out), kill_at=k)
         assert killed.returncode == -9, (k, killed.stderr[-500:])
