@@ -164,9 +164,12 @@ def bench_pages(data_path: str, runs: list[str]) -> str:
 
 OLD = """s => { const old = [...document.querySelectorAll(s)];
   window.__tvOld = new WeakSet(old);
-  window.__tvOldText = new Set(old.map(e => e.textContent)); }"""
-NEW = """s => { const e = [...document.querySelectorAll(s)].find(e => e.offsetParent &&
-    !window.__tvOld.has(e) && !(e.textContent && window.__tvOldText.has(e.textContent)));
+  window.__tvOldText = old.map(e => e.textContent || "").filter(t => t); }"""
+NEW = """s => { const again = t => window.__tvOldText.some(
+    o => o.startsWith(t) || t.startsWith(o.slice(0, 40)));
+  const fresh = e => e.dataset.testid !== "stAlert" || (e.textContent && !again(e.textContent));
+  const e = [...document.querySelectorAll(s)].find(e => e.offsetParent &&
+    !window.__tvOld.has(e) && fresh(e));
   return e ? e.closest("[data-testid^=st]").dataset.testid : null; }"""
 KINDS = {"stVegaLiteChart": "chart", "stPlotlyChart": "map", "stAlert": "message"}
 
@@ -176,8 +179,9 @@ def visit(page, title: str) -> str:
     (which of them: said) and to its script run done ("(job)" when it waits for an analysis
     job). From the Train page, which draws no chart, and counting only nodes that were not
     on screen before the click: so neither the last page's charts (stale for a moment, or
-    reused in place by React) nor its images nor its messages (redrawn while stale) count
-    as this page's."""
+    reused in place by React) nor its images nor its messages (redrawn by the last page's
+    timed fragment, possibly with new figures, or drawn again part by part: compared by
+    their text) count as this page's."""
     page.get_by_role("link", name="Train").first.click()
     settle(page)
     page.evaluate(OLD, DRAWN)
