@@ -105,7 +105,8 @@ DRAWN = ", ".join(  # the new page's own elements: the last page's stay on scree
     for what in (
         "[data-testid=stVegaLiteChart] canvas",
         "[data-testid=stVegaLiteChart] svg",
-        "[data-testid=stPlotlyChart] canvas",
+        "[data-testid=stPlotlyChart] canvas",  # a map of many points: WebGL
+        "[data-testid=stPlotlyChart] .scatterlayer .point",  # a few hundred: SVG
         "[data-testid=stImage] img",
         "[data-testid=stAlert]",  # a page that has nothing to draw says why
     )
@@ -168,7 +169,8 @@ OLD = """s => { const old = [...document.querySelectorAll(s)];
 NEW = """s => { const again = t => window.__tvOldText.some(
     o => o.startsWith(t) || t.startsWith(o.slice(0, 40)));
   const fresh = e => e.dataset.testid !== "stAlert" || (e.textContent && !again(e.textContent));
-  const e = [...document.querySelectorAll(s)].find(e => e.offsetParent &&
+  const shown = e => e.offsetParent || e.getClientRects().length;  // SVG: no offsetParent
+  const e = [...document.querySelectorAll(s)].find(e => shown(e) &&
     !window.__tvOld.has(e) && fresh(e));
   return e ? e.closest("[data-testid^=st]").dataset.testid : null; }"""
 KINDS = {"stVegaLiteChart": "chart", "stPlotlyChart": "map", "stAlert": "message"}

@@ -2,7 +2,8 @@
 
 plotly's `scattergl` (2D) and `scatter3d` (3D) draw 10,000 validation points, and the
 100,000 training images where their features are stored, on the GPU of the visitor's
-browser, through `st.plotly_chart`, which also hands back a box or lasso selection. The
+browser, through `st.plotly_chart`, which also hands back a box or lasso selection. A 2-D
+map of a few hundred points (`SVG_POINTS`) is plain `scatter`, SVG, drawn at once. The
 thumbnails are not in the chart: `tinyviz.explain.sprites` puts them on sprite sheets in
 `static/sprites/` (served by Streamlit's static file serving, fetched by the browser once,
 when first needed), and `_map_hover.js`, a tiny component, shows the hovered point's one.
@@ -28,6 +29,10 @@ URL = "app/static/sprites/"  # relative to the page, as Streamlit serves `static
 VAL, TRAIN = 0, 1
 CHART, HOVER = "tv_emb_map", "tv_emb_hover"
 SCALE = 3  # thumbnails of 32 px shown at 96 px, square pixels
+# Up to this many points a 2-D map is SVG: the browser's first WebGL plot costs a second on
+# a small machine (and more where WebGL is drawn in software), while a few hundred SVG
+# points draw at once; 10,000 points need WebGL to pan and hover smoothly.
+SVG_POINTS = 1500
 
 _hover = st.components.v2.component(
     "tinyviz.map_hover", js=(Path(__file__).with_name("_map_hover.js")).read_text()
@@ -72,8 +77,9 @@ def figure(
     """The map, one trace per (split, colour group); and for each trace (split, rows) so a
     selection's (curve, point) can be turned back into images."""
     dims = layers[0].coords.shape[1] if layers else 2
-    many = sum(len(p.images) for p in layers) > 3000
-    scatter = go.Scattergl if dims == 2 else go.Scatter3d
+    points = sum(len(p.images) for p in layers)
+    many = points > 3000
+    scatter = (go.Scattergl if points > SVG_POINTS else go.Scatter) if dims == 2 else go.Scatter3d
     fig, traces = go.Figure(), []
     for layer in layers:
         train = layer.split == TRAIN

@@ -90,14 +90,14 @@ def test_channels_page(app_env):
 
 def test_embeddings_page_pca_3d_and_upload(app_env):
     at = ok(open_page(PAGES[2], app_env["run"]))
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the map: plotly, WebGL
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # the map: plotly
     # figure 11's classes that the tiny set has: sports car, convertible (6 images each)
     assert sorted(t["name"] for t in spec["data"]) == ["convertible", "sports car"]
     assert "PC1 (" in json.dumps(spec["layout"])  # explained variance in the axis titles
     at.button(key="tv_emb_all").click()
     ok(at.run())
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert len(spec["data"]) == 4 and {t["type"] for t in spec["data"]} == {"scattergl"}
+    assert len(spec["data"]) == 4 and {t["type"] for t in spec["data"]} == {"scatter"}  # SVG
     assert embed.is_cached(app_env["run"], load(app_env["data"], progress=False), "pca", 2)
     at.segmented_control(key="tv_emb_dims").set_value(3)
     ok(at.run())

@@ -165,7 +165,7 @@ def test_embeddings_draws_every_point_with_sprites_and_training_images(
     at.button(key="tv_emb_all").click()
     ok(at.run())
     (spec,) = plotly_specs(at)
-    assert {t["type"] for t in spec["data"]} == {"scattergl"}
+    assert {t["type"] for t in spec["data"]} == {"scatter"}  # a few points: SVG, drawn at once
 
     def drawn(spec, training: bool) -> int:
         return sum(
@@ -184,6 +184,21 @@ def test_embeddings_draws_every_point_with_sprites_and_training_images(
     stored = train_features.cached_classes(confused_run, tiny_data)
     assert drawn(spec, True) == sum(len(tiny_data.train.of_class(k)) for k in stored) > 0
     assert "training images (open circles)" in texts(at)
+
+
+def test_a_map_of_many_points_is_drawn_in_webgl_and_a_small_one_in_svg():
+    """The browser's first WebGL plot costs about a second on a small machine: a map of a
+    few hundred points (seed 004's seven classes) is SVG, 10,000 points need WebGL."""
+    from pages import _map
+
+    def points(n: int) -> _map.Points:
+        rows = np.arange(n)
+        return _map.Points(_map.VAL, np.random.default_rng(0).normal(size=(n, 2)), rows,
+                           rows % 2, rows % 2, np.where(rows % 2, "a", "b"), rows)  # fmt: skip
+
+    for n, kind in ((350, "scatter"), (_map.SVG_POINTS + 1, "scattergl")):
+        fig, _ = _map.figure([points(n)], ["a", "b"], ["red", "blue"], ["x", "y"])
+        assert {t.type for t in fig.data} == {kind}, n
 
 
 def test_a_lasso_selection_becomes_images():
