@@ -3,7 +3,7 @@
 // A slow section's first run only shows a placeholder and this component; when the
 // browser is idle (the charts above drawn), it sends one trigger, and the fragment's rerun
 // computes the section. So the server's work does not compete with the browser's drawing
-// of the page's first results on a small machine. Fires once per section and tab.
+// of the page's first results on a small machine. Fires once per placeholder (its token).
 
 export default function (component) {
   const { data, setTriggerValue } = component;

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 SHOWN = "tv_deferred_shown"  # the sections (their `what`) already given their first run
+WAITS = "tv_deferred_waits"  # how many placeholders this session has shown: each its token
 
 _after_paint = st.components.v2.component(
     "tinyviz.after_paint", js=Path(__file__).with_name("_defer.js").read_text()
@@ -36,4 +37,7 @@ def _section(what: str, draw: Callable[[], None], waiting: Callable[[], None]) -
     shown.append(what)
     del shown[:-16]  # a few recent sections are enough to know
     waiting()
-    _after_paint(data={"what": what}, key=f"tv_defer_{len(shown)}", on_ready_change=lambda: None)
+    n = st.session_state[WAITS] = st.session_state.get(WAITS, 0) + 1
+    # a token of its own per placeholder: the browser fires once per token, so a section
+    # that comes back after it left the recent list is triggered again
+    _after_paint(data={"what": f"{n} {what}"}, key=f"tv_defer_{n}", on_ready_change=lambda: None)

@@ -218,3 +218,19 @@ def test_a_lasso_selection_becomes_images():
     chosen = _map.selected(event, traces)
     assert chosen[_map.VAL].tolist() == [4, 9] and chosen[_map.TRAIN].tolist() == [2]
     assert not any(len(v) for v in _map.selected(None, traces).values())
+
+
+def test_a_deferred_section_that_comes_back_gets_a_new_trigger(app_env, confused_run, monkeypatch):
+    """The browser fires once per placeholder token: a section shown again after it left
+    the session's recent list gets a placeholder with a token of its own, so it is drawn."""
+    from pages import _defer
+
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    at = ok(open_page("pages/confusion.py", confused_run))
+    assert at.session_state[_defer.WAITS] == 1
+    ok(at.run())  # drawn: the section is in the recent list now
+    assert at.session_state[_defer.WAITS] == 1
+    at.session_state[_defer.SHOWN] = []  # sixteen other sections later
+    ok(at.run())
+    assert at.session_state[_defer.WAITS] == 2  # a new placeholder, with a new token
+    assert any("Computing the contrastive maps" in c.value for c in at.caption)
