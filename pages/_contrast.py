@@ -48,10 +48,9 @@ def _estimate(key: tuple, a: int, b: int, _net, _data) -> float:
 def section_after_paint(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
     """`section`, computed once the browser has drawn the page above it (`_defer`): a second
     or two of a CPU's model passes that would otherwise delay the confusion matrix."""
-    names = run.class_names
 
     def waiting() -> None:
-        st.subheader(f"Why {names[b]} and not {names[a]}?")
+        _title(run, a, b)
         st.caption(
             f":material/hourglass_top: Computing the contrastive maps, channel pushes and "
             f"nearest training images of this cell's {len(rows)} images..."
@@ -61,11 +60,15 @@ def section_after_paint(data, run, out, a: int, b: int, rows: np.ndarray) -> Non
     _defer.after_paint(what, lambda: section(data, run, out, a, b, rows), waiting)
 
 
+def _title(run, a: int, b: int) -> None:
+    st.subheader(f"Why {run.class_names[b]} and not {run.class_names[a]}?")
+
+
 def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
     """Why the model answers `b` for the cell's images of `a` (rows of `out`, best first)."""
     names = run.class_names
     A, B = _widgets.plain(names[a]), _widgets.plain(names[b])
-    st.subheader(f"Why {names[b]} and not {names[a]}?")
+    _title(run, a, b)
     if not len(rows):
         st.info("This cell has no image: pick a coloured cell or a pair above.")
         return

@@ -360,8 +360,8 @@ def sidebar() -> None:
             labels = {str(r.path): run_label(r) for r in found.runs}
             if st.session_state.get(_state.RUN_KEY) not in options:
                 st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
-            st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
-            _cache.warm_run(_state.current_run(), path)
+            chosen = st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
+            _cache.warm_run(next(r for r in found.runs if str(r.path) == chosen), path)
         else:
             st.caption("No runs yet.")
         if found.broken:
