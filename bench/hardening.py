@@ -4,6 +4,8 @@
 
 - tampered run folders (tests/tampered.py): handled = listed as broken (or its weights refused
   on loading) with a one-line reason, in under 30 s;
+- tampered stored analyses (tests/tampered.py ANALYSIS_CASES): handled = treated as missing
+  (computed again) with a one-line reason;
 - careless commands (tests/badcommands.py): handled = a non-zero exit and one `error:` line,
   before the data set is looked at, nothing written;
 - kills (with --kills): a training run SIGKILLed before each of its writes, then resumed;
@@ -83,6 +85,30 @@ def run_folders(good: Path, base: Path) -> list[tuple]:
         seconds = time.monotonic() - start
         ok = not crashed and how != "accepted" and "\n" not in how and seconds < 30
         rows.append(row(name, ok, seconds, how))
+    return rows
+
+
+def stored_analyses(good: Path, base: Path, data_zip: Path) -> list[tuple]:
+    """tests/tampered.py's ANALYSIS_CASES: handled = the analysis counts as missing (so the
+    background job computes it again) with a one-line reason, and nothing crashes."""
+    from tinyviz.data import load
+    from tinyviz.explain import analysis
+
+    tampered = from_tests("tampered")
+    data = load(data_zip, root=base / "cache", progress=False)
+    rows = []
+    for i, (name, breaks) in enumerate(sorted(tampered.ANALYSIS_CASES.items())):
+        run = base / f"analysis{i:02d}" / "victim"
+        shutil.copytree(good, run)
+        start, crashed = time.monotonic(), False
+        try:
+            breaks(analysis.cache_dir(run, data))
+            how = analysis.problem(analysis.cache_dir(run, data)) or "accepted"
+            missing = analysis.available(run, data) is None
+        except Exception as e:  # noqa: BLE001 - a crash: counted as not handled
+            how, crashed, missing = f"{type(e).__name__}: {e}", True, False
+        ok = not crashed and missing and how != "accepted" and "\n" not in how
+        rows.append(row(name, ok, time.monotonic() - start, how))
     return rows
 
 
@@ -176,6 +202,7 @@ def main() -> int:
     good, data_zip = good_run(base)
     totals = [
         show("Tampered run folders", run_folders(good, base)),
+        show("Tampered stored analyses", stored_analyses(good, base, data_zip)),
         show("Careless commands", commands(good, base)),
     ]
     if args.kills:

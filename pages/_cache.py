@@ -59,9 +59,10 @@ def _snapshot_models(path: str, stamp: tuple[int, int], k: int, device: str):
     return predict.load_snapshot_ensemble(Path(path), k, device=device)
 
 
-def load_data(path: str, progress):
-    """Open the decoded data set (milliseconds once decoded); `progress(done, total)`."""
-    return load(path, progress=progress)
+def load_data(path: str, progress, size: int | None = None):
+    """Open the decoded data set (milliseconds once decoded: no file list is read again);
+    `progress(done, total)`; at `size`, else the size it was last decoded at."""
+    return load(path, size=size, progress=progress)
 
 
 def analysis(folder: str):

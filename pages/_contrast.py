@@ -21,6 +21,7 @@ from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import contrastive, saliency, speed, tasks, train_features
 
 TASK = "train-features"
+STARTED = "tv_ctr_started"  # the pair this session last asked for: (run folder, a, b)
 SHOW, CHANNELS, TOP, NEAR = 6, 4, 6, 6
 METHODS = ("gradcam", "gradient", "integrated_gradients")
 
@@ -37,12 +38,12 @@ def _contributions(key: tuple, images: tuple[int, ...], a: int, b: int, _net, _d
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _train(key: tuple, a: int, b: int, _data):
-    return {k: train_features.features(Path(key[0]), _data, [k]) for k in (a, b)}
+    return {k: train_features.features(Path(key.run), _data, [k]) for k in (a, b)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _estimate(key: tuple, a: int, b: int, _net, _data) -> float:
-    return train_features.estimate_seconds(_net, Path(key[0]), _data, [a, b])
+    return train_features.estimate_seconds(_net, Path(key.run), _data, [a, b])
 
 
 def section_after_paint(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
@@ -212,6 +213,10 @@ def _nearest_ui(key, data, run, net, images, a, b, A, B) -> None:
 def _missing(key, data, run, net, a, b, A, B) -> None:
     now = tasks.state(run.path, TASK)
     if now.active:
+        asked = st.session_state.get(STARTED)
+        if asked and asked[0] == str(run.path) and tuple(asked[1:]) != (a, b):
+            other = " and ".join(_widgets.plain(run.class_names[k]) for k in asked[1:])
+            st.caption(f"Computing the features of {other} first (asked for before); then these.")
         st.fragment(_progress, run_every=2)(run, data, a, b)
         return
     if now.state == "failed":
@@ -229,6 +234,7 @@ def _missing(key, data, run, net, a, b, A, B) -> None:
         args += ["--device", _state.device()]
         args += ["--data", _state.data_path()] if _state.data_path() else []
         tasks.start(run.path, TASK, args)
+        st.session_state[STARTED] = (str(run.path), a, b)
         st.rerun()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import NamedTuple
 
 import altair as alt
 import numpy as np
@@ -20,6 +21,7 @@ from pages import _cache, _state
 from tinyviz.data import DataError, describe_missing, download
 from tinyviz.demo import heatmaps
 from tinyviz.errors import TinyvizError
+from tinyviz.io import shown_name
 from tinyviz.runs import Run
 
 # Where Streamlit's Markdown would make a link of escaped text too (GFM autolinks:
@@ -35,6 +37,12 @@ def plain(text: str) -> str:
         out = out.replace(ch, "\\" + ch)
     out = _AUTOLINK.sub(lambda m: m.group(0) + "\u2060", out)
     return " ".join(out.split())
+
+
+def file_name(name) -> str:
+    """A file or run folder name for `st.markdown`: characters that hide or reorder text
+    written as escapes (`tinyviz.io.shown_name`, as everywhere a name is shown), then `plain`."""
+    return plain(shown_name(name))
 
 
 # ---------------------------------------------------------------- data set
@@ -58,15 +66,16 @@ def _decode_progress():
     return report, lambda: holder[0].empty() if holder else None
 
 
-def data():
-    """The data set chosen in the sidebar, or None (with the reason in session state)."""
+def data(size: int | None = None):
+    """The data set chosen in the sidebar (at `size`: default, the size it was last decoded
+    at), or None (with the reason in session state)."""
     path = _state.data_path()
     if not path:
         st.session_state["tv_data_error"] = "no Tiny ImageNet found"
         return None
     report, clear = _decode_progress()
     try:
-        loaded = _cache.load_data(path, report)
+        loaded = _cache.load_data(path, report, size)
     except DataError as e:
         st.session_state["tv_data_error"] = str(e)
         return None
@@ -138,7 +147,21 @@ def require_matching_run(data) -> Run:
 
 
 def run_label(run: Run) -> str:
-    return f"{run.name}  ({run.model_name}, {run.top1:.1%})"
+    return f"{shown_name(run.name)}  ({run.model_name}, {run.top1:.1%})"
+
+
+def run_labels(runs) -> dict[str, str]:
+    """The run picker's label of each run (by path): runs of the same name in two roots
+    also say which folder holds them (`roots.where`)."""
+    from collections import Counter
+
+    from tinyviz.runs import roots
+
+    twice = Counter(r.name for r in runs)
+    return {
+        str(r.path): run_label(r) + (f" · in {roots.where(r.path)}" if twice[r.name] > 1 else "")
+        for r in runs
+    }
 
 
 # ---------------------------------------------------------- cached analysis
@@ -157,65 +180,49 @@ def analysis_progress(message: str):
 def ensure_analysis(run: Run, data):
     """The run's stored analysis of the validation set, never computed in this script run.
 
-    The full set when it is stored (shipped runs, runs trained by tinyviz); else the
-    stratified subset while a background job (`tinyviz.explain.analysis_job`, shared by every
-    session, surviving a closed tab) computes the rest, under a note with its progress; when
-    nothing is stored yet, the job's progress alone, and the page stops there. The page
-    reruns by itself when the subset or the full set arrives.
+    One question to the backend (`analysis_job.gate`, which starts or follows the background
+    job shared by every session): the full set when it is stored; else the stratified subset
+    under a note with the job's progress; when nothing is stored yet, the job's progress
+    alone, and the page stops there. The page reruns by itself when the subset or the full
+    set arrives.
     """
     from tinyviz.explain import analysis, analysis_job
 
-    folder = analysis.available(run.path, data)
-    stage = _stage(folder)
-    if stage != "full":
-        job = analysis_job.status(run.path, data)
-        if job.state in ("none", "stopped"):  # never started, or its process died: go on
-            analysis_start_job(run, data)
-    if folder is None:
-        st.fragment(_job_panel, run_every=2)(run, data, stage)
+    gate = analysis_job.gate(run, data)
+    if gate.state != "ready" and (note := analysis.rejected(run.path, data)):
+        st.warning(note, icon=":material/report:")  # a bad stored file counts as missing
+    if not gate.drawable:
+        st.fragment(_job_panel, run_every=2)(run, data, gate)
         st.stop()
-    an = _cache.analysis(str(folder))
+    an = _cache.analysis(str(gate.folder))
     st.session_state["tv_an_sample"] = (len(an.outputs), an.total) if an.partial else None
-    if an.partial:
-        st.fragment(_job_panel, run_every=3)(run, data, stage)
+    if gate.state != "ready":
+        st.fragment(_job_panel, run_every=3)(run, data, gate)
     return an
 
 
-def analysis_start_job(run: Run, data, retry: bool = False) -> None:
-    from tinyviz.explain import analysis_job
-
-    try:
-        analysis_job.start(run.path, data, retry=retry)
-    except (TinyvizError, OSError) as e:
-        st.error(f"The analysis of **{plain(run.name)}** cannot be started: {plain(str(e))}")
-        st.stop()
-
-
-def _stage(folder) -> str | None:
-    if folder is None:
-        return None
-    return "subset" if folder.name == "subset" else "full"
-
-
-def _job_panel(run: Run, data, stage: str | None) -> None:
-    """The background job's progress; reruns the page when a new stage is stored."""
+def _job_panel(run: Run, data, first) -> None:
+    """The background job's progress, drawn from the gate (asked again at each of the
+    fragment's runs); reruns the page when a new stage is stored. `first` is the script
+    run's gate: what the page drew."""
     from tinyviz.explain import analysis, analysis_job, speed
 
-    if _stage(analysis.available(run.path, data)) != stage:
+    gate = analysis_job.gate(run, data)
+    if gate.stage != first.stage:
         st.rerun(scope="app")
-    job = analysis_job.status(run.path, data)
-    if job.state == "failed":
+    if gate.state == "failed":
         st.error(
-            f"The analysis of **{plain(run.name)}** failed: {plain(job.message)}",
+            f"The analysis of **{plain(run.name)}** failed: {plain(gate.reason)}",
             icon=":material/error:",
         )
         if st.button("Try again", icon=":material/replay:", key="tv_an_retry"):
-            analysis_start_job(run, data, retry=True)
+            analysis_job.gate(run, data, retry=True)
             st.rerun(scope="app")
         return
+    job = gate.job
     sample = f"a first sample of {job.subset:,} images ({analysis.SUBSET_PER_CLASS} per class)"
-    if stage is None:
-        soon = job.subset_eta_seconds if job.subset else job.eta_seconds
+    if gate.state == "running":
+        soon = gate.first_eta_seconds
         when = f" in {speed.duration(soon)}" if soon is not None else ""
         st.info(
             f"**First look at {plain(run.name)}**: its predictions, features and channel "
@@ -235,19 +242,45 @@ def _job_panel(run: Run, data, stage: str | None) -> None:
     st.progress(job.fraction, text=analysis_job.describe(job))
 
 
+class AnalysisKey(NamedTuple):
+    """What an explain page's derived results depend on: the cache key of its
+    `st.cache_data` functions (a tuple, so Streamlit hashes it as one)."""
+
+    run: str  # the run folder
+    stamp: tuple  # its weights' size and mtime (`Run.stamp`): new weights, new results
+    data_cache: str  # the decoded data set
+    folder: str  # the analysis folder drawn: `_cache.analysis(key.folder)`
+    epoch: int | None  # the epoch slider's choice (None: the final weights)
+
+
+def data_for(run: Run, data):
+    """The data set at the image size `run` was trained at (decoded once more, the first
+    time, when the data set was last decoded at another size)."""
+    if data.size == run_size(run):
+        return data
+    return data_at(run_size(run)) if data is not None else None
+
+
+def data_at(size: int):
+    d = data(size)
+    if d is None:
+        st.error(plain(st.session_state.get("tv_data_error", "no data set")))
+        st.stop()
+    return d
+
+
 def analysis_start(title: str, caption: str):
     """The common start of the analysis pages: heading, the data set, a run trained on it,
     its stored validation outputs (`ensure_analysis`: the page stops while there are none)
-    and a cache key for what the page derives from them: (run folder, weights stamp, data
-    cache, analysis folder, epoch). `_cache.analysis(key[3])` gives the whole analysis; with
-    epoch views, the outputs and the folder are those of the epoch chosen on the slider
-    (`epoch_choice`), and `key[4]` is that epoch (None: the final weights)."""
+    and an `AnalysisKey` for what the page derives from them. With epoch views, the
+    outputs and the folder are those of the epoch chosen on the slider (`epoch_choice`)."""
     st.header(title)
     st.caption(caption)
     data = require_data()
     run = require_matching_run(data)
+    data = data_for(run, data)
     an, epoch = epoch_choice(run, data, ensure_analysis(run, data))
-    key = (str(run.path), run.stamp, str(data.cache), str(an.folder), epoch)
+    key = AnalysisKey(str(run.path), run.stamp, str(data.cache), str(an.folder), epoch)
     return data, run, an.outputs, key
 
 
@@ -346,8 +379,9 @@ def sidebar() -> None:
             key=_state.DATA_KEY,
             placeholder="data/tiny-imagenet-200.zip",
             on_change=_state.remember_data_path,
-            help="The official tiny-imagenet-200.zip or its extracted folder. "
-            "Also read from TINYVIZ_DATA; kept in the page's address.",
+            help="The official tiny-imagenet-200.zip or its extracted folder, or your own "
+            "images in class folders (train/<class>/ and val/<class>/, or one <class>/ "
+            "each). Also read from TINYVIZ_DATA; kept in the page's address.",
         )
         if not path:
             st.caption(
@@ -357,7 +391,7 @@ def sidebar() -> None:
         found = _state.found()
         if found.runs:
             options = [str(r.path) for r in found.runs]
-            labels = {str(r.path): run_label(r) for r in found.runs}
+            labels = run_labels(found.runs)
             if st.session_state.get(_state.RUN_KEY) not in options:
                 st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
             chosen = st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
@@ -367,7 +401,7 @@ def sidebar() -> None:
         if found.broken:
             with st.expander(f"{len(found.broken)} run folder(s) cannot be used"):
                 for b in found.broken:
-                    st.text(f"{b.name}: {b.reason}")
+                    st.text(f"{shown_name(b.name)}: {b.reason}")
         with st.expander("Add a run folder"):
             folder = st.text_input("Folder holding run folders (or one run)", key="tv_add_runs")
             if st.button("Add", disabled=not folder):
@@ -405,7 +439,11 @@ def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
     images.prepare()  # a decoder worker starts while the visitor picks a photo
     st.html(_UPLOAD_CSS)
     files = where.file_uploader(
-        label, type=list(images.UPLOAD_TYPES), accept_multiple_files=multiple, key=key
+        label,
+        type=list(images.UPLOAD_TYPES),
+        accept_multiple_files=multiple,
+        key=key,
+        max_upload_size=images.BROWSER_MAX_MIB,
     )
     where.caption(
         f"Up to {images.describe_size(images.MAX_BYTES)} a file: {UPLOAD_TYPES}. "
@@ -417,6 +455,17 @@ def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
 def enlarge(rgb, px: int = 128):
     """A small image scaled up for display (bicubic), so 64 x 64 pictures are not tiny."""
     return Image.fromarray(np.asarray(rgb, np.uint8)).resize((px, px), Image.Resampling.BICUBIC)
+
+
+def run_size(run: Run) -> int:
+    """The side of the images a run was trained on (runs from before sizes: 64)."""
+    return run.config.data.size or 64
+
+
+def model_input(run: Run, up) -> np.ndarray:
+    """An upload as the run's model sees it: the centre square at the run's image size."""
+    size = run_size(run)
+    return up.rgb if len(up.rgb) == size else up.square(size)
 
 
 def big(rgb: np.ndarray, size: int = 192) -> np.ndarray:

@@ -19,7 +19,7 @@ data, run, out, key = _widgets.analysis_start(
     "whose 50 strongest images are most often of one class.",
 )
 names = run.class_names
-epoch = key[4]  # the epoch slider's choice (None: the final weights)
+epoch = key.epoch  # the epoch slider's choice (None: the final weights)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -32,7 +32,7 @@ def gradients(key: tuple, layer: str, channel: int, images: tuple, _model) -> np
     return channels.channel_gradients(_model, data.val.images[list(images)], layer, channel)
 
 
-layers = _cache.analysis(key[3]).channels
+layers = _cache.analysis(key.folder).channels
 if not layers:
     st.info(
         f"{run.name} ({run.model_name}) has no convolutional layers to look into: it "

@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages import _contrast, _state, _widgets
 from tinyviz.explain import confusion as confusions
+from tinyviz.explain import wordnet
 
 _state.entry(__file__)
 
@@ -17,7 +18,8 @@ ORDERS = {
     "name": "name",
 }
 BLOCK, MAX_BLOCK, SHOW = 30, 40, 24
-CELL = "tv_conf_cell"
+CELL = "tv_conf_cell"  # the shown cell: (run folder, true class, answered class)
+SEEN = "tv_conf_seen"  # the last selection each chart sent
 
 data, run, out, key = _widgets.analysis_start(
     "Confusion: what is mistaken for what",
@@ -26,7 +28,11 @@ data, run, out, key = _widgets.analysis_start(
 )
 names = run.class_names
 c = len(names)
-epoch = key[4]  # the epoch slider's choice (None: the final weights)
+epoch = key.epoch  # the epoch slider's choice (None: the final weights)
+if not wordnet.covers(run.wnids):  # your own data set: its folder names are not synsets
+    ORDERS = {k: v for k, v in ORDERS.items() if k != "wordnet"}
+    if st.session_state.get("tv_conf_order") not in ORDERS:  # kept from a Tiny ImageNet run
+        st.session_state.pop("tv_conf_order", None)
 
 
 @st.cache_resource(show_spinner="Ordering the classes...", max_entries=16)
@@ -54,10 +60,18 @@ def cells(key: tuple, order_by: str, _conf) -> pd.DataFrame:
 
 
 def pick(chart_key: str) -> None:
+    """A click on a chart's cell makes it the shown cell (`CELL`, the one state every part
+    of the page reads). A chart drawn anew (another order, a rerun after a fragment) can
+    send its old selection again: only a selection that differs from the last one this
+    chart sent is a click, so a stale one never takes the page back to an earlier cell."""
     chosen = st.session_state[chart_key].selection.get("cell") or []
-    if chosen:
-        st.session_state[CELL] = (str(run.path), int(chosen[0]["t"]), int(chosen[0]["p"]))
-        st.session_state[f"tv_conf_pair_{run.name}"] = None
+    cell = (str(run.path), int(chosen[0]["t"]), int(chosen[0]["p"])) if chosen else None
+    seen = st.session_state.setdefault(SEEN, {})
+    if cell is None or seen.get(chart_key) == cell:
+        return
+    seen[chart_key] = cell
+    st.session_state[CELL] = cell
+    st.session_state[f"tv_conf_pair_{run.name}"] = None
 
 
 def pick_pair() -> None:
@@ -154,7 +168,7 @@ order_by = st.segmented_control(
     "Order the classes by",
     list(ORDERS),
     format_func=ORDERS.get,
-    default="wordnet",
+    default=next(iter(ORDERS)),
     required=True,
     key="tv_conf_order",
     persist_state="session",
@@ -162,6 +176,7 @@ order_by = st.segmented_control(
 conf = confusion(key, order_by, out)
 df = cells(key, order_by, conf)
 pos = np.argsort(conf.order)
+ct, cp = current_cell()  # read once: the charts, the images and "why" all show this cell
 centre = pos[conf.pairs[0].true] if conf.pairs else 0
 start = int(np.clip(centre - BLOCK // 2, 0, max(c - BLOCK, 0)))
 zoom_key = f"tv_conf_zoom_{order_by}_{c}"
@@ -203,7 +218,6 @@ with left:
         .mark_rect(fill=None, stroke="#d62728", strokeWidth=2)
         .encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
     )
-    ct, cp = current_cell()
     here = pd.DataFrame({"x": [pos[cp] + 0.5], "y": [pos[ct] + 0.5]})
     shown_cell = (
         alt.Chart(here).mark_point(size=160, shape="square", **HIGHLIGHT).encode(x="x:Q", y="y:Q")
@@ -237,7 +251,7 @@ with right:
     )
 
 st.subheader("Most confused pairs")
-cell = current_cell()
+cell = ct, cp
 pairs_col, images_col = st.columns([1, 2])
 with pairs_col, st.container(height=460):
     if not conf.pairs:

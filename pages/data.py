@@ -1,4 +1,4 @@
-"""Data: the Tiny ImageNet classes and images, and what training augmentation does to them."""
+"""Data: the data set's classes and images, and what training augmentation does to them."""
 
 import pandas as pd
 import streamlit as st
@@ -20,15 +20,20 @@ c[0].metric("Classes", f"{info['classes']:,}")
 c[1].metric("Training images", f"{info['train']:,}")
 c[2].metric("Validation images", f"{info['val']:,}")
 c[3].metric("Corrupt (skipped)", f"{info['corrupt']:,}")
-st.caption(f"Read from `{info['source']}`; decoded once to 64 × 64 arrays in `{info['cache']}`.")
+st.caption(
+    f"Read from `{info['source']}` ({_widgets.plain(info['layout'] or 'Tiny ImageNet')}); "
+    f"decoded once to {data.size} × {data.size} arrays in `{info['cache']}`."
+)
 
 # ------------------------------------------------------------------- classes
 classes = data.classes
+# your own data set: a class is its folder, and has no WordNet names
+ID, FULL = ("wnid", "WordNet names") if data.tiny_imagenet else ("folder", "full name")
 table = pd.DataFrame(
     {
-        "wnid": classes.wnids,
+        ID: classes.wnids,
         "name": classes.names,
-        "WordNet names": classes.full_names,
+        FULL: classes.full_names,
         "train": data.train.counts(len(classes)),
         "val": data.val.counts(len(classes)),
     }
@@ -37,11 +42,11 @@ query = st.text_input(
     "Search classes",
     key="tv_data_query",
     persist_state="session",
-    placeholder="e.g. cat, bus, n02124075",
+    placeholder="e.g. cat, bus, n02124075" if data.tiny_imagenet else "a class name",
     icon=":material/search:",
 )
 hits = table[
-    table[["wnid", "WordNet names"]]
+    table[[ID, FULL]]
     .apply(lambda col: col.str.contains(query.strip(), case=False, regex=False))
     .any(axis=1)
 ]
@@ -54,7 +59,7 @@ picked = left.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="tv_data_table",
-    column_order=["name", "train", "val", "wnid", "WordNet names"],
+    column_order=["name", "train", "val", ID] + [FULL] * data.tiny_imagenet,
 )
 if hits.empty:
     right.warning(f"No class matches “{query}”.")
@@ -68,7 +73,10 @@ if st.session_state.get("tv_data_class") not in hits.index:
 k = right.selectbox(
     f"Class ({len(hits)} of {len(table)} match; or click a row)",
     list(hits.index),
-    format_func=lambda i: f"{classes.names[i]} ({classes.wnids[i]})",
+    format_func=lambda i: (
+        classes.names[i]
+        + (f" ({classes.wnids[i]})" if classes.wnids[i] != classes.names[i] else "")
+    ),
     key="tv_data_class",
     persist_state="session",
 )
@@ -89,7 +97,7 @@ with t_train:
     st.image([data.train.images[i] for i in shown], width=112)
     st.caption(
         f"Images {(page - 1) * PER_PAGE + 1}-{(page - 1) * PER_PAGE + len(shown)} of "
-        f"{len(train_idx)}, shown at 112 px (the files are 64 × 64)."
+        f"{len(train_idx)}, shown at 112 px (decoded at {data.size} × {data.size})."
     )
 with t_val:
     st.image([data.val.images[i] for i in val_idx], width=112)

@@ -36,10 +36,11 @@ data, run, out, key = _widgets.analysis_start(
     "Each dot is a validation image, placed by the features the model computes just before "
     "its answer: images it finds alike lie close together.",
 )
-an = _cache.analysis(key[3])  # the stored analysis the maps are made of (maybe the subset)
+an = _cache.analysis(key.folder)  # the stored analysis the maps are made of (maybe the subset)
 names = run.class_names
-figure_11 = [names.index(n) for n in FIGURE_11 if n in names]
-epoch = key[4]  # the epoch slider's choice (None: the final weights)
+WORDNET = wordnet.covers(run.wnids)  # Tiny ImageNet's classes; your own data set's are not
+figure_11 = [names.index(n) for n in FIGURE_11 if n in names] if WORDNET else []
+epoch = key.epoch  # the epoch slider's choice (None: the final weights)
 final = _widgets.final_analysis(run, data)  # the run's own: the slider's last stop
 # with epoch views, every stop's map is drawn in the first view's frame (aligned epoch by
 # epoch), so that moving the slider moves the points instead of scattering them anew
@@ -54,13 +55,13 @@ def stored_map(key: tuple, method: str, dims: int, classes: tuple | None, _data)
         shown = map_at(method, dims, classes, None)
         return shown.embedding, shown.alignment
     emb = embed.cached_embedding(
-        Path(key[0]),
+        Path(key.run),
         _data,
         method,
         dims,
         device=_state.device(),
         classes=None if classes is None else list(classes),
-        source=_cache.analysis(key[3]),
+        source=_cache.analysis(key.folder),
     )
     return emb, epochs.Alignment.identity(dims)
 
@@ -102,7 +103,7 @@ def training_points(key: tuple, method: str, dims: int, classes: tuple | None, c
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def features_of(key: tuple, upload: bytes, _model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rgb = load_upload(upload).rgb
+    rgb = load_upload(upload, size=data.size).rgb
     return (rgb, *embed.features_of_image(_model, rgb))
 
 
@@ -166,15 +167,15 @@ chosen = st.multiselect(
     persist_state="session",
     placeholder=f"all {len(names)} classes",
 )
-cols[2].button(
-    "Seed 004's figure 11",
-    on_click=set_classes,
-    args=(figure_11,),
-    disabled=not figure_11,
-    width="stretch",
-    help="convertible, sports car, plunger, Egyptian cat, Persian cat, "
-    "golden retriever, bullet train",
-)
+if figure_11:  # only on Tiny ImageNet: another data set has not its classes
+    cols[2].button(
+        "Seed 004's figure 11",
+        on_click=set_classes,
+        args=(figure_11,),
+        width="stretch",
+        help="convertible, sports car, plunger, Egyptian cat, Persian cat, "
+        "golden retriever, bullet train",
+    )
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None
 emb, moved = the_map(method, dims, classes)
@@ -225,7 +226,9 @@ with side:
 
 # ------------------------------------------------------------------ colour
 # One piece: which colour each point gets, and the legend's order (issue 13's WordNet groups).
-MANY = len(np.unique(labels)) > 20  # then colour by WordNet group: 20 colours cannot tell 200
+# more than 20 classes: colour by WordNet group (20 colours cannot tell 200 apart), where
+# the classes are WordNet's; your own data set's classes each get a colour (repeating)
+MANY = len(np.unique(labels)) > 20 and WORDNET
 
 
 def colour(classes_of_points: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
@@ -245,11 +248,13 @@ def colour(classes_of_points: np.ndarray) -> tuple[np.ndarray, list[str], list[s
 
 # --------------------------------------------------------------------- the map
 val_groups, domain, colours = colour(labels)
-val_sprites = _map.sheets(f"{key[2]}|val", data.val.images, images, labels)
+val_sprites = _map.sheets(f"{key.data_cache}|val", data.val.images, images, labels)
 layers = [_map.Points(_map.VAL, emb.coords, images, labels, preds, val_groups, val_sprites.slots)]
 sprite_info = {_map.VAL: val_sprites}
 if len(train_idx):
-    train_sprites = _map.sheets(f"{key[2]}|train", data.train.images, train_idx, train_labels)
+    train_sprites = _map.sheets(
+        f"{key.data_cache}|train", data.train.images, train_idx, train_labels
+    )
     no_answer = np.full(len(train_idx), -1)
     train_groups = colour(train_labels)[0]
     layers.append(

@@ -17,10 +17,24 @@ st.caption(
     "(10,000 images, 50 per class) unless a row says otherwise."
 )
 
+broken = _state.found().broken  # listed here too, each with why: never left out in silence
+if broken:
+    with st.expander(f"{len(broken)} run folder(s) cannot be used", icon=":material/report:"):
+        st.dataframe(pd.DataFrame(leaderboard.broken_rows(broken)), hide_index=True)
 runs = _widgets.require_runs()
+groups = leaderboard.data_sets(runs)  # runs on different data sets do not compare
+group = groups[0]
+if len(groups) > 1:
+    labels = [g.label for g in groups]
+    picked = st.segmented_control(
+        "Data set", labels, default=labels[0], required=True, key="tv_models_data"
+    )
+    group = groups[labels.index(picked)] if picked in labels else group
+runs = list(group.runs)
 
 ours = pd.DataFrame(leaderboard.rows(runs))
-seeds = pd.DataFrame(leaderboard.seed_rows())
+# the seeds' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
+seeds = pd.DataFrame(leaderboard.seed_rows() if group.tiny_imagenet else [], columns=ours.columns)
 best = ours.iloc[0]
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Runs", len(ours))
@@ -29,10 +43,17 @@ boosted = ours.dropna(subset=["best_top1"]).sort_values("best_top1", ascending=F
 if len(boosted):
     b = boosted.iloc[0]
     c3.metric("Best with TTA / ensemble", f"{b.best_top1:.1%}", help=f"{b.run}: {b.best_with}")
-seed_best = seeds.dropna(subset=["top1"]).sort_values("top1", ascending=False).iloc[0]
-c4.metric("Best seed figure", f"{seed_best.top1:.1%}", help=seed_best.run)
-
-show_seeds = st.toggle("Show the seeds' published figures in the table", value=True)
+if group.tiny_imagenet:
+    seed_best = seeds.dropna(subset=["top1"]).sort_values("top1", ascending=False).iloc[0]
+    c4.metric("Best seed figure", f"{seed_best.top1:.1%}", help=seed_best.run)
+else:
+    st.caption(
+        f"{group.label}: the seeds' published figures are Tiny ImageNet's, so they are not "
+        "shown beside these runs."
+    )
+show_seeds = group.tiny_imagenet and st.toggle(
+    "Show the seeds' published figures in the table", value=True
+)
 table = pd.concat([ours, seeds]) if show_seeds else ours
 table = table.sort_values("top1", ascending=False, na_position="last")
 numeric = [
@@ -75,7 +96,9 @@ st.dataframe(
     height=min(36 * (len(table) + 1) + 2, 760),
     column_config={
         "run": st.column_config.TextColumn("run", width=fits("run")),
-        "source": st.column_config.TextColumn("from", help="ours, or the seed report"),
+        "source": st.column_config.TextColumn(
+            "from", help="ours, imported from a file (tinyviz import), or the seed report"
+        ),
         "top1": st.column_config.ProgressColumn(
             "top-1", format="%.1f%%", min_value=0, max_value=100
         ),
@@ -100,7 +123,10 @@ st.dataframe(
 )
 
 bars = table.dropna(subset=["top1"]).assign(
-    who=lambda d: d.source.where(d.source == "ours", "seed paper"), top1=lambda d: d.top1 / 100
+    who=lambda d: d.source.where(d.source == "ours", "seed paper").mask(
+        d.source.str.startswith("imported"), "imported"
+    ),
+    top1=lambda d: d.top1 / 100,
 )
 st.altair_chart(
     alt.Chart(bars)
@@ -108,7 +134,13 @@ st.altair_chart(
     .encode(
         x=alt.X("top1:Q", title="validation top-1", axis=alt.Axis(format="%")),
         y=alt.Y("run:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
-        color=alt.Color("who:N", title=None, scale=alt.Scale(range=["#4c78a8", "#bab0ac"])),
+        color=alt.Color(
+            "who:N",
+            title=None,
+            scale=alt.Scale(
+                domain=["ours", "imported", "seed paper"], range=["#4c78a8", "#f58518", "#bab0ac"]
+            ),
+        ),
         tooltip=["run", "model", alt.Tooltip("top1:Q", format=".1%"), "measured_on"],
     )
     .properties(height=22 * len(bars) + 40),

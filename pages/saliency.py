@@ -8,6 +8,7 @@ from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import saliency as explain
 from tinyviz.explain import speed
+from tinyviz.io import shown_name
 
 _state.entry(__file__)
 
@@ -21,6 +22,7 @@ FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass; the othe
 st.title("Saliency maps")
 data = _widgets.require_data()
 run = _widgets.require_matching_run(data)
+data = _widgets.data_for(run, data)
 names, net = data.classes.names, _cache.model(run)
 st.caption(
     f"Model: **{run.name}** ({run.model_name}, chosen in the sidebar). Every map "
@@ -87,9 +89,9 @@ else:
         st.info("Upload an image to explain.")
         st.stop()
     try:
-        rgb, title = images.load_upload(file.getvalue()).rgb, file.name
+        rgb, title = images.load_upload(file.getvalue(), size=data.size).rgb, shown_name(file.name)
     except images.ImageError as e:
-        st.error(f"**{_widgets.plain(file.name)}**: {_widgets.plain(str(e))}")
+        st.error(f"**{_widgets.file_name(file.name)}**: {_widgets.plain(str(e))}")
         st.stop()
 if rgb is None:
     rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
@@ -109,7 +111,8 @@ if st.session_state.get("tv_sal_for") != (_cache.image_key(rgb), str(run.path)):
         for name in slow:
             st.session_state[f"tv_sal_m_{name}"] = False
 pic, chart, opts = st.columns([1, 1.6, 1.6], gap="medium")
-pic.image(_widgets.big(rgb, 192), width=192, caption=f"{_widgets.plain(title)} (64 × 64)")
+side = len(rgb)
+pic.image(_widgets.big(rgb, 192), width=192, caption=f"{_widgets.plain(title)} ({side} × {side})")
 with chart:
     verdict = (
         "" if truth is None else (" :green[(correct)]" if truth == top[0] else " :red[(wrong)]")

@@ -106,3 +106,41 @@ def app_env(monkeypatch, tiny_zip, tiny_run):
     monkeypatch.setenv("TINYVIZ_DATA", str(tiny_zip))
     monkeypatch.setenv("TINYVIZ_RUNS", str(tiny_run.parent))
     return {"data": tiny_zip, "run": tiny_run}
+
+
+# ------------------------------------------------------- your own data (issue 17)
+
+
+@pytest.fixture(scope="session")
+def folder_set(tmp_path_factory) -> Path:
+    """Your own data set: five classes in `train/<class>/` and `val/<class>/`, PNG and JPEG
+    of four sizes, one grayscale (`tinydata.make_image_folder`)."""
+    return tinydata.make_image_folder(tmp_path_factory.mktemp("own") / "shapes")
+
+
+@pytest.fixture(scope="session")
+def folder_single(tmp_path_factory) -> Path:
+    """The same five classes as one `<class>/` folder each, split by the fixed seed."""
+    return tinydata.make_image_folder(tmp_path_factory.mktemp("own1") / "flat", split=False)
+
+
+@pytest.fixture(scope="session")
+def folder_data(tmp_path_factory, folder_set):
+    """`folder_set` decoded at 32 x 32 into the session's cache."""
+    from tinyviz.data import load
+
+    root = tmp_path_factory.getbasetemp() / "cache"
+    return load(folder_set, size=32, remember=True, root=root, progress=False)
+
+
+@pytest.fixture(scope="session")
+def folder_run(tmp_path_factory, folder_data) -> Path:
+    """A tiny resnet18 trained for one epoch on `folder_data` (32 px), with its analysis."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.training.loop import train
+
+    out = tmp_path_factory.mktemp("own-runs") / "shapes-resnet18"
+    cfg = TrainConfig(
+        model="resnet18", model_options={"width": 8}, epochs=1, batch_size=16, lr=0.05
+    )
+    return train(cfg, folder_data, out, progress=False, log=lambda s: None)

@@ -127,6 +127,54 @@ def _config(change) -> Case:
     return lambda run: _json(run, "config.json", change)
 
 
+def _classes(n: int) -> Callable[[dict], dict]:
+    def change(c: dict) -> dict:
+        c["classes"] = {
+            "wnids": [f"n{i:08d}" for i in range(n)],
+            "names": [f"class {i}" for i in range(n)],
+        }
+        return c
+
+    return change
+
+
+def _evals_of(n: int) -> Case:
+    entry = {"split": "val", "tta": "none", "ensemble": 1, "top1": 0.5, "top5": 0.9}
+    return _text("evals.json", json.dumps([{**entry, "loss": 1.0, "n": 10}] * n))
+
+
+def _sparse(name: str, size: int) -> Case:
+    """A file of `size` bytes that takes no disk (a hole), as a huge log would be."""
+
+    def case(run: Path) -> None:
+        with open(run / name, "r+b") as f:
+            f.truncate(size)
+
+    return case
+
+
+def _loop(name: str) -> Case:
+    def case(run: Path) -> None:
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(run / name)
+
+    return case
+
+
+def _self_loop(run: Path) -> None:
+    shutil.rmtree(run)
+    run.symlink_to(run)
+
+
+def _file_for_folder(name: str) -> Case:
+    def case(run: Path) -> None:
+        if (run / name).is_dir():
+            shutil.rmtree(run / name)
+        (run / name).write_text("a file where a folder should be")
+
+    return case
+
+
 # name -> (how to break it, where it must be refused: "scan" = listed as broken (the weights'
 #          header is checked then); "load" = listed, but its weights are refused when loaded)
 CASES: dict[str, tuple[Case, str]] = {
@@ -230,4 +278,101 @@ CASES: dict[str, tuple[Case, str]] = {
     ),
     "weights as int64": (_int_weights, "load"),
     "weights hold NaN": (_nan_weights, "load"),
+    # issue 19.4: each of these used to vanish from the lists without a word, or stall them
+    "config names 5,000 classes": (_config(_classes(5000)), "scan"),
+    "evals of 10^6 entries": (_evals_of(10**6), "scan"),
+    "evals of 20,000 numbers": (_text("evals.json", json.dumps([0] * 20_000)), "scan"),
+    "metrics 200 MB": (_sparse("metrics.jsonl", 200 * 10**6), "scan"),
+    "config a loop of links": (_loop("config.json"), "scan"),
+    "run folder a loop of links": (_self_loop, "scan"),
+    "snapshots a file": (_file_for_folder("snapshots"), "scan"),
+    "analysis a file": (_file_for_folder("analysis"), "scan"),
+    "epochs a file": (_file_for_folder("epochs"), "scan"),
+}
+
+
+# ------------------------------------------------ stored analysis files (issue 19.3)
+
+
+def _compact(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Rewrite a stored analysis folder's compact.npz with `change` applied to its arrays."""
+
+    def case(folder: Path) -> None:
+        import numpy as np
+
+        with np.load(folder / "compact.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        change(arrays)
+        np.savez_compressed(folder / "compact.npz", **arrays)
+        for exact in ("logp.npy", "features.npy"):  # the compact arrays are what is read
+            (folder / exact).unlink(missing_ok=True)
+
+    return case
+
+
+def _set_array(name: str, make) -> Callable[[Path], None]:
+    def change(arrays: dict) -> None:
+        arrays[name] = make(arrays[name])
+
+    return _compact(change)
+
+
+def _truncate(folder: Path) -> None:
+    data = (folder / "compact.npz").read_bytes()
+    (folder / "compact.npz").write_bytes(data[: len(data) // 2])
+
+
+def _nan_at_0(a):
+    a = a.astype("float32").copy()
+    a.flat[0] = float("nan")
+    return a
+
+
+def _inf_at_0(a):
+    a = a.astype("float32").copy()
+    a.flat[0] = float("inf")
+    return a
+
+
+def _exact_nan(folder: Path) -> None:
+    import numpy as np
+
+    features = np.load(folder / "features.npy")
+    features.flat[3] = np.nan
+    np.save(folder / "features.npy", features)
+
+
+def _exact_short(folder: Path) -> None:
+    import numpy as np
+
+    np.save(folder / "logp.npy", np.load(folder / "logp.npy")[:-1])
+
+
+def _meta_classes(value) -> Callable[[Path], None]:
+    return lambda folder: _json(folder, "meta.json", _set("classes", value))
+
+
+# name -> how to break a complete analysis folder (with its exact arrays); every one must
+# make the folder count as missing, with a one-line reason (`analysis.problem`)
+ANALYSIS_CASES: dict[str, Callable[[Path], None]] = {
+    "compact.npz truncated": _truncate,
+    "compact.npz empty": lambda folder: (folder / "compact.npz").write_bytes(b""),
+    "compact.npz not a zip": lambda folder: (folder / "compact.npz").write_text("hello"),
+    "preds of half the images": _set_array("preds", lambda a: a[: len(a) // 2]),
+    "labels of half the images": _set_array("labels", lambda a: a[: len(a) // 2]),
+    "pca holds NaN": _set_array("pca", _nan_at_0),
+    "pca holds inf": _set_array("pca", _inf_at_0),
+    "top_logp holds NaN": _set_array("top_logp", _nan_at_0),
+    "mean holds inf": _set_array("mean", _inf_at_0),
+    "components of another width": _set_array("components", lambda a: a[:, :-1]),
+    "preds out of range": _set_array("preds", lambda a: a * 0 + 5000),
+    "labels negative": _set_array("labels", lambda a: a * 0 - 1),
+    "top_classes as floats": _set_array("top_classes", lambda a: a.astype("float32")),
+    "channel rows out of range": _set_array("rows_0", lambda a: a * 0 + 30000),
+    "channel values hold NaN": _set_array("values_0", _nan_at_0),
+    "pca missing": _compact(lambda arrays: arrays.pop("pca")),
+    "meta classes a string": _meta_classes("many"),
+    "meta classes 5,000": _meta_classes(5000),
+    "exact features hold NaN": _exact_nan,
+    "exact logp one row short": _exact_short,
 }

@@ -10,6 +10,7 @@ import pytest
 from pagetest import wait_for_analysis
 
 from tinyviz.explain import analysis, analysis_job, speed
+from tinyviz.runtime import background
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def test_a_killed_job_is_seen_stopped_and_started_again(bare_run):
     run, data = bare_run
     job = analysis_job.start(run, data)
     os.killpg(job.pid, signal.SIGKILL)  # the machine's OOM killer, a reboot...
-    analysis_job._CHILDREN[job.pid].wait()
+    background.child(job.pid).wait()
     assert analysis_job.status(run, data).state == "stopped"
     again = analysis_job.start(run, data)
     assert again.active and again.pid != job.pid
@@ -53,11 +54,11 @@ def test_a_failing_job_says_why_and_is_not_relaunched(bare_run, tmp_path):
     run, data = bare_run
     (run / "model.safetensors").write_bytes(b"not weights")
     job = analysis_job.start(run, data)
-    analysis_job._CHILDREN[job.pid].wait()
+    background.child(job.pid).wait()
     failed = analysis_job.status(run, data)
     assert failed.state == "failed" and failed.message.startswith("error:")
     assert analysis_job.start(run, data).pid == job.pid  # not launched again by itself
     retried = analysis_job.start(run, data, retry=True)
     assert retried.pid != job.pid
-    analysis_job._CHILDREN[retried.pid].wait()
+    background.child(retried.pid).wait()
     assert analysis_job.status(run, data).state == "failed"

@@ -518,3 +518,72 @@ def test_embeddings_map_draws_every_point_with_hover_thumbnails_and_a_lasso(
     record_property("map_drawn_s", round(drawn, 3))
     record_property("hover_thumbnail_s", round(hovered, 3))
     print(f"map of {total} points drawn in {drawn:.2f} s, thumbnail after {hovered:.2f} s")
+
+
+# ------------------------------------------------------- your own data (issue 17)
+
+
+@pytest.fixture(scope="module")
+def own_data_server(tmp_path_factory):
+    """The app with no data set configured and one run trained on a five-class image
+    folder decoded at 32 px: the folder is given in the page's address (`?data=`)."""
+    from tinyviz.config import TrainConfig
+    from tinyviz.data import load
+    from tinyviz.training.loop import train
+
+    base = tmp_path_factory.mktemp("own-browser")
+    folder = tinydata.make_image_folder(base / "shapes")
+    data = load(folder, size=32, root=base / "cache", progress=False)
+    cfg = TrainConfig(model="resnet18", model_options={"width": 8}, epochs=1, batch_size=16)
+    train(cfg, data, base / "runs" / "shapes-resnet18", progress=False, log=lambda s: None)
+    (base / "none").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TINYVIZ_DATA"}
+    env.update(
+        TINYVIZ_RUNS=str(base / "runs"),
+        TINYVIZ_CHECKPOINTS=str(base / "none"),
+        TINYVIZ_CACHE=str(base / "cache"),
+        TINYVIZ_RUNS_DIR=str(base / "none"),
+    )
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    cmd += ["--server.address", "127.0.0.1", "--server.port", str(port)]
+    proc = subprocess.Popen(
+        cmd + ["--browser.gatherUsageStats", "false"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    yield {"url": url, "folder": folder}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_an_explain_page_opens_on_your_own_image_folder(browser, own_data_server):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(WAIT_MS)
+    query = urllib.parse.urlencode({"data": str(own_data_server["folder"])})
+    pg.goto(f"{own_data_server['url']}/?{query}")
+    pg.get_by_text("Models", exact=True).first.wait_for()
+    _open(pg, "Confusion")
+    pg.locator(
+        "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+    ).first.wait_for()
+    _settled(pg)
+    main = pg.inner_text("[data-testid=stMain]")
+    assert "Top-1 accuracy" in main and "WordNet hierarchy" not in main
+    assert pg.get_by_role("textbox", name="Data set (zip or folder)").input_value() == str(
+        own_data_server["folder"]
+    )
+    pg.close()

@@ -282,10 +282,14 @@ def test_truncated_files_are_refused(fmt):
 
 
 def test_size_limit():
-    with pytest.raises(ImageError, match="^file is larger than 20 MB$"):
+    with pytest.raises(ImageError, match=r"^too large \(20,000,001 bytes, at most 20 MB\)$"):
         load_upload(b"\0" * 20_000_001)
+    with pytest.raises(ImageError, match=r"^too large \(20.5 MB, at most 20 MB\)$"):
+        load_upload(b"\0" * 20_500_000)
+    with pytest.raises(ImageError, match=r"^too large \(21 MB, at most 20 MB\)$"):
+        load_upload(b"\0" * (20 * 2**20 + 1))  # 20 MiB + 1 byte
     data = encode(noise(), "PNG")
-    with pytest.raises(ImageError, match="^file is larger than 1 KB$"):
+    with pytest.raises(ImageError, match=r"^too large \(.* KB, at most 1 KB\)$"):
         load_upload(data, max_bytes=1000)
     assert_model_ready(load_upload(data, max_bytes=len(data)))
 

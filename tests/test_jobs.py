@@ -20,6 +20,7 @@ from tinyviz.cli import build_parser, config_from_args
 from tinyviz.config import AugmentConfig, TrainConfig
 from tinyviz.runs import jobs
 from tinyviz.runs.progress import TrainProgress, write_progress
+from tinyviz.runtime.background import Lock
 
 TIMEOUT = 120
 
@@ -117,8 +118,7 @@ def test_a_job_runs_to_the_end_and_a_second_one_is_refused(tmp_path, tiny_zip):
     assert done.status == "done", jobs.log_tail(run)
     assert epochs_logged(run) == [1, 2, 3]
     assert done.progress.epoch == 3 and done.progress.last.epoch == 3
-    assert jobs.current(jobs_dir) is None  # the finished job's lock is stale: cleared
-    assert not (jobs_dir / jobs.LOCK).exists()
+    assert jobs.current(jobs_dir) is None  # finished: a new job may start
     assert jobs.latest(jobs_dir).status == "done"
     assert any(line.startswith("epoch 3:") for line in jobs.log_tail(run, 5))
     with pytest.raises(jobs.JobError, match="already holds a run"):
@@ -135,7 +135,7 @@ def test_stop_then_resume_logs_every_epoch_once(tmp_path, tiny_zip):
     stopped = jobs.stop(run, jobs_dir=jobs_dir)
     assert stopped.status == "stopped", jobs.log_tail(run)
     assert "Resume continues after epoch" in stopped.message and stopped.resumable
-    assert jobs.current(jobs_dir) is None and not (jobs_dir / jobs.LOCK).exists()
+    assert jobs.current(jobs_dir) is None and not Lock(jobs_dir / jobs.LOCK).held()
     done_before = len(epochs_logged(run))
     assert 1 <= done_before < epochs
 
@@ -153,7 +153,7 @@ def test_a_job_that_fails_says_why(tmp_path):
     failed = wait_for(run, lambda j: not j.active)
     assert failed.status == "failed"
     assert jobs.log_tail(run, 1)[0].startswith("error:")
-    assert jobs.current(jobs_dir) is None  # its lock is stale, so a new job may start
+    assert jobs.current(jobs_dir) is None  # its process is gone, so a new job may start
 
 
 def test_a_running_status_whose_process_died_is_reported(tmp_path):
@@ -168,26 +168,47 @@ def test_a_running_status_whose_process_died_is_reported(tmp_path):
     assert jobs.status(tmp_path / "nothing").status == "none"
 
 
-def test_a_stale_lock_is_cleared(tmp_path):
+def test_a_lock_left_by_a_dead_job_is_free(tmp_path):
+    """The kernel drops the lock with its process: what the file says does not matter."""
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     lock = jobs_dir / jobs.LOCK
     lock.write_text(json.dumps({"pid": dead_pid(), "run_dir": str(tmp_path / "gone")}))
     assert jobs.current(jobs_dir) is None
-    assert not lock.exists()
     lock.write_text("{not json")
-    assert jobs.current(jobs_dir) is None and not lock.exists()
+    assert jobs.current(jobs_dir) is None
+    fd = Lock(lock).take()
+    assert fd is not None  # a new job may take it
+    os.close(fd)
 
 
 def test_a_live_lock_is_kept(tmp_path):
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     lock = jobs_dir / jobs.LOCK
-    lock.write_text(json.dumps({"pid": os.getpid(), "run_dir": str(tmp_path / "run")}))
-    assert jobs.current(jobs_dir).status == "starting"
-    with pytest.raises(jobs.JobError, match="already running"):
-        jobs.start(small(1), tmp_path / "run2", data=None, jobs_dir=jobs_dir)
-    assert lock.exists()
+    code = (
+        "import json, os, sys; from tinyviz.runtime.background import Lock; "
+        "fd = Lock(sys.argv[1]).take(); "
+        "os.write(fd, json.dumps({'pid': os.getpid(), 'run_dir': sys.argv[2]}).encode()); "
+        "print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock), str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        job = jobs.current(jobs_dir)
+        assert job.status == "starting" and job.pid == holder.pid
+        with pytest.raises(jobs.JobError, match=r"already running \(run, pid"):
+            jobs.start(small(1), tmp_path / "run2", data=None, jobs_dir=jobs_dir)
+        assert not (tmp_path / "run2").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert jobs.current(jobs_dir) is None
 
 
 def dead_pid() -> int:

@@ -15,6 +15,7 @@ from PIL import Image
 from tinyviz import runs
 from tinyviz.data import load
 from tinyviz.explain import analysis, analysis_job, embed
+from tinyviz.runtime import background
 
 PAGES = ["pages/confusion.py", "pages/channels.py", "pages/embeddings.py"]
 NEEDS_DATA = "needs the Tiny ImageNet images"
@@ -158,20 +159,65 @@ def test_weighted_overlay_keeps_cold_pixels():
 
 
 @pytest.mark.slow
-def test_a_run_without_analysis_gets_one_job_shared_by_two_sessions(app_env, bare_run):
+def test_a_run_without_analysis_gets_one_job_shared_by_two_sessions(app_env, bare_run, monkeypatch):
     """The page never computes the analysis: it starts the background job and shows its
     progress; a second visitor sees the same job; when it is done the page draws."""
-    first, second = open_page(PAGES[0], bare_run), open_page(PAGES[0], bare_run)
-    for at in (first, second):
-        ok(at)
+    launched = []
+    spawn = background.spawn
+    monkeypatch.setattr(background, "spawn", lambda *a, **k: launched.append(a) or spawn(*a, **k))
+    data = load(app_env["data"], progress=False)
+    pids = []
+    for _ in range(2):  # two sessions, one after the other
+        at = ok(open_page(PAGES[0], bare_run))
         assert "First look at tiny-bare" in at.info[0].value and not charts(at)
         assert at.get("progress") and "images" in at.get("progress")[0].proto.text
-    data = load(app_env["data"], progress=False)
-    pids = {analysis_job.status(bare_run, data).pid}
+        pids.append(analysis_job.status(bare_run, data).pid)
+    assert len(launched) == 1 and pids[0] is not None and pids[0] == pids[1]
     wait_for_analysis(bare_run, data)
-    assert len(pids) == 1 and None not in pids
-    ok(first.run())
-    assert len(charts(first)) == 3 and not first.info and not first.get("progress")
+    ok(at.run())
+    assert len(charts(at)) == 3 and not at.info and not at.get("progress")
+    assert len(launched) == 1  # the finished analysis is drawn, nothing started again
+
+
+def fake_job(confused_run, tiny_data, state: str) -> analysis_job.AnalysisJob:
+    folder = analysis.cache_dir(confused_run, tiny_data)
+    return analysis_job.AnalysisJob(folder, state, 6, 24, 8, 0.5, True, 4242, 0.0, "")
+
+
+GATES = {  # state -> what the page draws
+    "running": ("First look at tiny-confused", "draws a first sample of 8 images"),
+    "partial": ("Showing a first sample of 8 images", "full set is being analysed"),
+}
+
+
+@pytest.mark.parametrize("state", ["ready", "partial", "running", "failed"])
+def test_the_page_draws_the_gate_it_is_given(app_env, confused_run, tiny_data, monkeypatch, state):
+    """One answer per state, drawn as it is: nothing else is asked of the backend."""
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    stored = analysis.available(confused_run, tiny_data)
+    job = fake_job(confused_run, tiny_data, "running")
+    gate = {
+        "ready": analysis_job.Gate("ready", stored),
+        "partial": analysis_job.Gate("partial", stored, job),
+        "running": analysis_job.Gate("running", None, job),
+        "failed": analysis_job.Gate("failed", None, job, "error: out of memory"),
+    }[state]
+    asked = []
+    monkeypatch.setattr(analysis_job, "gate", lambda *a, **k: asked.append(k) or gate)
+    monkeypatch.setattr(analysis_job, "status", lambda *a, **k: pytest.fail("asked twice"))
+    at = ok(open_page(PAGES[0], confused_run), errors=state == "failed")
+    drawn = len(charts(at))
+    if state == "ready":
+        assert drawn == 3 and not at.info and not at.get("progress")
+    elif state == "failed":
+        assert drawn == 0 and "failed: error\\: out of memory" in at.error[0].value
+        assert at.button(key="tv_an_retry")
+    else:
+        head, tail = GATES[state]
+        assert head in at.info[0].value and tail in at.info[0].value
+        assert "6 of 24 images analysed, about 9 s left" in at.get("progress")[0].proto.text
+        assert (drawn == 3) == (state == "partial")
+    assert asked and all(not k.get("retry") for k in asked)
 
 
 @pytest.mark.slow

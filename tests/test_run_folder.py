@@ -33,8 +33,39 @@ def broken_copy(good: Path, tmp_path: Path, name: str) -> Path:
     return run
 
 
-def test_there_are_many_cases():
-    assert len(NAMES) >= 40
+def _files(run: Path) -> dict[str, object]:
+    """Each entry of a run folder (analysis aside) and what it is: its bytes, or its kind."""
+    out: dict[str, object] = {}
+    for p in sorted(run.rglob("*")):
+        rel = p.relative_to(run).as_posix()
+        if rel.startswith("analysis"):
+            continue
+        if p.is_symlink() or not p.is_file():
+            out[rel] = "link" if p.is_symlink() else "dir" if p.is_dir() else "special"
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+def test_every_case_breaks_something_and_every_parsed_file_is_broken(good, tmp_path):
+    """A case that changed nothing would pass the test above for the wrong reason; a file
+    `open_run` or `load_model` reads that no case touches would go untested."""
+    before, touched = _files(good), set()
+    for i, name in enumerate(NAMES):
+        run = broken_copy(good, tmp_path / str(i), name)
+        after = _files(run)
+        changed = {f for f in before.keys() | after.keys() if before.get(f) != after.get(f)}
+        assert changed, f"{name!r} leaves the run as it was"
+        touched |= changed
+        shutil.rmtree(run)
+    parsed = {
+        runs.RunFolder.CONFIG,
+        runs.RunFolder.METRICS,
+        runs.RunFolder.WEIGHTS,
+        runs.RunFolder.EVALS,
+        f"{runs.RunFolder.SNAPSHOTS}/{runs.RunFolder.INDEX}",
+    }
+    assert parsed <= touched, parsed - touched
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -98,3 +98,54 @@ def write_zip(path: Path, files: dict[str, bytes]) -> Path:
             compress = zipfile.ZIP_STORED if rel.endswith(".JPEG") else zipfile.ZIP_DEFLATED
             zf.writestr(f"tiny-imagenet-200/{rel}", data, compress_type=compress)
     return path
+
+
+# ------------------------------------------------------- your own data (issue 17)
+
+FOLDER_CLASSES = ("apple", "bicycle", "cloud", "daisy", "elephant")
+
+
+def folder_image(k: int, i: int, rng: np.random.Generator) -> tuple[str, bytes]:
+    """One image of class `k` as (file name, bytes), the formats and sizes varying with `i`:
+    JPEG 64 x 48, PNG 40 x 40, grayscale JPEG 100 x 80, RGBA PNG 50 x 70 (a photo-like mix)."""
+    kind = i % 4
+    w, h = ((64, 48), (40, 40), (100, 80), (50, 70))[kind]
+    arr = class_image(k, rng, max(w, h))[:h, :w]
+    buf = io.BytesIO()
+    if kind == 0:
+        Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+        return f"img_{i}.jpg", buf.getvalue()
+    if kind == 1:
+        Image.fromarray(arr).save(buf, format="PNG")
+        return f"img_{i}.png", buf.getvalue()
+    if kind == 2:
+        Image.fromarray(arr).convert("L").save(buf, format="JPEG", quality=90)
+        return f"IMG_{i}.JPEG", buf.getvalue()
+    rgba = np.dstack([arr, np.full((h, w), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    return f"img_{i}.png", buf.getvalue()
+
+
+def make_image_folder(
+    root: Path,
+    *,
+    split: bool = True,
+    classes: int = 5,
+    train_per_class: int = 12,
+    val_per_class: int = 4,
+    seed: int = 0,
+) -> Path:
+    """Your own data set in class folders: `root/train/<class>/`, `root/val/<class>/`
+    (`split=True`), or one `root/<class>/` with all images (`split=False`)."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for k, name in enumerate(FOLDER_CLASSES[:classes]):
+        parts = [("train", train_per_class), ("val", val_per_class)] if split else [(".", 0)]
+        for part, n in parts:
+            n = n or train_per_class + val_per_class
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                file, data = folder_image(k, i, rng)
+                (folder / file).write_bytes(data)
+    return root

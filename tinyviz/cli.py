@@ -37,6 +37,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runtime.background import enter_child
+
+    enter_child()  # a background job lowers its own priority, as its launcher asked
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -69,7 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", parser_class=Parser)
 
     d = sub.add_parser("data", help="check the data set, build its cache, print a summary")
-    d.add_argument("path", nargs="?", help="zip or folder (default: TINYVIZ_DATA or ./data/)")
+    d.add_argument(
+        "path",
+        nargs="?",
+        help="Tiny ImageNet's zip or folder, or your own class folders "
+        "(default: TINYVIZ_DATA or ./data/)",
+    )
+    d.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="decode the images to SIZE x SIZE pixels (default: the size it was last "
+        "decoded at, else 64; 32 for CIFAR-sized images, more for transfer learning); "
+        "later commands use the size last decoded",
+    )
     d.set_defaults(func=cmd_data)
 
     dl = sub.add_parser("download", help="download the official archive into ./data/")
@@ -191,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyse)
     add_explain_commands(sub)
+    add_import_command(sub)
+    add_classify_command(sub)
     return p
 
 
@@ -281,10 +299,18 @@ def emit(obj: dict) -> None:
 
 
 def cmd_data(args) -> int:
-    from .data import load
+    from .data import check_size, load
 
-    emit(load(args.path).summary())
+    size = check_size(args.size) if args.size is not None else None
+    emit(load(args.path, size=size, remember=True).summary())
     return 0
+
+
+def _run_size(run) -> int:
+    """The image size a run was trained at (runs from before sizes: 64)."""
+    from .data import SIZE
+
+    return run.config.data.size or SIZE
 
 
 def cmd_download(args) -> int:
@@ -330,7 +356,7 @@ def cmd_train(args) -> int:
             )
         folder = RunFolder(Path(args.resume))
         resumed_config(folder, args.epochs)  # refuses before any data is read
-        data = load(args.data or _recorded_source(folder))
+        data = load(args.data or _recorded_source(folder), size=_recorded_size(folder))
         out = train(
             None,
             data,
@@ -410,6 +436,14 @@ def _recorded_source(folder) -> str | None:
     return source if source and Path(source).exists() else None
 
 
+def _recorded_size(folder) -> int:
+    """A resumed run reads its images at the size it was started at."""
+    from .data import SIZE
+    from .runs.folder import read_config
+
+    return read_config(folder).data.size or SIZE
+
+
 def cmd_evaluate(args) -> int:
     from .data import load
     from .runs.evaluate import check_request, evaluate_run
@@ -418,10 +452,10 @@ def cmd_evaluate(args) -> int:
 
     check_request(args.tta, args.ensemble, args.split, args.limit)
     pick_device(args.device)
-    open_run(Path(args.run))  # a broken run is refused before the data is read
+    run = open_run(Path(args.run))  # a broken run is refused before the data is read
     result = evaluate_run(
         Path(args.run),
-        load(args.data),
+        load(args.data, size=_run_size(run)),
         tta=args.tta,
         ensemble_size=args.ensemble,
         split=args.split,
@@ -477,7 +511,7 @@ def cmd_analyse(args) -> int:
     if args.nice:
         os.nice(args.nice)
     run = open_run(Path(args.run))  # a broken run is refused before the data is read
-    data = load(args.data, progress=not args.quiet)
+    data = load(args.data, size=_run_size(run), progress=not args.quiet)
     if list(run.wnids) != list(data.classes.wnids):
         raise ConfigError(f"{run.name} was trained on other classes than this data set's")
     start = time.perf_counter()
@@ -586,7 +620,7 @@ def _explain_start(args):
     from .runs.folder import open_run
 
     run = open_run(Path(args.run))  # a broken run is refused before the data is read
-    data = load(args.data, progress=not args.quiet)
+    data = load(args.data, size=_run_size(run), progress=not args.quiet)
     if list(run.wnids) != list(data.classes.wnids):
         raise ConfigError(f"{run.name} was trained on other classes than this data set's")
     return run, data
@@ -664,3 +698,191 @@ def cmd_train_features(args) -> int:
         }
     )
     return 0
+
+
+# ------------------------------------------------------- your own model (issue 17)
+
+IMPORT_HELP = """ARCH (not needed for .onnx and .keras/.h5 files): a tinyviz model name,
+torchvision:NAME, timm:NAME (built without downloading weights), or your own class or
+factory as path/to/file.py:Name or package.module:Name. Your code RUNS: when the model is
+imported and every time the run is loaded later (the run records the file's digest and
+refuses a changed file). Weights files are read without unpickling code (safetensors, or
+torch.load(weights_only=True)); a whole pickled model is refused."""
+
+
+def add_import_command(sub) -> None:
+    """`tinyviz import WEIGHTS --arch ARCH --data DATA --out RUN`."""
+    i = sub.add_parser(
+        "import",
+        help="make a run folder from a model trained elsewhere, evaluate it, start its analysis",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("weights", help=".safetensors, .pt/.pth/.pth.tar/.ckpt, .onnx, .keras or .h5")
+    i.add_argument("--arch", help="the architecture (see above)")
+    i.add_argument("--data", help="the data set it was trained on (default: TINYVIZ_DATA)")
+    i.add_argument("--out", required=True, help="the new run folder")
+    i.add_argument("--size", type=int, help="input size the model expects (default: the route's)")
+    i.add_argument(
+        "--normalize",
+        help="imagenet, tf ((x - 0.5) / 0.5), none, or M1,M2,M3:S1,S2,S3 on [0, 1] pixels "
+        "(default: imagenet for torchvision and code, timm's own, none for ONNX and Keras)",
+    )
+    i.add_argument("--channels", choices=["rgb", "bgr"], help="channel order (default: rgb)")
+    i.add_argument(
+        "--classes",
+        type=Path,
+        help="a text file naming the class of each output, one per line (wnid or name); "
+        "default: the class folders sorted by name",
+    )
+    i.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (evaluation)")
+    i.add_argument(
+        "--no-analysis",
+        dest="analysis",
+        action="store_false",
+        help="do not start the background analysis the explain pages read",
+    )
+    i.set_defaults(func=cmd_import)
+
+
+def cmd_import(args) -> int:
+    from .data import load
+    from .runs.evaluate import evaluate_run
+    from .runs.importer import ImportRequest, import_model, near_chance
+    from .runtime import pick_device
+
+    pick_device(args.device)
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already exists and is not empty: choose a new folder")
+    if args.size is not None and not 8 <= args.size <= 1024:
+        raise ConfigError(f"--size must be 8 to 1024 pixels, not {args.size}")
+    data = load(args.data)
+    request = ImportRequest(
+        weights=Path(args.weights),
+        out=out,
+        arch=args.arch,
+        size=args.size,
+        normalize=args.normalize,
+        channels=args.channels,
+        classes=args.classes,
+    )
+    run_dir = import_model(request, data)
+    result = evaluate_run(run_dir, data, device=args.device)
+    warning = near_chance(result["top1"], len(data.classes.wnids))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    analysis = "not started"
+    if args.analysis:
+        from .explain import analysis_job
+
+        analysis = analysis_job.start(run_dir, data).state
+    emit(
+        {
+            "run": str(run_dir),
+            "top1": round(result["top1"], 4),
+            "top5": round(result["top5"], 4),
+            "n": result["n"],
+            "analysis": analysis,
+            **({"warning": warning} if warning else {}),
+        }
+    )
+    return 0
+
+
+# ------------------------------------------------- classify photos (issue 21)
+
+
+def add_classify_command(sub) -> None:
+    """`classify`: photos through a run, as the Classify page answers them."""
+    c = sub.add_parser(
+        "classify",
+        help="the top classes of photos (one JSON line each), and whether each looks like "
+        "anything the run was trained on",
+    )
+    c.add_argument("photos", nargs="+", metavar="PHOTO", help="image files, as uploads take")
+    c.add_argument("--run", help="run folder (default: the dashboard's default run)")
+    c.add_argument("--top", type=int, default=5, help="how many classes (default: 5)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.set_defaults(func=cmd_classify)
+
+
+def cmd_classify(args) -> int:
+    """One JSON line per photo; an unreadable one gets an `error:` line and the rest go on."""
+    from .demo import images, predict
+    from .explain import familiar
+    from .runs.folder import open_run
+    from .runs.weights import load_model
+    from .runtime.device import pick_device
+
+    if args.top < 1:
+        raise ConfigError("--top must be at least 1")
+    device = pick_device(args.device)
+    run = open_run(Path(args.run)) if args.run else _default_run(device.type)
+    model = load_model(run, device=device)
+    checker = familiar.checker(run.path)
+    if checker is None:
+        print(f"note: {run.name} has no stored analysis yet, so `familiar` is null "
+              f"(tinyviz analyse {run.path})", file=sys.stderr)  # fmt: skip
+    size = getattr(run.config.data, "size", None) or 64  # the run's image size
+    failed = 0
+    for photo in args.photos:
+        try:
+            up = images.load_upload(_photo_bytes(Path(photo), images.MAX_BYTES), size=size)
+        except TinyvizError as e:
+            print(f"error: {photo}: {_one_line(e)}", file=sys.stderr)
+            failed += 1
+            continue
+        pred = predict.predict_ensemble(
+            [model], up.rgb, run.class_names, run.wnids, k=args.top, label=run.name
+        )
+        fam = predict.familiarity(model, up.rgb, checker)
+        emit(
+            {
+                "file": photo,
+                "run": run.name,
+                "top": [
+                    {"class": n, "wnid": w, "p": round(p, 4)}
+                    for n, w, p in zip(pred.names, pred.wnids, pred.probs, strict=True)
+                ],
+                "sure": predict.verdict(pred).sure,
+                "familiar": None if fam is None else fam.familiar,
+                "familiar_score": None if fam is None else round(fam.score, 4),
+                "familiar_threshold": None if fam is None else round(fam.threshold, 4),
+            }
+        )
+    return 1 if failed else 0
+
+
+def _default_run(kind: str):
+    """The run the dashboard opens with on this kind of device (`speed.default_run`)."""
+    from .errors import CheckpointError
+    from .explain import speed
+    from .runs.folder import scan
+    from .runs.roots import configured_roots
+
+    roots = configured_roots()
+    run = speed.default_run(list(scan(roots).runs), kind)
+    if run is None:
+        where = ", ".join(str(r) for r in roots)
+        raise CheckpointError(f"no runs found in {where}: name one with --run")
+    return run
+
+
+def _photo_bytes(path: Path, limit: int) -> bytes:
+    """A photo's bytes, refused as an upload would be: not a file, empty, or too large."""
+    import stat
+
+    from .demo.images import describe_size
+    from .errors import ImageError
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("not a file")
+        if st.st_size > limit:
+            raise ImageError(f"file is larger than {describe_size(limit)}")
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except OSError as e:
+        raise ImageError(e.strerror or str(e)) from None

@@ -237,3 +237,31 @@ def load_array(path: Path, *, max_bytes: int = MAX_ARRAY, inside: Path | None = 
         return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise CheckpointError(f"{path} is not a valid .npy file ({e})") from None
+
+
+# ------------------------------------------------------------------ names shown
+
+
+# What a name may not show as it is: controls (Cc), format characters such as the
+# right-to-left override U+202E that reverses what follows (Cf), private-use (Co),
+# surrogates (Cs) and line or paragraph separators (Zl, Zp).
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+SHOWN_NAME_MAX = 120  # longer names keep their start and their ending
+
+
+def shown_name(name: object) -> str:
+    """A file (or run folder) name as a person may see it: every character that would hide
+    or reorder text written as its escape (`\\u202e`), and a very long name cut in the
+    middle. The one place every page and message takes a file name from."""
+    import unicodedata
+
+    text = "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in HIDDEN_CATEGORIES
+        else ch
+        for ch in str(name)
+    )
+    if len(text) > SHOWN_NAME_MAX:
+        tail = (SHOWN_NAME_MAX - 1) // 3
+        text = text[: SHOWN_NAME_MAX - 1 - tail] + "…" + text[len(text) - tail :]
+    return text

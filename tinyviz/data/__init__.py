@@ -1,11 +1,13 @@
-"""Tiny ImageNet as the user has it (zip or folder), decoded once into memory-mapped arrays."""
+"""Tiny ImageNet as the user has it (zip or folder), or the user's own image folders, decoded
+once into memory-mapped arrays."""
 
 from ..errors import DataError
 from .archive import URL, Archive, Classes, locate, open_archive
-from .cache import Split, TinyImageNet, cache_root, decode, load, open_decoded
+from .cache import SIZE, Split, TinyImageNet, cache_root, check_size, decode, load, open_decoded
 from .download import describe_missing, download
 
 __all__ = [
+    "SIZE",
     "URL",
     "Archive",
     "Classes",
@@ -13,6 +15,7 @@ __all__ = [
     "Split",
     "TinyImageNet",
     "cache_root",
+    "check_size",
     "decode",
     "describe_missing",
     "download",

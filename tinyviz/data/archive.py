@@ -1,4 +1,5 @@
-"""Read the official Tiny ImageNet download as it comes: the zip itself, or its extracted folder.
+"""Read the official Tiny ImageNet download as it comes: the zip itself, or its extracted folder
+(any other folder is the user's own class folders: `imagefolder`).
 
 Both give the same view (class list, training and validation items, raw bytes of each image),
 so nothing above this module knows which one the user has. Every problem with the input is
@@ -10,59 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from .imagefolder import is_image_folder, open_image_folder
+from .view import Archive, Classes, natural_key
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 DEFAULT_LOCATIONS = (Path("data/tiny-imagenet-200.zip"), Path("data/tiny-imagenet-200"))
-
-
-@dataclass(frozen=True)
-class Classes:
-    """The class order of `wnids.txt` with names from `words.txt`."""
-
-    wnids: tuple[str, ...]
-    names: tuple[str, ...]  # first name of each synset: short enough for a label
-    full_names: tuple[str, ...]  # every name, for hover text
-
-    def __len__(self) -> int:
-        return len(self.wnids)
-
-    def to_json(self) -> dict:
-        return {
-            "wnids": list(self.wnids),
-            "names": list(self.names),
-            "full_names": list(self.full_names),
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict) -> Classes:
-        return cls(tuple(obj["wnids"]), tuple(obj["names"]), tuple(obj["full_names"]))
-
-
-@dataclass(frozen=True)
-class Archive:
-    """One opened data set: where it is, its classes and its labelled items.
-
-    Items are paths relative to the data set's root folder with their class index; `read`
-    returns an item's bytes whichever form the data set has on disk.
-    """
-
-    source: Path
-    kind: str  # "zip" or "folder"
-    classes: Classes
-    train: tuple[tuple[str, int], ...]
-    val: tuple[tuple[str, int], ...]
-    fingerprint: str
-    _read: Callable[[str], bytes]
-
-    def read(self, item: str) -> bytes:
-        return self._read(item)
+LAYOUT_FILES = ("wnids.txt", "words.txt", "val/val_annotations.txt")  # what is read, not listed
 
 
 def locate(path: str | os.PathLike | None = None) -> Path:
@@ -88,8 +47,11 @@ def locate(path: str | os.PathLike | None = None) -> Path:
 
 
 def open_archive(path: str | os.PathLike | None = None) -> Archive:
-    """Open the zip or folder at `path` (or the located default) and check its layout."""
+    """Open the zip or folder at `path` (or the located default) and check its layout: a
+    folder without Tiny ImageNet's files is read as class folders (`imagefolder`)."""
     p = locate(path)
+    if is_image_folder(p):
+        return open_image_folder(p)
     if p.is_dir():
         return _open_folder(p)
     return _open_zip(p)
@@ -145,8 +107,10 @@ def _open_folder(p: Path) -> Archive:
     if not (root / "wnids.txt").exists():
         raise DataError(f"not a Tiny ImageNet layout: wnids.txt missing in {p}")
     files: set[str] = set()
+    watched = list(LAYOUT_FILES)
     digest = hashlib.sha1()
     for dirpath, _, filenames in os.walk(root):
+        watched.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
         for f in filenames:
             full = os.path.join(dirpath, f)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
@@ -166,13 +130,13 @@ def _open_folder(p: Path) -> Archive:
             raise DataError(f"not a Tiny ImageNet layout: {rel} missing in {root}")
         return read(rel).decode("utf-8", errors="replace")
 
-    return _build(root, "folder", text, files, digest.hexdigest(), read)
+    return _build(root, "folder", text, files, digest.hexdigest(), read, tuple(watched))
 
 
 # ------------------------------------------------------------------------- layout
 
 
-def _build(source, kind, text, files: set[str], fingerprint: str, read) -> Archive:
+def _build(source, kind, text, files: set[str], fingerprint: str, read, watched=()) -> Archive:
     classes = _classes(text)
     index = {w: i for i, w in enumerate(classes.wnids)}
     return Archive(
@@ -183,6 +147,8 @@ def _build(source, kind, text, files: set[str], fingerprint: str, read) -> Archi
         val=_val_items(text("val/val_annotations.txt"), index, files, source),
         fingerprint=fingerprint,
         _read=read,
+        watched=watched,
+        layout=f"Tiny ImageNet's official layout ({kind})",
     )
 
 
@@ -197,14 +163,6 @@ def _classes(text: Callable[[str], str]) -> Classes:
     full = tuple(words.get(w, w) for w in wnids)
     first = tuple(n.split(",")[0].strip() or w for n, w in zip(full, wnids, strict=True))
     return Classes(wnids, first, full)
-
-
-_NUM = re.compile(r"(\d+)")
-
-
-def _natural(name: str) -> tuple:
-    """Sort `x_2` before `x_10`, as the official files are numbered."""
-    return tuple(int(t) if t.isdigit() else t for t in _NUM.split(name))
 
 
 def _is_image(rel: str) -> bool:
@@ -229,7 +187,7 @@ def _train_items(files: set[str], wnids: tuple[str, ...], source) -> tuple:
             raise DataError(
                 f"not a Tiny ImageNet layout: train/{w}/images/ missing or empty in {source}"
             )
-        items.extend((rel, label) for rel in sorted(by_class[w], key=_natural))
+        items.extend((rel, label) for rel in sorted(by_class[w], key=natural_key))
     return tuple(items)
 
 
@@ -247,5 +205,5 @@ def _val_items(annotations: str, index: dict[str, int], files: set[str], source)
         items.append((rel, index[fields[1].strip()]))
     if not items:
         raise DataError("not a Tiny ImageNet layout: val/val_annotations.txt is empty")
-    items.sort(key=lambda it: _natural(it[0]))
+    items.sort(key=lambda it: natural_key(it[0]))
     return tuple(items)

@@ -37,7 +37,12 @@ __all__ = [
     "prepare",
 ]
 
-MAX_BYTES = 20_000_000  # as .streamlit/config.toml's server.maxUploadSize (20 MB)
+MAX_BYTES = 20_000_000  # what an upload may be (20 MB)
+# What the browser may send (`server.maxUploadSize` in .streamlit/config.toml and the
+# uploaders' own limit, in MiB): above MAX_BYTES, so that a file a little too large (a
+# 20.5 MB photo, 20 MiB + 1 byte) reaches the server and the page says so with its size,
+# where the browser's own refusal showed only in the file's chip and the page said nothing.
+BROWSER_MAX_MIB = 32
 # What the uploaders offer: name endings, and the MIME types phones give HEIC photos. A
 # MIME type in the list also makes Streamlit skip its own check of the name, which raises
 # an exception (a traceback box) where `load_upload`'s check of the content refuses in one
@@ -71,7 +76,9 @@ def load_upload(data: bytes, *, max_bytes: int = MAX_BYTES, size: int | None = 6
     Safe to call from any thread; raises ImageError with a one-line reason.
     """
     if len(data) > max_bytes:
-        raise ImageError(f"file is larger than {describe_size(max_bytes)}")
+        size, limit = describe_size(len(data)), describe_size(max_bytes)
+        size = f"{len(data):,} bytes" if size == limit else size  # just over: the exact size
+        raise ImageError(f"too large ({size}, at most {limit})")
     if not data:
         raise ImageError("the file is empty")
     return from_reply(sandbox.pool().decode(bytes(data), size))
@@ -98,5 +105,5 @@ def describe_size(n: int) -> str:
     """`n` bytes the way the upload limit is stated: "20 MB"."""
     for unit, step in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= step:
-            return f"{n / step:g} {unit}"
+            return f"{n / step:.1f}".removesuffix(".0") + f" {unit}"
     return f"{n} bytes"

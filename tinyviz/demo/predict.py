@@ -23,6 +23,7 @@ from torch import nn
 
 from ..data.batches import to_model_input
 from ..errors import PredictError
+from ..explain import familiar
 from ..runs.folder import Run, open_run
 from ..runs.weights import load_model
 from ..runtime.locks import model_lock
@@ -146,6 +147,29 @@ def run_classes(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
                 "cannot be compared or averaged"
             )
     return list(first.class_names), list(first.wnids)
+
+
+def features(model: nn.Module, rgb64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's (D,) penultimate features of one image and its (C,) logits, in one
+    forward pass under its lock."""
+    device = next(model.parameters()).device
+    with model_lock(model), torch.inference_mode():
+        if model.training:
+            model.eval()
+        f = model.forward_features(to_model_input(rgb64).to(device))
+        logits = model.forward_head(f)
+    return f[0].float().cpu().numpy(), logits[0].float().cpu().numpy()
+
+
+def familiarity(
+    model: nn.Module, rgb64: np.ndarray, checker: familiar.Checker | None
+) -> familiar.Familiarity | None:
+    """Whether the image looks like anything the run was trained on (`explain.familiar`):
+    None while the run has no calibration (no stored analysis yet), or for a model whose
+    features cannot be had (no `forward_features`)."""
+    if checker is None or not hasattr(model, "forward_features"):
+        return None
+    return checker.judge(*features(model, rgb64))
 
 
 # ---------------------------------------------------------------------- helpers

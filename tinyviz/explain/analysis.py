@@ -39,6 +39,7 @@ import re
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +53,9 @@ from ..data.cache import val_key
 from ..errors import CheckpointError, JobError
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
+from ..runtime.background import Lock
 from ..runtime.device import autocast, pick_device
-
-try:  # POSIX: one process computes a folder, the others wait or report it busy
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: threads are still serialised
-    fcntl = None  # type: ignore[assignment]
+from . import mirror
 
 Progress = Callable[[float, str], None]
 FORMAT = 2  # bump when the files of an analysis folder change meaning
@@ -75,6 +73,7 @@ _F16_MAX = float(np.finfo(np.float16).max)
 _KEY_LOCKS: dict[str, threading.Lock] = {}
 _KEY_GUARD = threading.Lock()
 _DIGESTS: dict[tuple[str, int, int], str] = {}
+_PROBLEMS: dict[tuple, str | None] = {}  # `problem` per folder and version of its files
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,7 +250,10 @@ def cache_dir(
     (of a snapshot's weights, or of an epoch view's, in that view's own folder)."""
     weights = weights_digest(_weights_file(run_dir, snapshot, epoch))
     name = f"{val_key(data)[:16]}-n{_count(data, limit)}-w{weights[:16]}"
-    return _root(run_dir, epoch) / name
+    own = _root(run_dir, epoch) / name
+    if is_complete(own):  # what ships with the run is read from it
+        return own
+    return mirror.writable(own, Path(run_dir))  # a shipped run's go to its mirror
 
 
 def _count(data, limit: int) -> int:
@@ -287,9 +289,50 @@ def pass_order(labels: np.ndarray) -> tuple[np.ndarray, int]:
 
 def is_complete(folder: Path) -> bool:
     """meta.json (written last) is there, of this format, with the compact arrays (the
-    exact ones are optional: a shipped analysis has none)."""
+    exact ones are optional: a shipped analysis has none), and they fit (`problem`): a bad
+    file counts as missing, so the background job computes the analysis again."""
     meta = _meta(folder)
-    return meta is not None and (folder / COMPACT).exists()
+    return meta is not None and (folder / COMPACT).exists() and problem(folder) is None
+
+
+def problem(folder: Path) -> str | None:
+    """Why the analysis stored in `folder` cannot be used, in one line (None: it can).
+
+    Checked once per version of its files: it opens (a truncated npz does not), every array
+    is there with the shape the others and the folder's image count give, class and row
+    numbers are in range, and values are finite (log-probabilities may be -inf).
+    """
+    folder = Path(folder)
+    stamp = []
+    for name in (META, COMPACT, *EXACT):
+        try:
+            st = (folder / name).stat()
+            stamp.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            continue
+    memo = (str(folder), tuple(stamp))
+    if memo not in _PROBLEMS:
+        if len(_PROBLEMS) > 256:
+            _PROBLEMS.clear()
+        try:
+            _load_checked(folder)
+            _PROBLEMS[memo] = None
+        except CheckpointError as e:
+            _PROBLEMS[memo] = str(e)
+    return _PROBLEMS[memo]
+
+
+def rejected(run_dir: Path, data, limit: int = 0, epoch: int | None = None) -> str | None:
+    """One line for a person when a stored analysis of this run was found unusable and is
+    treated as missing (computed again in the background); None otherwise."""
+    own = _root(run_dir, epoch) / cache_dir(run_dir, data, limit, epoch=epoch).name
+    places = dict.fromkeys([own, mirror.writable(own, Path(run_dir))])
+    for candidate in [p for base in places for p in (base, base / SUBSET)]:
+        if _meta(candidate) is not None and (candidate / COMPACT).exists():
+            why = problem(candidate)
+            if why is not None:
+                return f"The stored analysis cannot be used ({why}): it is computed again."
+    return None
 
 
 def _meta(folder: Path) -> dict | None:
@@ -316,39 +359,131 @@ def available(run_dir: Path, data, limit: int = 0, epoch: int | None = None) -> 
 
 
 def read(folder: Path) -> Analysis:
-    """The analysis stored in `folder` (a folder `available` or `compute` returned)."""
-    folder = Path(folder)
+    """The analysis stored in `folder` (a folder `available` or `compute` returned); a
+    CheckpointError with one line when its files do not fit (`problem`)."""
+    return _load_checked(Path(folder))
+
+
+def _load_checked(folder: Path) -> Analysis:
     meta = _meta(folder)
     if meta is None:
         raise CheckpointError(f"{folder} holds no analysis of this version")
     try:
         with np.load(folder / COMPACT, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise CheckpointError(f"{folder / COMPACT} cannot be read ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{COMPACT} cannot be read ({_short(e)})") from None
+    try:
+        return _build(folder, meta, arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{COMPACT} or {META} does not fit ({_short(e)})") from None
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _build(folder: Path, meta: dict, arrays: dict[str, np.ndarray]) -> Analysis:
+    """The Analysis of checked arrays (see `problem` for what is checked)."""
     classes = int(meta["classes"])
-    labels = arrays["labels"].astype(np.int64)
-    preds = arrays["preds"].astype(np.int64)
+    layers = meta["layers"]
+    if classes < 1 or not isinstance(layers, list):
+        raise CheckpointError(f"{META} says {classes} classes")
+    labels = _ints(arrays, "labels", classes)
+    n = len(labels)
+    expected = _images_of(folder)
+    stage_full = meta.get("stage") != SUBSET
+    if expected is not None and (n != expected if stage_full else n > expected):
+        raise CheckpointError(f"labels has {n:,} rows for {expected:,} images")
+    preds = _ints(arrays, "preds", classes, n)
+    indices = _ints(arrays, "indices", expected or np.iinfo(np.int64).max, n)
     exact = all((folder / f).exists() for f in EXACT)
     if exact:
         logp = _mmap(folder / "logp.npy")
         features = _mmap(folder / "features.npy")
+        _shape("logp.npy", logp, (n, classes))
+        _shape("features.npy", features, (n, None))
+        _finite("logp.npy", logp, allow_minus_inf=True)
+        _finite("features.npy", features)
     else:
-        top_logp = arrays["top_logp"].astype(np.float32)
-        logp = dense_logp(arrays["top_classes"], top_logp, labels, arrays["logp_true"], classes)
-        features = ReducedFeatures(arrays["pca"], arrays["components"], arrays["mean"])
-    indices = arrays["indices"].astype(np.int64)
-    full = meta.get("stage") != SUBSET and np.array_equal(indices, np.arange(len(indices)))
+        k = min(TOP_LOGP, classes)
+        top_classes = _ints(arrays, "top_classes", classes, n, k)
+        top_logp = _floats(arrays, "top_logp", (n, k), allow_minus_inf=True)
+        logp_true = _floats(arrays, "logp_true", (n,), allow_minus_inf=True)
+        reduced = _floats(arrays, "pca", (n, None))
+        components = _floats(arrays, "components", (reduced.shape[1], None))
+        mean = _floats(arrays, "mean", (components.shape[1],))
+        logp = dense_logp(top_classes, top_logp.astype(np.float32), labels, logp_true, classes)
+        features = ReducedFeatures(reduced, components, mean)
+    if len(features) and int(features.shape[1]) != int(meta.get("features", features.shape[1])):
+        raise CheckpointError(f"features have {features.shape[1]:,} columns, {META} says otherwise")
+    full = stage_full and np.array_equal(indices, np.arange(len(indices)))
     outputs = ValOutputs(logp, features, labels, preds, None if full else indices)
-    tops = {
-        layer: ChannelTops(
-            arrays[f"rows_{i}"].astype(np.int64),
-            arrays[f"values_{i}"].astype(np.float32),
-            arrays[f"mean_{i}"].astype(np.float32),
-        )
-        for i, layer in enumerate(meta["layers"])
-    }
+    tops = {}
+    for i, layer in enumerate(layers):
+        rows = _ints(arrays, f"rows_{i}", max(n, 1))
+        if rows.ndim != 2:
+            raise CheckpointError(f"rows_{i} has shape {rows.shape}")
+        values = _floats(arrays, f"values_{i}", rows.shape, allow_minus_inf=True)
+        mean_i = _floats(arrays, f"mean_{i}", (rows.shape[0],))
+        tops[str(layer)] = ChannelTops(rows, values.astype(np.float32), mean_i.astype(np.float32))
     return Analysis(folder, meta, outputs, tops)
+
+
+def _images_of(folder: Path) -> int | None:
+    """The image count the folder's name gives (`...-n<images>-w...`; a subset's parent)."""
+    for name in (folder.name, folder.parent.name):
+        m = re.fullmatch(r"[0-9a-f]+-n(\d+)-w[0-9a-f]+", name)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _array(arrays: dict, name: str) -> np.ndarray:
+    if name not in arrays:
+        raise CheckpointError(f"{COMPACT} has no {name}")
+    return arrays[name]
+
+
+def _shape(name: str, a, shape: tuple) -> None:
+    pairs = zip(a.shape, shape, strict=False)
+    ok = a.ndim == len(shape) and all(s is None or d == s for d, s in pairs)
+    if not ok:
+        want = " x ".join("D" if s is None else f"{s:,}" for s in shape)
+        have = " x ".join(f"{d:,}" for d in a.shape)
+        raise CheckpointError(f"{name} is {have or 'a scalar'}, not {want}")
+
+
+def _ints(arrays: dict, name: str, bound: int, n: int | None = None, k: int | None = None):
+    a = _array(arrays, name)
+    if n is not None:
+        _shape(name, a, (n,) if k is None else (n, k))
+    if a.dtype.kind not in "iu":
+        raise CheckpointError(f"{name} holds {a.dtype} values, not integers")
+    if a.size and (a.min() < 0 or a.max() >= bound):
+        raise CheckpointError(f"{name} holds numbers outside 0..{bound - 1:,}")
+    return a.astype(np.int64)
+
+
+def _floats(arrays: dict, name: str, shape: tuple, allow_minus_inf: bool = False):
+    a = _array(arrays, name)
+    _shape(name, a, shape)
+    if a.dtype.kind != "f":
+        raise CheckpointError(f"{name} holds {a.dtype} values, not floats")
+    _finite(name, a, allow_minus_inf)
+    return a
+
+
+def _finite(name: str, a, allow_minus_inf: bool = False) -> None:
+    """No NaN or inf (-inf allowed in log-probabilities), checked in blocks of rows."""
+    for start in range(0, max(len(a), 1), 4096):
+        block = np.asarray(a[start : start + 4096], np.float32)
+        bad = np.isnan(block) | (block == np.inf)
+        if not allow_minus_inf:
+            bad |= block == -np.inf
+        if bad.any():
+            raise CheckpointError(f"{name} holds NaN or infinite values")
 
 
 def dense_logp(
@@ -446,39 +581,18 @@ def compute(
 
 @contextlib.contextmanager
 def _process_lock(work: Path, wait: bool) -> Iterator[bool]:
-    """An exclusive `flock` on `work/lock` for as long as the pass runs; the kernel drops it
-    when the process dies, so a killed pass never leaves a stale lock."""
+    """`work/lock` (a `runtime.background.Lock`) for as long as the pass runs; the kernel
+    drops it when the process dies, so a killed pass never leaves a stale lock. A job
+    launched by a page holds it from its start (`analysis_job`)."""
     work.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield True
-        return
-    with open(work / LOCK_FILE, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with Lock(work / LOCK_FILE).hold(wait) as holding:
+        yield holding
 
 
 def is_running(folder: Path) -> bool:
-    """Whether some process holds the pass's lock for this analysis folder now."""
-    lock = Path(folder) / WORK / LOCK_FILE
-    if fcntl is None or not lock.exists():
-        return False
-    try:
-        with open(lock) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-    except OSError:  # the pass just finished and removed its work folder
-        return False
-    return False
+    """Whether some process holds the pass's lock for this analysis folder now (tested
+    without taking it)."""
+    return Lock(Path(folder) / WORK / LOCK_FILE).held()
 
 
 def read_progress(folder: Path) -> dict:
@@ -761,8 +875,8 @@ def prune(run_dir: Path, keep: Path, epoch: int | None = None) -> None:
     for path in weights if epoch is None else [folder.epoch_weights(epoch)]:
         with contextlib.suppress(CheckpointError, OSError):
             wanted.add(weights_digest(path)[:16])
-    try:
-        entries = list(_root(run_dir, epoch).iterdir())
+    try:  # a shipped run's own folder is never touched: only its mirror is tidied
+        entries = list(mirror.writable(_root(run_dir, epoch), Path(run_dir)).iterdir())
     except OSError:
         return
     for other in entries:

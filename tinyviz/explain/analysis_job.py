@@ -1,46 +1,35 @@
 """Background analysis jobs: `tinyviz analyse RUN` run as its own process for the pages.
 
 A page's script run must never pay for the validation pass (minutes on a CPU) and loses
-everything when the tab closes, so a run without a stored analysis gets a job like the
-training jobs (`tinyviz.runs.jobs`): a separate process in its own session (it outlives the
-script run, the page, a closed tab and a restarted server), niced so the dashboard stays
-responsive, with its output in `work/job.log` of the analysis folder.
+everything when the tab closes, so a run without a stored analysis gets a background job
+(`tinyviz.runtime.background`): a separate process in its own session (it outlives the
+script run, the page, a closed tab and a restarted server) at a lower priority, with its
+output in `work/job.log` of the analysis folder.
 
 Everything about a job is in files of that folder, so every session looking at the run
-finds the same job: the pass holds an exclusive `flock` on `work/lock` while it runs (the
-kernel drops it when the process dies: no stale lock), writes `work/progress.json` after
-each chunk, and resumes from its saved chunks when started again. `start` is idempotent and
-serialised by a second lock, so two sessions asking at once launch one process.
+finds the same job: the pass's lock `work/lock` is taken by the launcher and held by the
+job's process (or by `tinyviz analyse` started by hand) for its whole life, so two sessions
+asking at once launch one process and a dead process leaves no lock; the pass writes
+`work/progress.json` after each chunk and resumes from its saved chunks when started again.
+
+`gate` is what a page asks: one `Gate` saying what it can draw now (the full set, the
+stratified subset while the rest is computed, or nothing yet) and why.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import io
-from ..errors import CheckpointError
-from ..runs import jobs as training_jobs
-from ..runs.folder import RunFolder, open_run
+from ..errors import CheckpointError, TinyvizError
+from ..runs.folder import Run, open_run
+from ..runtime import background
 from . import analysis, speed
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
 JOB, LOG = "job.json", "job.log"
-LAUNCH_LOCK = ".analysis-launch.lock"  # in RUN/analysis/
-STARTING_GRACE = 120.0  # seconds a launched process may take to load torch and take its lock
 NICE = 10
-_CHILDREN: dict[int, subprocess.Popen] = {}  # our own children: polled, so they never linger
 
 
 @dataclass(frozen=True)
@@ -89,40 +78,54 @@ class AnalysisJob:
 # --------------------------------------------------------------------------- status
 
 
-def status(run_dir: Path, data, limit: int = 0) -> AnalysisJob:
+def files(folder: Path) -> background.JobFiles:
+    """The job of one analysis folder: the pass's lock, the launch record and the log."""
+    work = Path(folder) / analysis.WORK
+    return background.JobFiles(work / analysis.LOCK_FILE, work / JOB, work / LOG)
+
+
+def _opened(run: Run | Path) -> Run | None:
+    """The opened run (pages pass theirs; a path is opened here, once)."""
+    if isinstance(run, Run):
+        return run
+    try:
+        return open_run(Path(run))
+    except CheckpointError:
+        return None
+
+
+def status(run: Run | Path, data, limit: int = 0) -> AnalysisJob:
     """The analysis job of the run on `data`, as its files and process say now."""
+    opened = _opened(run)
+    run_dir = opened.path if opened is not None else Path(run)
     folder = analysis.cache_dir(run_dir, data, limit)
     n = analysis._count(data, limit)
-    per_image, measured = _estimate(run_dir)
+    per_image, measured = _estimate(opened)
     if analysis.is_complete(folder):
         return AnalysisJob(folder, "done", n, n, 0, per_image, measured)
-    work = folder / analysis.WORK
+    job = files(folder)
     progress = analysis.read_progress(folder)
-    job = _job_info(work)
-    pid = job.get("pid") if isinstance(job.get("pid"), int) else None
+    launched = job.launched()
     _, subset = analysis.pass_order(data.val.labels[:n])
     done = int(progress.get("done", 0)) if progress else 0
     if isinstance(progress.get("seconds_per_image"), int | float):
         per_image, measured = float(progress["seconds_per_image"]), True
-    started = job.get("started") if isinstance(job.get("started"), int | float) else None
     common = dict(done=done, total=n, subset=subset, seconds_per_image=per_image, measured=measured)
-    if analysis.is_running(folder):
-        return AnalysisJob(folder, "running", pid=pid, started=started, **common)
-    if pid is not None and pid_alive(pid) and time.time() - (started or 0) < STARTING_GRACE:
-        return AnalysisJob(folder, "starting", pid=pid, started=started, **common)
+    pid, started = launched.pid, launched.started
+    if job.running():  # the lock is held from the launch on: "starting" until it reports
+        working = background.pid_alive(progress.get("pid"))
+        state = "running" if working else "starting"
+        return AnalysisJob(folder, state, pid=pid, started=started, **common)
     if pid is None:
         return AnalysisJob(folder, "none", **common)
-    last = log_tail_of(work / LOG, 1)
-    if last and last[0].startswith("error:"):
-        return AnalysisJob(folder, "failed", pid=pid, started=started, message=last[0], **common)
+    if error := job.failed():
+        return AnalysisJob(folder, "failed", pid=pid, started=started, message=error, **common)
     return AnalysisJob(folder, "stopped", pid=pid, started=started, **common)
 
 
-def _estimate(run_dir: Path) -> tuple[float | None, bool]:
+def _estimate(run: Run | None) -> tuple[float | None, bool]:
     """Seconds per image on this machine's device before the job has measured any."""
-    try:
-        run = open_run(Path(run_dir))
-    except CheckpointError:
+    if run is None:
         return None, False
     found = speed.of_run(run, _device_kind())
     return (found.pass_seconds(1), found.measured) if found else (None, False)
@@ -134,106 +137,103 @@ def _device_kind() -> str:
     return pick_device("auto").type
 
 
-def _job_info(work: Path) -> dict:
-    try:
-        info = io.read_json(work / JOB)
-    except CheckpointError:
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
 # ---------------------------------------------------------------------------- start
 
 
 def command(run_dir: Path, data_source: Path | str, limit: int = 0) -> list[str]:
     """The job's command line: the pass of `run_dir` on the data set at `data_source`."""
     cmd = [sys.executable, "-m", "tinyviz", "analyse", str(Path(run_dir).resolve())]
-    cmd += [f"--data={Path(data_source).resolve()}", "--no-wait", "--quiet", f"--nice={NICE}"]
+    cmd += [f"--data={Path(data_source).resolve()}", "--no-wait", "--quiet"]
     return cmd + ([f"--limit={limit}"] if limit else [])
 
 
-def start(run_dir: Path, data, limit: int = 0, *, retry: bool = False) -> AnalysisJob:
+def start(run: Run | Path, data, limit: int = 0, *, retry: bool = False) -> AnalysisJob:
     """Make sure the analysis is stored or being computed: launches the job if nothing runs
     (resuming its saved chunks); a running, starting or finished job is left alone, and a
     failed one too unless `retry` (it would only fail again, once per page view)."""
-    run_dir = Path(run_dir)
-
-    def settled(job: AnalysisJob) -> bool:
-        return job.state == "done" or job.active or (job.state == "failed" and not retry)
-
-    now = status(run_dir, data, limit)
-    if settled(now):
+    opened = _opened(run) or Path(run)
+    now = status(opened, data, limit)
+    if now.state == "done" or now.active or (now.state == "failed" and not retry):
         return now
-    with _launch_guard(RunFolder(run_dir).analysis):
-        now = status(run_dir, data, limit)
-        if settled(now):
-            return now
-        _launch(command(run_dir, data.source, limit), now.folder / analysis.WORK)
-    return status(run_dir, data, limit)
-
-
-def _launch(cmd: list[str], work: Path) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    proc = training_jobs.spawn(cmd, work / LOG)  # niced by its own --nice option
-    _CHILDREN[proc.pid] = proc
-    io.write_json(work / JOB, {"pid": proc.pid, "started": time.time(), "command": cmd})
-
-
-@contextlib.contextmanager
-def _launch_guard(analysis_dir: Path) -> Iterator[None]:
-    analysis_dir.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(analysis_dir / LAUNCH_LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    run_dir = opened.path if isinstance(opened, Run) else Path(opened)
+    # the lock decides: of two sessions launching at once, one starts the process
+    with contextlib.suppress(background.Busy):
+        files(now.folder).launch(command(run_dir, data.source, limit), nice=NICE)
+    return status(opened, data, limit)
 
 
 # ----------------------------------------------------------------------------- stop
 
 
-def stop(run_dir: Path, data, limit: int = 0, wait: float = 15.0) -> AnalysisJob:
+def stop(run: Run | Path, data, limit: int = 0, wait: float = 15.0) -> AnalysisJob:
     """SIGTERM to the job's process group; its saved chunks stay for the next `start`."""
-    job = status(run_dir, data, limit)
-    if job.pid is not None and job.active:
-        try:
-            os.killpg(job.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(job.pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait
-        while pid_alive(job.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    return status(run_dir, data, limit)
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether the process runs (a finished child of ours is reaped, not 'alive')."""
-    child = _CHILDREN.get(pid) if isinstance(pid, int) else None
-    if child is not None:
-        return child.poll() is None
-    return training_jobs.pid_alive(pid)
+    job = status(run, data, limit)
+    if job.active:
+        background.terminate(job.pid, wait)
+    return status(run, data, limit)
 
 
 def log_tail(job: AnalysisJob, n: int = 5) -> list[str]:
     """The last `n` lines the job's process wrote, without blank lines."""
-    return log_tail_of(job.folder / analysis.WORK / LOG, n)
+    return files(job.folder).log_tail(n)
 
 
-def log_tail_of(path: Path, n: int) -> list[str]:
+# ----------------------------------------------------------------------------- gate
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The one answer a page gets about a run's analysis: what it can draw now.
+
+    `state`:
+    - "ready": the full set is stored (`folder`).
+    - "partial": the stratified subset is stored (`folder`), the rest is being computed
+      (`job`: progress and estimate).
+    - "running": nothing is stored yet; `job` says how far the pass is and when the
+      subset (else the full set) should arrive.
+    - "failed": the job stopped with `reason`; `folder` is the subset if one is stored.
+    """
+
+    state: str
+    folder: Path | None
+    job: AnalysisJob | None = None
+    reason: str = ""
+
+    @property
+    def drawable(self) -> bool:
+        return self.folder is not None
+
+    @property
+    def stage(self) -> str | None:
+        """ "full", "subset" or None: what is drawn (a change means: draw the page again)."""
+        if self.folder is None:
+            return None
+        return "subset" if self.folder.name == analysis.SUBSET else "full"
+
+    @property
+    def first_eta_seconds(self) -> float | None:
+        """Seconds until the page has something to draw (the subset, else the full set)."""
+        if self.job is None:
+            return None
+        return self.job.subset_eta_seconds if self.job.subset else self.job.eta_seconds
+
+
+def gate(run: Run, data, *, start_job: bool = True, retry: bool = False) -> Gate:
+    """Where the run's analysis of `data` stands, starting (or resuming) the background job
+    when nothing computes the missing part (`start_job`; `retry` also restarts a failed
+    one). Never computes anything itself."""
+    folder = analysis.available(run.path, data)
+    if folder is not None and folder.name != analysis.SUBSET:
+        return Gate("ready", folder)
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16_000))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-n:] if n > 0 else []
+        job = start(run, data, retry=retry) if start_job else status(run, data)
+    except (TinyvizError, OSError) as e:
+        return Gate("failed", folder, None, f"it cannot be started: {e}")
+    if job.state == "done":  # finished between the two looks
+        return Gate("ready", analysis.available(run.path, data))
+    if job.state == "failed":
+        return Gate("failed", folder, job, job.message)
+    return Gate("partial" if folder is not None else "running", folder, job)
 
 
 def describe(job: AnalysisJob) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from .. import io
-from . import analysis
+from . import analysis, mirror
 
 METHODS = ("pca", "tsne", "umap")
 PRE_PCA = 50
@@ -338,7 +338,8 @@ def _base(folder: Path, method: str, dims: int, classes: list[int] | None, seed:
     else:
         key = "-".join(str(c) for c in sorted(set(classes)))
         tag = "c" + (key if len(key) <= 40 else hashlib.sha1(key.encode()).hexdigest()[:16])
-    return folder / f"embed-{method}{dims}d-{tag}-s{seed}"
+    # beside the analysis; a shipped run's maps in its mirror (the run stays as shipped)
+    return mirror.writable(folder) / f"embed-{method}{dims}d-{tag}-s{seed}"
 
 
 def _path(base: Path, part: str) -> Path:

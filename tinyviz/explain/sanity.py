@@ -52,7 +52,7 @@ from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import pick_device
 from ..runtime.locks import model_lock
-from . import faithfulness, runinfo, saliency
+from . import faithfulness, mirror, runinfo, saliency
 
 Progress = Callable[[float, str], None]
 FORMAT = 1
@@ -225,7 +225,8 @@ def randomize_group(model: nn.Module, group: LayerGroup, seed: int) -> None:
                 module.reset_parameters()
             else:
                 for p in module.parameters(recurse=False):
-                    p.normal_(0, float(p.std()) if p.numel() > 1 else 0.02)
+                    if p.is_floating_point():  # not a Keras seed generator's counter
+                        p.normal_(0, float(p.std()) if p.numel() > 1 else 0.02)
 
 
 def cascade(
@@ -386,11 +387,22 @@ def _mean_curve(curves: list[np.ndarray]) -> tuple[float, ...]:
 
 
 def report_path(run_dir: Path) -> Path:
-    return RunFolder(Path(run_dir)).analysis / REPORT
+    """The report read: the one made here (a shipped run's mirror) if any, else the run's."""
+    return _pick(run_dir, REPORT)
 
 
 def maps_path(run_dir: Path) -> Path:
-    return RunFolder(Path(run_dir)).analysis / MAPS
+    return _pick(run_dir, MAPS)
+
+
+def _pick(run_dir: Path, name: str) -> Path:
+    places = mirror.candidates(RunFolder(Path(run_dir)).analysis / name, Path(run_dir))
+    return next((p for p in places if p.exists()), places[-1])
+
+
+def _written(run_dir: Path, name: str) -> Path:
+    """Where a new report goes: the run's analysis folder, or a shipped run's mirror."""
+    return mirror.writable(RunFolder(Path(run_dir)).analysis / name, Path(run_dir))
 
 
 def cache_key(run_dir: Path, data, settings: Settings = Settings()) -> dict[str, Any]:
@@ -413,7 +425,7 @@ def load(run_dir: Path, data, settings: Settings = Settings()) -> TrustReport | 
     if not path.exists():
         return None
     try:
-        raw = io.read_json(path, inside=Path(run_dir))
+        raw = io.read_json(path, inside=path.parent.parent)
         report = _parse(raw)
     except (CheckpointError, KeyError, TypeError, ValueError):
         return None  # unreadable or of another version: computed again
@@ -426,7 +438,7 @@ def load_maps(run_dir: Path) -> np.ndarray | None:
     if not path.exists():
         return None
     try:
-        data = io.read_bytes(path, max_bytes=64 * 2**20, inside=Path(run_dir))
+        data = io.read_bytes(path, max_bytes=64 * 2**20, inside=path.parent.parent)
         with np.load(pyio.BytesIO(data), allow_pickle=False) as npz:
             return np.asarray(npz["maps"])
     except (CheckpointError, KeyError, ValueError, OSError):
@@ -456,7 +468,7 @@ def compute(
     )
     buf = pyio.BytesIO()
     np.savez_compressed(buf, maps=maps)
-    io.write_bytes(maps_path(run_dir), buf.getvalue())
+    io.write_bytes(_written(run_dir, MAPS), buf.getvalue())
     report = TrustReport(
         run=run.name,
         images=tuple(int(i) for i in idx),
@@ -467,7 +479,7 @@ def compute(
         key=key,
         **fields,
     )
-    io.write_json(report_path(run_dir), report.to_json())
+    io.write_json(_written(run_dir, REPORT), report.to_json())
     return report
 
 

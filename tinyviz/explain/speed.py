@@ -31,6 +31,7 @@ import torch
 from .. import io
 from ..errors import CheckpointError
 from ..runs.folder import RunFolder
+from . import mirror
 
 SPEED = "speed.json"
 FAST_PAGE_SECONDS = 2.0  # a channel's 6 gradient maps within this: the run's pages answer fast
@@ -121,15 +122,19 @@ def record(run_dir: Path, found: Speed) -> None:
         "unit": "CPU seconds, one thread" if found.kind == "cpu" else "seconds",
         "measured": time.strftime("%Y-%m-%d"),
     }
-    io.write_json(_path(run_dir), stored)
+    io.write_json(mirror.writable(_path(run_dir), Path(run_dir)), stored)  # shipped: mirror
 
 
 def _read_all(run_dir: Path) -> dict:
-    try:
-        stored = io.read_json(_path(run_dir), inside=RunFolder(Path(run_dir)).path)
-    except CheckpointError:
-        return {}
-    return stored if isinstance(stored, dict) else {}
+    """The entries of the run's own file, with those measured here since (its mirror's)."""
+    found: dict = {}
+    for path in reversed(mirror.candidates(_path(run_dir), Path(run_dir))):
+        try:
+            stored = io.read_json(path, inside=path.parent.parent)
+        except CheckpointError:
+            continue
+        found.update(stored if isinstance(stored, dict) else {})
+    return found
 
 
 def measured(run_dir: Path, kind: str) -> Speed | None:

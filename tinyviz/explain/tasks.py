@@ -6,21 +6,21 @@ script run must never pay for it, and a closed tab must not lose it. So the page
 script run, the tab and the server), niced, and reads its progress back from files in the
 run's analysis folder, named after the task:
 
-- `<task>.lock`: the process holds an exclusive `flock` on it while it works (the kernel
-  drops it when the process dies, so a killed task never leaves a stale lock);
+- `<task>.lock`: the task's `runtime.background.Lock`, taken by the launcher and held by
+  the process for its whole life (the kernel drops it when the process dies, so a killed
+  task never leaves a stale lock, and two sessions asking at once launch one process);
+- `<task>.launch`: what was launched (pid, start, command line);
 - `<task>.progress.json`: the fraction done, a message, when it started, the last error;
 - `<task>.log`: the process's output.
 
-`start` is serialised by a second lock (`<task>.launch`), so two sessions asking at once
-launch one process. What a task computes is the caller's business: it knows where its
-result is cached and calls the task "done" when that is there.
+What a task computes is the caller's business: it knows where its result is cached and
+calls the task "done" when that is there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,17 +30,11 @@ from pathlib import Path
 from .. import io
 from ..errors import CheckpointError, JobError
 from ..runs.folder import RunFolder
-from ..runs.jobs import spawn
+from ..runtime import background
+from . import mirror
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: tasks run, without the cross-process lock
-    fcntl = None  # type: ignore[assignment]
-
-STARTING_GRACE = 120.0  # seconds a launched process may take to import torch and lock
 WRITE_EVERY = 1.0  # seconds between progress writes
 NICE = 10
-_CHILDREN: dict[int, subprocess.Popen] = {}  # polled, so finished children never linger
 
 
 @dataclass(frozen=True)
@@ -67,10 +61,15 @@ class TaskState:
 
 
 def _paths(run_dir: Path, task: str) -> dict[str, Path]:
-    base = RunFolder(Path(run_dir)).analysis
+    base = mirror.writable(RunFolder(Path(run_dir)).analysis, Path(run_dir))  # shipped: mirror
     return {part: base / f"{task}.{part}" for part in ("lock", "launch", "log")} | {
         "progress": base / f"{task}.progress.json"
     }
+
+
+def files(run_dir: Path, task: str) -> background.JobFiles:
+    paths = _paths(run_dir, task)
+    return background.JobFiles(paths["lock"], paths["launch"], paths["log"])
 
 
 # ------------------------------------------------------------- inside the task
@@ -82,13 +81,9 @@ def running(run_dir: Path, task: str) -> Iterator[Callable[[float, str], None]]:
     the progress file (at most once a second). Raises `JobError` if another process holds
     the lock. An exception in the body is recorded in the progress file, then re-raised."""
     paths = _paths(run_dir, task)
-    paths["lock"].parent.mkdir(parents=True, exist_ok=True)
-    with open(paths["lock"], "a") as handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise JobError(f"another process is already computing {task}") from None
+    with background.Lock(paths["lock"]).hold() as holding:
+        if not holding:
+            raise JobError(f"another process is already computing {task}")
         started, last = time.time(), [0.0]
 
         def report(fraction: float, message: str, force: bool = False) -> None:
@@ -124,18 +119,15 @@ def _write(paths, started: float, fraction: float, message: str, error: str = ""
 
 def state(run_dir: Path, task: str) -> TaskState:
     """The task's state as its files and lock say now."""
-    paths = _paths(run_dir, task)
+    paths, job = _paths(run_dir, task), files(run_dir, task)
     info = _read(paths["progress"])
     started = info.get("started") if isinstance(info.get("started"), int | float) else None
     fraction = float(info.get("fraction", 0.0) or 0.0)
     message = str(info.get("message", ""))
-    if _locked(paths["lock"]):
-        return TaskState("running", fraction, message, started)
-    launched = _read(paths["launch"])
-    pid, when = launched.get("pid"), launched.get("started")
-    fresh = isinstance(when, int | float) and time.time() - when < STARTING_GRACE
-    if isinstance(pid, int) and fresh and _alive(pid):
-        return TaskState("starting", 0.0, "starting", when)
+    if job.running():  # held from the launch on: "starting" until the process reports
+        if background.pid_alive(info.get("pid")):
+            return TaskState("running", fraction, message, started)
+        return TaskState("starting", 0.0, "starting", job.launched().started)
     if info.get("error"):
         return TaskState("failed", fraction, message, started, str(info["error"]))
     if info and message != "done":
@@ -145,30 +137,14 @@ def state(run_dir: Path, task: str) -> TaskState:
 
 def start(run_dir: Path, task: str, args: list[str]) -> TaskState:
     """Launch `python -m tinyviz ARGS` for the task unless it is running or starting."""
-    paths = _paths(run_dir, task)
-    paths["launch"].parent.mkdir(parents=True, exist_ok=True)
-    with _launch_guard(paths["launch"].with_suffix(".launch.lock")):
-        now = state(run_dir, task)
-        if now.active:
-            return now
-        cmd = [sys.executable, "-m", "tinyviz", *args]
-        proc = spawn(cmd, paths["log"], nice=NICE)
-        _CHILDREN[proc.pid] = proc
-        io.write_json(paths["launch"], {"pid": proc.pid, "started": time.time(), "command": cmd})
+    with contextlib.suppress(background.Busy):  # running already: one process per task
+        files(run_dir, task).launch([sys.executable, "-m", "tinyviz", *args], nice=NICE)
     return state(run_dir, task)
 
 
 def log_tail(run_dir: Path, task: str, n: int = 3) -> list[str]:
     """The last `n` non-blank lines the task's process wrote."""
-    try:
-        with open(_paths(run_dir, task)["log"], "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8000))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    lines = [ln.rstrip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
-    return lines[-n:]
+    return files(run_dir, task).log_tail(n)
 
 
 def _read(path: Path) -> dict:
@@ -177,42 +153,3 @@ def _read(path: Path) -> dict:
     except CheckpointError:
         return {}
     return info if isinstance(info, dict) else {}
-
-
-def _locked(lock: Path) -> bool:
-    """Whether some process holds the task's lock (we can't take it without waiting)."""
-    if fcntl is None or not lock.exists():
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def _launch_guard(path: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

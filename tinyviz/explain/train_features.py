@@ -24,7 +24,7 @@ from ..errors import CheckpointError
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import pick_device
-from . import runinfo
+from . import mirror, runinfo
 
 Progress = Callable[[float, str], None]
 BATCH = 100
@@ -34,7 +34,8 @@ _F16_MAX = float(np.finfo(np.float16).max)
 def folder(run_dir: Path, data) -> Path:
     """Where the run's training features on this data set live."""
     weights = runinfo.weights_hash(RunFolder(Path(run_dir)).weights)[:16]
-    return RunFolder(Path(run_dir)).analysis / f"train-{Path(data.cache).name}-{weights}"
+    own = RunFolder(Path(run_dir)).analysis / f"train-{Path(data.cache).name}-{weights}"
+    return mirror.writable(own, Path(run_dir))  # a shipped run's: in its mirror
 
 
 def _file(base: Path, k: int) -> Path:
@@ -55,7 +56,7 @@ def is_cached(run_dir: Path, data, classes: Sequence[int]) -> bool:
 def class_features(run_dir: Path, data, k: int) -> np.ndarray:
     """(n_k, D) float16 features of class k's training images (it must be cached)."""
     path = _file(folder(run_dir, data), k)
-    array = io.load_array(path, inside=Path(run_dir))
+    array = io.load_array(path, inside=path.parent.parent.parent)
     if array.ndim != 2 or len(array) != len(data.train.of_class(k)):
         raise CheckpointError(f"{path} does not hold the features of class {k}'s images")
     return array

@@ -227,6 +227,13 @@ def known(wnid: str) -> bool:
     return wnid in parse_table()
 
 
+def covers(wnids: Iterable[str]) -> bool:
+    """Whether every class is in the table: Tiny ImageNet's, in any layout. Pages offer
+    WordNet orders and groups only then (your own data set's classes are folder names)."""
+    wnids = list(wnids)
+    return bool(wnids) and all(known(w) for w in wnids)
+
+
 def ancestors(wnid: str) -> tuple[str, ...]:
     """Names from the root ("entity") down to the class itself; () for an unknown wnid."""
     tree = parse_table()

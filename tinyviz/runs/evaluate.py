@@ -168,7 +168,7 @@ def evaluate_run(
     dev = pick_device(device)
     part = getattr(data, split)
     target = DeviceSplit(part.images, part.labels, dev, limit)
-    model = build_model(run.config).to(dev)
+    model = build_model(run.config, run.path).to(dev)
     start = time.perf_counter()
     logps = []
     for file in members:

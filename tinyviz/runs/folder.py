@@ -24,18 +24,27 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from .. import io, models
 from ..config import STRICT, TrainConfig, describe_error
 from ..errors import CheckpointError, TinyvizError
+from ..models.external import Preprocessing
 
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors")
 EPOCH_NAME = re.compile(r"[1-9][0-9]{0,5}")  # an epoch view's folder: its epoch, no padding
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_WEIGHTS = 4 * 2**30  # larger than any model of the zoo in float32, with room
+# Each record is read whole on every scan of the runs (each page view): bounded well below
+# what would stall a page. A real run's are kilobytes (metrics: ~300 bytes an epoch).
+MAX_CONFIG = 8 * 2**20  # 1,000 classes with every WordNet name fit many times over
+MAX_METRICS = 8 * 2**20  # 25,000 epochs
+MAX_RECORDS = 2**20  # evals.json, snapshots/index.json
+MAX_ENTRIES = 10_000  # entries of evals.json and snapshots/index.json
+FOLDERS = ("snapshots", "analysis", "epochs")  # where a run may hold a folder, never a file
+GRAPH_FILES = ("model.onnx", "model.keras")  # an imported model's graph (RunFolder.graph)
 
 
 # ---------------------------------------------------------------- the names
@@ -79,6 +88,12 @@ class RunFolder:
     log = property(lambda self: self.path / self.LOG)
     analysis = property(lambda self: self.path / self.ANALYSIS)
     epochs = property(lambda self: self.path / self.EPOCHS)
+
+    def graph(self, name: str) -> Path:
+        """An imported model's graph file (`model.onnx` or `model.keras`)."""
+        if name not in GRAPH_FILES:
+            raise CheckpointError(f"{self.config}: {name!r} is not a model graph file name")
+        return self.path / name
 
     def snapshot(self, file: str) -> Path:
         """The path of a snapshot's weights; the name must be a plain file name."""
@@ -146,6 +161,39 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class ImportInfo:
+    """Where an imported model came from and how it is rebuilt (`tinyviz import`).
+
+    `route`: "tinyviz" (a zoo model with weights from elsewhere), "torchvision", "timm",
+    "code" (the user's class or factory, `arch` = "file.py:Name" or "module:Name", whose
+    file's SHA-256 is `code_digest`), "onnx" or "keras" (the graph kept in the run as
+    `graph`, rebuilt from it, weights from model.safetensors). `head` and `channel_layers`
+    name modules inside the network; `output_order` reorders outputs when no linear head
+    could be reordered in the weights; `preprocess` is what the network expects.
+    """
+
+    __pydantic_config__ = STRICT
+
+    route: Literal["tinyviz", "torchvision", "timm", "code", "onnx", "keras"]
+    file: str  # the imported file's name, as the user had it
+    sha256: str = ""
+    arch: str = ""
+    graph: str = ""
+    code_digest: str = ""
+    preprocess: Preprocessing = field(default_factory=Preprocessing)
+    head: str = ""
+    channel_layers: tuple[str, ...] = ()
+    output_order: tuple[int, ...] = ()
+    class_order: str = ""  # how the outputs were matched to the classes, in words
+
+    def __post_init__(self) -> None:
+        if self.graph and self.graph not in GRAPH_FILES:
+            raise ValueError(f"{self.graph!r} is not a model graph file name")
+        if self.route in ("onnx", "keras") and self.graph != GRAPH_FILES[self.route == "keras"]:
+            raise ValueError(f"an imported {self.route} model needs its graph file")
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     __pydantic_config__ = STRICT
 
@@ -155,6 +203,7 @@ class ModelInfo:
     source: str = ""
     params: int | None = None
     flops: int | None = None
+    imported: ImportInfo | None = None  # made by `tinyviz import` from a model trained elsewhere
 
 
 @dataclass(frozen=True)
@@ -181,6 +230,7 @@ class DataInfo:
     source: str = ""
     train: int | None = None
     val: int | None = None
+    size: int | None = None  # the decoded images' side (runs from before sizes: 64)
 
 
 @dataclass(frozen=True)
@@ -348,8 +398,16 @@ class Run:
         return self.score.top1 or 0.0
 
     @property
+    def imported(self) -> ImportInfo | None:
+        """How the model came from elsewhere (`tinyviz import`), or None: trained here."""
+        return self.config.model.imported
+
+    @property
     def transfer(self) -> bool:
-        """Whether the run started from ImageNet-pretrained weights."""
+        """Whether the run started from ImageNet-pretrained weights (here: an imported
+        model's training is not known)."""
+        if self.imported is not None:
+            return False
         spec = models.spec(self.model_name)
         return spec.pretrained and bool(self.config.model.options.get("pretrained", True))
 
@@ -395,9 +453,14 @@ def open_run(path: Path) -> Run:
     folder = RunFolder(Path(path))
     if not folder.path.is_dir():
         raise CheckpointError(f"run folder does not exist: {folder.path}")
+    for name in FOLDERS:
+        place = folder.path / name
+        if (place.is_symlink() or place.exists()) and not place.is_dir():
+            raise CheckpointError(f"{name} should be a folder but is not")
     config = read_config(folder)
     if folder.weights.exists() or folder.weights.is_symlink():  # its header, not its tensors
-        io.safetensors_header(folder.weights, max_bytes=MAX_WEIGHTS, inside=folder.path)
+        header = io.safetensors_header(folder.weights, max_bytes=MAX_WEIGHTS, inside=folder.path)
+        check_head(header, len(config.classes.wnids), folder.config)
     return Run(
         folder,
         config,
@@ -411,15 +474,35 @@ def open_run(path: Path) -> Run:
 def read_config(folder: RunFolder) -> RunConfig:
     config = parse(
         _CONFIG,
-        io.read_bytes(folder.config, max_bytes=io.MAX_JSON, inside=folder.path),
+        io.read_bytes(folder.config, max_bytes=MAX_CONFIG, inside=folder.path),
         folder.config,
     )
     check_model(config, folder.config)
     return config
 
 
+def check_head(header: dict, classes: int, where: Path | str) -> None:
+    """The weights have a layer with one output per class the config names (its head; any
+    axis, as Keras stores a kernel in x out): a config of 5,000 class names beside a 200-way
+    head is refused here, from the header."""
+    shapes = [
+        info.get("shape")
+        for name, info in header.items()
+        if name != "__metadata__" and isinstance(info, dict)
+    ]
+    if shapes and not any(isinstance(s, list) and classes in s for s in shapes):
+        raise CheckpointError(
+            f"{where} names {classes:,} classes, but no layer of the weights has "
+            f"{classes:,} outputs"
+        )
+
+
 def check_model(config: RunConfig, where: Path | str) -> None:
-    """The model is registered, takes these options, and agrees with the training config."""
+    """The model is registered, takes these options, and agrees with the training config
+    (an imported network from elsewhere is checked when it is rebuilt)."""
+    imported = config.model.imported
+    if imported is not None and imported.route != "tinyviz":
+        return
     try:
         models.check_options(config.model.name, config.model.options)
     except TinyvizError as e:
@@ -430,7 +513,7 @@ def read_metrics(folder: RunFolder) -> tuple[EpochMetrics, ...]:
     if not folder.metrics.exists():
         return ()
     rows = []
-    data = io.read_bytes(folder.metrics, max_bytes=io.MAX_JSON, inside=folder.path)
+    data = io.read_bytes(folder.metrics, max_bytes=MAX_METRICS, inside=folder.path)
     lines = data.splitlines()
     for i, line in enumerate(lines, 1):
         if not line.strip():
@@ -455,19 +538,27 @@ def _torn(line: bytes) -> bool:
 def read_evals(folder: RunFolder) -> tuple[EvalRecord, ...]:
     if not folder.evals.exists():
         return ()
-    return parse(
-        _EVALS, io.read_bytes(folder.evals, max_bytes=io.MAX_JSON, inside=folder.path), folder.evals
-    )
+    data = io.read_bytes(folder.evals, max_bytes=MAX_RECORDS, inside=folder.path)
+    return parse(_EVALS, _few(data, folder.evals), folder.evals)
 
 
 def read_snapshots(folder: RunFolder) -> tuple[Snapshot, ...]:
     if not folder.snapshot_index.exists():
         return ()
-    return parse(
-        _SNAPSHOTS,
-        io.read_bytes(folder.snapshot_index, max_bytes=io.MAX_JSON, inside=folder.path),
-        folder.snapshot_index,
-    )
+    data = io.read_bytes(folder.snapshot_index, max_bytes=MAX_RECORDS, inside=folder.path)
+    return parse(_SNAPSHOTS, _few(data, folder.snapshot_index), folder.snapshot_index)
+
+
+def _few(data: bytes, where: Path) -> bytes:
+    """`data`, refused when it is a JSON list of more than MAX_ENTRIES entries (validating a
+    million small entries one by one would take the page seconds)."""
+    try:
+        entries = json.loads(data)
+    except (ValueError, RecursionError):
+        return data  # the parser says what is wrong
+    if isinstance(entries, list) and len(entries) > MAX_ENTRIES:
+        raise CheckpointError(f"{where} has {len(entries):,} entries (at most {MAX_ENTRIES:,})")
+    return data
 
 
 # ----------------------------------------------------------------- writing
@@ -516,7 +607,15 @@ def scan(roots: Iterable[Path]) -> Scan:
     runs: dict[Path, Run] = {}
     broken: dict[Path, BrokenRun] = {}
     for path in _candidates(roots):
-        key = path.resolve()
+        try:
+            key = path.resolve()
+            dead = next((p for p in (path, path / RunFolder.CONFIG) if _dead_link(p)), None)
+        except (OSError, RuntimeError):  # a loop of links: resolve() gives up
+            key, dead = path.absolute(), path
+        if dead is not None:
+            reason = f"{dead.name} is a link that leads nowhere (a loop, or its target is gone)"
+            broken.setdefault(key, BrokenRun(path, reason))
+            continue
         weights = RunFolder(path).weights
         if key in runs or key in broken or not (weights.exists() or weights.is_symlink()):
             continue
@@ -548,7 +647,24 @@ def _candidates(roots: Iterable[Path]) -> list[Path]:
             found.append(root)
         elif root.is_dir():
             try:
-                found += sorted(p for p in root.iterdir() if (p / RunFolder.CONFIG).exists())
+                found += sorted(p for p in root.iterdir() if _looks_like_run(p))
             except OSError:
                 continue
     return found
+
+
+def _looks_like_run(path: Path) -> bool:
+    """A folder with a config.json, or a link where one would be that leads nowhere (listed
+    as broken rather than left out without a word)."""
+    config = path / RunFolder.CONFIG
+    try:
+        return config.exists() or config.is_symlink() or _dead_link(path)
+    except (OSError, RuntimeError):
+        return True
+
+
+def _dead_link(path: Path) -> bool:
+    try:
+        return path.is_symlink() and not path.exists()
+    except OSError:  # ELOOP on the way there
+        return True

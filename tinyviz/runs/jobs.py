@@ -7,24 +7,18 @@ in `RUN/train.log`; the page then polls `RUN/progress.json`, which the trainer's
 writes once a second. Everything about a job is in files, so a reloaded page or a second tab
 finds the same job: `current(jobs_dir)` reads it back.
 
-One machine, one job: `jobs_dir/train.lock` is created with O_CREAT | O_EXCL (atomic, so two
-tabs clicking Start at once cannot both win) and names the process and its run. A lock whose
-process has died, or whose run says it finished, is stale and cleared on the next look.
-Stop sends SIGTERM to the job's process group; the trainer turns it into a clean "stopped"
-status, and `resume` continues from the last finished epoch.
+One machine, one job: `jobs_dir/train.lock` is a `runtime.background.Lock` taken by the
+launcher and held by the training process for its whole life (two tabs clicking Start at
+once cannot both win; the kernel drops it when the process dies, so it is never stale); it
+names the process and its run. Stop sends SIGTERM to the job's process group; the trainer
+turns it into a clean "stopped" status, and `resume` continues from the last finished epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,18 +26,14 @@ from typing import Any
 from .. import io
 from ..config import AugmentConfig, TrainConfig
 from ..errors import CheckpointError, JobError
+from ..runtime import background
 from .folder import RunFolder, read_config
-from .progress import FINISHED, TrainProgress, read_progress
+from .progress import TrainProgress, read_progress
+from .resume import read_counters
 
 LOCK = "train.lock"  # in jobs_dir: the one running job
 LAST = "last.json"  # in jobs_dir: the most recent job's run folder, for the page after a reload
 ENDED = "stopped (process ended)"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-try:  # POSIX: serialises "clear a stale lock, take it" between processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: O_EXCL alone still prevents two live jobs
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -162,8 +152,6 @@ def start(cfg: TrainConfig, run_dir: Path, *, data: str | None, jobs_dir: Path) 
 
 def resume(run_dir: Path, *, jobs_dir: Path, data: str | None, epochs: int | None = None) -> Job:
     """Continue a stopped or killed run from its last finished epoch (to `epochs` in all)."""
-    from ..training.state import read_counters  # reads a header; no training is imported
-
     folder = RunFolder(Path(run_dir).resolve())
     try:
         done = read_counters(folder)["epoch"]
@@ -183,104 +171,25 @@ def holds_run(run_dir: Path) -> bool:
     return RunFolder(Path(run_dir)).holds_run()
 
 
-def spawn(cmd: list[str], log_path: Path, nice: int = 0) -> subprocess.Popen:
-    """Start `cmd` in the project root as its own session (it outlives the script run and
-    the server), its output appended to `log_path` after the command line; `nice` lowers
-    its priority so the dashboard stays responsive. Shared by every background job."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    niced = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
-    with open(log_path, "ab") as log:  # the child keeps its own copy of the handle
-        log.write(f"\n$ {' '.join(cmd)}\n".encode())
-        log.flush()
-        return subprocess.Popen(
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=niced,
-        )
+def files(run_dir: Path, jobs_dir: Path) -> background.JobFiles:
+    """The job of `run_dir`: the machine's one lock, the run's `job.json` and `train.log`."""
+    folder = RunFolder(Path(run_dir))
+    return background.JobFiles(Path(jobs_dir) / LOCK, folder.job, folder.log)
 
 
 def _launch(cmd: list[str], run_dir: Path, jobs_dir: Path) -> Job:
-    folder = RunFolder(run_dir)
-    with _claim(jobs_dir, run_dir) as lock:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        proc = spawn(cmd, folder.log)
-        _CHILDREN[proc.pid] = proc
-        started = time.time()
-        io.write_json(lock, {"pid": proc.pid, "run_dir": str(run_dir), "started": started})
-        io.write_json(folder.job, {"pid": proc.pid, "started": started, "command": cmd})
-        io.write_json(jobs_dir / LAST, {"run_dir": str(run_dir)})
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    try:  # the run folder is made (for its log) only once the lock is ours
+        files(run_dir, jobs_dir).launch(cmd, note={"run_dir": str(run_dir)})
+    except background.Busy:
+        raise JobError(_busy_message(jobs_dir)) from None
+    io.write_json(jobs_dir / LAST, {"run_dir": str(run_dir)})
     return status(run_dir)
 
 
-# ---------------------------------------------------------------------------- lock
-
-
-@contextmanager
-def _claim(jobs_dir: Path, run_dir: Path) -> Iterator[Path]:
-    """Take the lock for a job about to start; released again if the launch fails."""
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    lock = jobs_dir / LOCK
-    with _guard(jobs_dir):
-        _clear_if_stale(lock)
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            raise JobError(_busy_message(lock)) from None
-        with os.fdopen(fd, "w") as f:  # a placeholder naming us until the child's pid is known
-            json.dump({"pid": os.getpid(), "run_dir": str(run_dir), "started": time.time()}, f)
-    try:
-        yield lock
-    except BaseException:
-        lock.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _guard(jobs_dir: Path) -> Iterator[None]:
-    """An exclusive `flock` so that two processes never both judge one lock stale."""
-    if fcntl is None:
-        yield
-        return
-    with open(jobs_dir / (LOCK + ".guard"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _read_lock(lock: Path) -> dict | None:
-    try:
-        info = json.loads(lock.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # torn or garbage: treated as stale
-    return info if isinstance(info, dict) else {}
-
-
-def _is_stale(info: dict) -> bool:
-    pid = info.get("pid")
-    if not isinstance(pid, int) or not pid_alive(pid):
-        return True
-    progress = read_progress(RunFolder(Path(str(info.get("run_dir", "")))))
-    return progress is not None and progress.pid == pid and progress.status in FINISHED
-
-
-def _clear_if_stale(lock: Path) -> None:
-    info = _read_lock(lock)
-    if info is not None and _is_stale(info):
-        lock.unlink(missing_ok=True)
-
-
-def _busy_message(lock: Path) -> str:
-    info = _read_lock(lock) or {}
-    run = Path(info.get("run_dir", "?")).name
+def _busy_message(jobs_dir: Path) -> str:
+    info = background.holder(Path(jobs_dir) / LOCK)
+    run = Path(str(info.get("run_dir", "?"))).name
     return f"a training job is already running ({run}, pid {info.get('pid')}): stop it first"
 
 
@@ -288,17 +197,14 @@ def _busy_message(lock: Path) -> str:
 
 
 def current(jobs_dir: Path) -> Job | None:
-    """The job holding the lock, if it is still alive (a stale lock is cleared here)."""
-    jobs_dir = Path(jobs_dir)
-    lock = jobs_dir / LOCK
-    if not lock.exists():
+    """The job holding the machine's lock, while its process lives and has not said it
+    finished (its last moments, writing up, do not keep a new job waiting)."""
+    info = background.holder(Path(jobs_dir) / LOCK)
+    if not info.get("run_dir"):
         return None
-    with _guard(jobs_dir):
-        _clear_if_stale(lock)
-        info = _read_lock(lock)
-    if not info or not info.get("run_dir"):
-        return None
-    return _status(Path(info["run_dir"]), info.get("pid"))
+    pid = info.get("pid")
+    job = _status(Path(str(info["run_dir"])), pid if isinstance(pid, int) else None)
+    return job if job.active else None
 
 
 def latest(jobs_dir: Path) -> Job | None:
@@ -345,7 +251,7 @@ def _job_info(folder: RunFolder) -> dict:
 
 
 def _state(pid: int | None, progress: TrainProgress | None, run_dir: Path) -> str:
-    alive = pid_alive(pid)
+    alive = background.pid_alive(pid)
     if progress is not None and progress.pid == pid:  # the progress is this process's own
         reported = progress.status
         return ENDED if reported == "running" and not alive else reported
@@ -354,26 +260,12 @@ def _state(pid: int | None, progress: TrainProgress | None, run_dir: Path) -> st
     if pid is None:
         return "none"
     last = log_tail(run_dir, 1)  # died before its first progress report: say why if it did
-    return "failed" if last and _is_error(last[0]) else ENDED
-
-
-def _is_error(line: str) -> bool:
-    """The trainer's "error: ..." line, or the last line of a traceback ("ValueError: ...")."""
-    return line.startswith("error:") or line.split(":")[0].endswith(("Error", "Exception"))
+    return "failed" if last and background.is_error(last[0]) else ENDED
 
 
 def log_tail(run_dir: Path, n: int = 20) -> list[str]:
     """The last `n` lines of the job's output (`RUN/train.log`), without blank lines."""
-    path = RunFolder(Path(run_dir)).log
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64_000))  # enough for any n the page asks for
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-n:] if n > 0 else []
+    return background.log_tail(RunFolder(Path(run_dir)).log, n)
 
 
 # --------------------------------------------------------------------------- stop
@@ -382,60 +274,11 @@ def log_tail(run_dir: Path, n: int = 20) -> list[str]:
 def stop(job_or_run_dir: Job | Path, *, jobs_dir: Path | None = None, wait: float = 15.0) -> Job:
     """SIGTERM to the job's process group, then wait up to `wait` seconds for it to end.
 
-    The trainer catches SIGTERM, writes status "stopped" and exits. Its lock is then stale:
-    cleared here when `jobs_dir` is given, else on the next `current` or `start`.
-    """
+    The trainer catches SIGTERM, writes status "stopped" and exits, and its lock goes with
+    it. (`jobs_dir` is no longer needed: kept so callers need not change.)"""
     run_dir = job_or_run_dir.run_dir if isinstance(job_or_run_dir, Job) else Path(job_or_run_dir)
-    pid = status(run_dir).pid
-    if pid is not None and pid_alive(pid):
-        _terminate(pid)
-        deadline = time.monotonic() + wait
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    if jobs_dir is not None:
-        current(jobs_dir)  # clears the lock once the process has gone
+    background.terminate(status(run_dir).pid, wait)
     return status(run_dir)
-
-
-def _terminate(pid: int) -> None:
-    """SIGTERM to the process group the job leads (its own session), else to the process."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        with suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-
-
-# ------------------------------------------------------------------------ processes
-
-_CHILDREN: dict[int, subprocess.Popen] = {}  # our own children: polled, so they never linger
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process `pid` is running (a finished child of ours is reaped, not 'alive')."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, someone else's
-    except OSError:
-        return False
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A process that has exited but not been reaped by its parent (Linux's /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 # ----------------------------------------------------------------------- listing

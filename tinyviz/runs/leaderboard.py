@@ -8,10 +8,15 @@ test-time augmentation or a snapshot ensemble is shown separately, with its cond
 
 from __future__ import annotations
 
+import re
 import statistics
+from dataclasses import dataclass
+from pathlib import Path
 
+from ..io import shown_name
 from . import reference
 from .folder import EvalRecord, Run
+from .roots import where
 
 
 def best_boosted(run: Run) -> EvalRecord | None:
@@ -26,7 +31,7 @@ def row(run: Run) -> dict:
     return {
         "run": run.name,
         "model": run.model_name,
-        "source": "ours",
+        "source": run.config.model.source if run.imported else "ours",
         "top1": score.top1,
         "top5": score.top5,
         "loss": score.loss,
@@ -42,6 +47,35 @@ def row(run: Run) -> dict:
         "citation": "",
         "path": str(run.path),
     }
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """The runs trained on one class list: only they compare with each other."""
+
+    label: str
+    tiny_imagenet: bool  # the seeds' published figures compare with these runs
+    runs: tuple[Run, ...]
+
+
+def is_tiny_imagenet(wnids) -> bool:
+    """Tiny ImageNet's 200 WordNet classes (in any layout), by their ids' form."""
+    return len(wnids) == 200 and all(re.fullmatch(r"n\d{8}", w) for w in wnids)
+
+
+def data_sets(runs: list[Run]) -> list[DataSet]:
+    """The runs grouped by the classes they were trained on: Tiny ImageNet first, then
+    the others by their number of runs; each named by its data folder and class count."""
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run.wnids), []).append(run)
+    out = []
+    for wnids, members in groups.items():
+        tiny = is_tiny_imagenet(wnids)
+        source = next((r.config.data.source for r in members if r.config.data.source), "")
+        name = "Tiny ImageNet" if tiny else (Path(source).name or "other data")
+        out.append(DataSet(f"{name} ({len(wnids):,} classes)", tiny, tuple(members)))
+    return sorted(out, key=lambda d: (not d.tiny_imagenet, -len(d.runs), d.label))
 
 
 def rows(runs: list[Run]) -> list[dict]:
@@ -109,3 +143,9 @@ def ensemble_curves(runs: list[Run]) -> list[dict]:
                     }
                 )
     return out
+
+
+def broken_rows(broken) -> list[dict]:
+    """The run folders that cannot be used (`folder.BrokenRun`), as the Models page lists
+    them: the name (hidden characters escaped), the folder holding it, and why."""
+    return [{"run": shown_name(b.name), "in": where(b.path), "why": b.reason} for b in broken]

@@ -73,3 +73,14 @@ def full_names(runs: list[Run]) -> dict[str, str]:
     for run in runs:
         names.update(zip(run.wnids, run.full_names, strict=True))
     return names
+
+
+def where(run_path: Path) -> str:
+    """The folder holding a run, as a visitor may read it: inside the project its path from
+    there ("checkpoints"), elsewhere its last two parts ("…/lab/runs"), never a full path."""
+    folder = Path(run_path).absolute().parent
+    try:
+        return str(folder.relative_to(PROJECT_ROOT))
+    except ValueError:
+        parts = folder.parts[-2:]
+        return "…/" + "/".join(parts) if len(folder.parts) > 2 else str(folder)

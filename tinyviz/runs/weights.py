@@ -83,8 +83,15 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source)
     model.load_state_dict(tensors)
 
 
-def build_model(config: RunConfig) -> torch.nn.Module:
-    """The untrained model a run's config describes (pretrained weights are not fetched)."""
+def build_model(config: RunConfig, run_dir: Path | None = None) -> torch.nn.Module:
+    """The untrained model a run's config describes (pretrained weights are not fetched).
+
+    An imported model's network may live in its run folder (`run_dir`: ONNX, Keras)."""
+    imported = config.model.imported
+    if imported is not None and imported.route != "tinyviz":
+        from .imported import rebuild
+
+        return rebuild(config, run_dir)
     options = dict(config.model.options)
     if models.spec(config.model.name).pretrained:
         options["pretrained"] = False
@@ -100,7 +107,7 @@ def load_model(
     """Rebuild a run's model from the registry and load its weights (a snapshot's, an epoch
     view's, else its own), in eval mode."""
     run = run if isinstance(run, Run) else open_run(run)
-    model = build_model(run.config)
+    model = build_model(run.config, run.path)
     file = run.weights_file(snapshot, epoch)
     load_state(model, load_weights(file, inside=run.path), file)
     return model.to(device).eval()

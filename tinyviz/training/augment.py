@@ -71,7 +71,7 @@ def affine(x: torch.Tensor, cfg: AugmentConfig, gen) -> torch.Tensor:
     ty = _uniform(n, -1, 1, x, gen) * (2 * cfg.translate / h)
     if cfg.crop > 0:
         cropped = torch.rand(n, device=dev, generator=gen) < 0.5
-        s = cfg.crop / w
+        s = cfg.crop / 64  # pixels of a 64 px image: the same fraction at any image size
         corner_x = torch.where(torch.rand(n, device=dev, generator=gen) < 0.5, -1.0, 1.0)
         corner_y = torch.where(torch.rand(n, device=dev, generator=gen) < 0.5, -1.0, 1.0)
         scale = torch.where(cropped, s, 1.0)

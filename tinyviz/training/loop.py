@@ -103,7 +103,11 @@ def train(
     """Train `cfg` on `data` into the run folder `out`; with `resume`, continue that run
     (for `epochs` in all, when given: a finished run can be extended)."""
     folder = RunFolder(Path(out))
-    cfg = resumed_config(folder, epochs) if resume else prepare_new(cfg, folder, overwrite)
+    cfg = (
+        resumed_config(folder, epochs)
+        if resume
+        else fit_input_size(prepare_new(cfg, folder, overwrite), data)
+    )
     check(cfg, data)
     t = setup(cfg, data, folder, resume)
     monitor = Monitor(
@@ -258,6 +262,18 @@ def resumed_config(folder: RunFolder, epochs: int | None) -> TrainConfig:
     return cfg
 
 
+def fit_input_size(cfg: TrainConfig, data: TinyImageNet) -> TrainConfig:
+    """A model whose fully connected layer fixes its input (`any_input_size` False) is built
+    for the data's image size, recorded in its options (`input_size`) so it is rebuilt so."""
+    if data.size == 64 or "input_size" in cfg.model_options or models.spec(cfg.model).pretrained:
+        return cfg
+    with torch.device("meta"):
+        net = models.create(cfg.model, num_classes=len(data.classes), **cfg.model_options)
+    if getattr(net, "any_input_size", True):
+        return cfg
+    return dataclasses.replace(cfg, model_options={**cfg.model_options, "input_size": data.size})
+
+
 def check(cfg: TrainConfig, data: TinyImageNet) -> None:
     """Everything that can be refused before the first step: the model and its options,
     the device, the batch against the data."""
@@ -278,7 +294,10 @@ def setup(cfg: TrainConfig, data: TinyImageNet, out: RunFolder, resume: bool) ->
     model = models.create(cfg.model, num_classes=len(data.classes), **cfg.model_options)
     if not models.spec(cfg.model).pretrained:
         set_input_statistics(model, data.train.images, cfg.train_limit)
-    info = {"params": models.param_count(model), "flops": models.flops_per_image(model)}
+    info = {
+        "params": models.param_count(model),
+        "flops": models.flops_per_image(model, data.size),
+    }
     model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -347,7 +366,7 @@ def write_config(t: Trainer, data: TinyImageNet, info: dict) -> None:
             classes=ClassList(
                 tuple(data.classes.wnids), tuple(data.classes.names), tuple(data.classes.full_names)
             ),
-            data=DataInfo(str(data.source), len(t.trainset), len(t.valset)),
+            data=DataInfo(str(data.source), len(t.trainset), len(t.valset), data.size),
             env={**environment(t.device), "processes": t.world.size},
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         ),
@@ -370,6 +389,8 @@ def set_input_statistics(model: torch.nn.Module, images: np.ndarray, limit: int 
     x = torch.from_numpy(sample).permute(0, 3, 1, 2)
     std = x.std(dim=(0, 2, 3)).view(1, 3, 1, 1)
     mean = x.mean(0, keepdim=True) if norm.mean.shape[-1] > 1 else x.mean(dim=(0, 2, 3))
+    if mean.dim() == 4 and mean.shape[-2:] != norm.mean.shape[-2:]:  # a mean image, resampled
+        mean = F.interpolate(mean, size=norm.mean.shape[-2:], mode="bilinear", align_corners=False)
     norm.mean.copy_(mean.reshape(norm.mean.shape))
     norm.std.copy_(std.reshape(norm.std.shape))
 

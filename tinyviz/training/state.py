@@ -14,13 +14,13 @@ import json
 
 import torch
 
-from .. import io
 from ..errors import CheckpointError
 from ..runs.folder import RunFolder
+from ..runs.resume import META_KEY, read_counters
 from ..runs.weights import load_state as load_model_state
-from ..runs.weights import load_weights, read_metadata, save_weights
+from ..runs.weights import load_weights, save_weights
 
-META_KEY = "resume"
+__all__ = ["META_KEY", "load_state", "read_counters", "save_state"]
 
 
 def save_state(
@@ -41,30 +41,6 @@ def save_state(
     save_weights(folder.resume, tensors, {META_KEY: json.dumps(meta)})
     for legacy in folder.legacy_resume() or ():
         legacy.unlink(missing_ok=True)  # superseded by the one file
-
-
-def read_counters(folder: RunFolder) -> dict:
-    """The saved state's counters (epoch, step, ...) from its header alone."""
-    if folder.resume.exists():
-        raw = read_metadata(folder.resume, inside=folder.path).get(META_KEY, "")
-        try:
-            meta = json.loads(raw)
-        except ValueError:
-            meta = None
-    elif (legacy := folder.legacy_resume()) is not None:
-        meta = io.read_json(legacy[1], inside=folder.path)
-    else:
-        raise CheckpointError(
-            f"nothing to resume in {folder.path}: no epoch had finished; start it again "
-            "(train --out ... --overwrite)"
-        )
-    if (
-        not isinstance(meta, dict)
-        or not isinstance(meta.get("epoch"), int)
-        or not isinstance(meta.get("step"), int)
-    ):
-        raise CheckpointError(f"the resume state in {folder.path} is damaged")
-    return meta
 
 
 def load_state(folder: RunFolder, model, ema, optimizer: torch.optim.Optimizer) -> dict:
