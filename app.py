@@ -11,6 +11,7 @@ PAGES = {
     "Compare": [
         st.Page("pages/models.py", title="Models", icon=":material/leaderboard:", default=True),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/import_model.py", title="Import", icon=":material/upload_file:"),
     ],
     "Explain": [
         st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:"),

@@ -9,6 +9,7 @@ CPU), never in a script run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import altair as alt
 import numpy as np
@@ -26,23 +27,31 @@ SHOW, CHANNELS, TOP, NEAR = 6, 4, 6, 6
 METHODS = ("gradcam", "gradient", "integrated_gradients")
 
 
+class ContrastKey(NamedTuple):
+    """What the section's cached results depend on (hashed by Streamlit as one tuple)."""
+
+    run: str  # the run folder
+    stamp: tuple  # its weights' size and mtime: new weights, new results
+    data_cache: str  # the decoded data set
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _map(key: tuple, image: int, a: int, b: int, method: str, _net, _rgb) -> np.ndarray:
+def _map(key: ContrastKey, image: int, a: int, b: int, method: str, _net, _rgb) -> np.ndarray:
     return contrastive.contrastive_map(_net, to_model_input(_rgb), a, b, method).heat
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _contributions(key: tuple, images: tuple[int, ...], a: int, b: int, _net, _data):
+def _contributions(key: ContrastKey, images: tuple[int, ...], a: int, b: int, _net, _data):
     return contrastive.cell_contributions(_net, _data.val.images[list(images)], a, b)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _train(key: tuple, a: int, b: int, _data):
+def _train(key: ContrastKey, a: int, b: int, _data):
     return {k: train_features.features(Path(key.run), _data, [k]) for k in (a, b)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _estimate(key: tuple, a: int, b: int, _net, _data) -> float:
+def _estimate(key: ContrastKey, a: int, b: int, _net, _data) -> float:
     return train_features.estimate_seconds(_net, Path(key.run), _data, [a, b])
 
 
@@ -74,7 +83,7 @@ def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
         st.info("This cell has no image: pick a coloured cell or a pair above.")
         return
     net = _cache.model(run)
-    key = (str(run.path), run.stamp, str(data.cache))
+    key = ContrastKey(str(run.path), run.stamp, str(data.cache))
     images = [int(i) for i in out.image_index(rows[:SHOW])]
     _maps_ui(key, data, run, net, images, a, b, A, B)
     _channels_ui(key, data, run, out, net, [int(i) for i in out.image_index(rows)], a, b, A, B)

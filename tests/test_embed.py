@@ -139,15 +139,3 @@ def test_thumbnails_are_small_jpeg_data_uris(run_data):
     uris = embed.thumbnails(images, np.array([0, 3]), size=32)
     assert len(uris) == 2 and all(u.startswith("data:image/jpeg;base64,") for u in uris)
     assert all(len(base64.b64decode(u.split(",", 1)[1])) < 3000 for u in uris)
-
-
-def test_sample_for_display_is_stratified():
-    labels = np.repeat(np.arange(4), [100, 100, 100, 700])
-    idx = embed.sample_for_display(len(labels), 100, labels=labels)
-    assert len(idx) == 100 and (np.diff(idx) > 0).all()
-    counts = np.bincount(labels[idx], minlength=4)
-    assert counts.tolist() == [10, 10, 10, 70]
-    assert embed.sample_for_display(50, 100).tolist() == list(range(50))
-    plain = embed.sample_for_display(1000, 30, seed=1)
-    assert len(set(plain.tolist())) == 30
-    assert np.array_equal(plain, embed.sample_for_display(1000, 30, seed=1))

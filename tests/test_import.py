@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import warnings
 from pathlib import Path
 
@@ -342,3 +343,34 @@ def test_an_imported_run_is_listed_and_explained_on_the_pages(tmp_path, tiny_dat
     assert at.get("imgs") or at.image, "the saliency page drew no maps"
     assert isinstance(load_model(run_dir), ExternalModel)
     assert RunFolder(run_dir).weights.is_file() and os.environ["TINYVIZ_RUNS"]
+
+
+def test_the_import_page_refuses_in_one_line_and_imports_in_the_background(
+    tmp_path, tiny_zip, monkeypatch
+):
+    from pagetest import ok, open_page
+
+    from tinyviz.runs import import_job
+
+    code, net = tiny_net(tmp_path)
+    torch.save(net.state_dict(), tmp_path / "student.pt")
+    monkeypatch.setenv("TINYVIZ_DATA", str(tiny_zip))
+    monkeypatch.setenv("TINYVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    at = ok(open_page("pages/import_model.py"))
+    at.text_input[0].input(str(tmp_path / "nothing.pt"))
+    at.text_input[2].input("student")
+    at = at.button[0].click().run()
+    assert [e.value for e in at.error] == [f"{tmp_path / 'nothing.pt'}: no such file on the server"]
+    at.text_input[0].input(str(tmp_path / "student.pt"))
+    at.text_input[1].input(f"{code}:Net")
+    at = ok(at.button[0].click().run())
+    deadline = time.monotonic() + 120
+    while import_job.status("student").state == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job = import_job.status("student")
+    assert job.state == "done", job.log
+    assert open_run(job.run).score.n == 24
+    at = ok(at.run())
+    assert any("student is a run now" in s.value for s in at.success)
+    with pytest.raises(ConfigError, match="exists already"):
+        import_job.command(import_job.ImportForm(str(tmp_path / "student.pt"), "student", "x"))

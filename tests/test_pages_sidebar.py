@@ -58,18 +58,33 @@ def test_the_data_path_is_kept_in_the_address(app_env):
     assert at.query_params.get("data") in ("/some/where/tiny.zip", ["/some/where/tiny.zip"])
 
 
-def test_the_explain_libraries_are_imported_in_the_background_once():
+def test_the_explain_libraries_are_imported_in_the_background_once(monkeypatch):
     """The first click on an explain page should not wait seconds for scikit-learn, SciPy
-    and plotly to import: the server's first script run starts their import in a thread."""
-    import sys
+    and plotly to import: the server's first script run starts their import in a thread.
+    (What earlier tests imported does not count: the imports are watched.)"""
+    import threading
 
     from pages import _cache
 
-    thread = _cache.warm_up()
-    assert _cache.warm_up() is thread  # once per server, not per script run
-    thread.join(120)
-    assert not thread.is_alive()
-    assert all(name in sys.modules for name in _cache.WARM_MODULES)
+    imported = []
+    real = _cache.importlib.import_module
+
+    def watched(name, *args):
+        imported.append((name, threading.current_thread().name))
+        return real(name, *args)
+
+    monkeypatch.setattr(_cache.importlib, "import_module", watched)
+    _cache.warm_up.clear()  # a fresh server
+    try:
+        thread = _cache.warm_up()
+        assert _cache.warm_up() is thread  # once per server, not per script run
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        _cache.warm_up.clear()
+    warm = [(n, t) for n, t in imported if n in _cache.WARM_MODULES]  # not the libraries' own
+    assert list(dict.fromkeys(n for n, _ in warm)) == list(_cache.WARM_MODULES)
+    assert {t for _, t in warm} == {thread.name} != {threading.current_thread().name}
 
 
 def test_the_chosen_runs_analysis_and_model_are_loaded_in_the_background(

@@ -467,31 +467,6 @@ def thumbnail_data_uri(rgb: np.ndarray, size: int = 64, fmt: str = "PNG") -> str
     return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
-def sample_for_display(
-    n_total: int, max_points: int = 3000, seed: int = 0, labels: np.ndarray | None = None
-) -> np.ndarray:
-    """Sorted indices of at most `max_points` of `n_total` points for a chart.
-
-    A chart spec with 10,000 base64 thumbnails is tens of MB: the page draws a sample.
-    With `labels` the sample is stratified: each class keeps its share of the points.
-    """
-    rng = np.random.default_rng(seed)
-    if n_total <= max_points:
-        return np.arange(n_total, dtype=np.int64)
-    if labels is None:
-        return np.sort(rng.choice(n_total, max_points, replace=False)).astype(np.int64)
-    labels = np.asarray(labels)[:n_total]
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    shuffled = rng.permutation(n_total)
-    rank = np.empty(n_total, np.float64)
-    for c in range(len(counts)):
-        members = shuffled[inverse[shuffled] == c]
-        rank[members] = np.arange(len(members))
-    # a point's place within its class as a fraction: taking the smallest keeps the shares
-    keep = np.argsort((rank + rng.random(n_total)) / counts[inverse], kind="stable")
-    return np.sort(keep[:max_points]).astype(np.int64)
-
-
 def place_many(
     run_dir: Path,
     data,

@@ -1,0 +1,72 @@
+"""Import: a model trained elsewhere (a file on the server's disk) becomes a run here."""
+
+import streamlit as st
+
+from pages import _state, _widgets
+from tinyviz.errors import TinyvizError
+from tinyviz.runs import import_job
+
+_state.entry(__file__)
+NAME = "tv_imp_name"
+
+st.header("Import your own model")
+st.caption(
+    "A model you trained in your own code becomes a run that every page explains: a state "
+    "dict (.safetensors, .pt, .pth, .ckpt) with its architecture, an ONNX file (the route "
+    "from TensorFlow: tf2onnx), or a Keras 3 file (.keras). Pickled whole models are refused: "
+    "save `model.state_dict()` instead. The same as `tinyviz import` on the command line."
+)
+data_path = _state.data_path()
+if not data_path:
+    st.info("Say where the data set the model was trained on is, in the sidebar.")
+    st.stop()
+with st.form("tv_imp_form"):
+    weights = st.text_input("Weights file on the server", placeholder="/home/me/mine.pt")
+    arch = st.text_input(
+        "Architecture",
+        placeholder="torchvision:resnet18 · timm:resnet18 · resnet18 · my_model.py:Net",
+        help="Not needed for .onnx and .keras files. A file.py:Name or module:Name runs "
+        "that code on the server: import only code you trust.",
+    )
+    name = st.text_input("Name of the new run", placeholder="my-resnet18", key=NAME)
+    cols = st.columns(3)
+    size = cols[0].number_input("Input size (0: the route's)", 0, 1024, 0, step=8)
+    normalize = cols[1].selectbox(
+        "Normalisation", ["", "imagenet", "tf", "none"], format_func=lambda v: v or "default"
+    )
+    classes = cols[2].text_input("Class order file (optional)", help="One class per output")
+    go = st.form_submit_button("Import", icon=":material/upload_file:")
+if go:
+    form = import_job.ImportForm(
+        weights.strip(), name.strip(), data_path, arch, int(size) or None, normalize, classes
+    )
+    try:
+        import_job.start(form)
+    except TinyvizError as e:
+        st.error(str(e), icon=":material/error:")
+
+
+@st.fragment(run_every=2.0)
+def progress() -> None:
+    name = st.session_state.get(NAME, "").strip()
+    job = import_job.status(name) if name else None
+    if job is None or job.state == "none":
+        return
+    if job.state == "running":
+        st.info(f"Importing {_widgets.plain(name)}: converting, then scoring the validation set.")
+        st.code("\n".join(job.log[-4:]) or "starting", language=None)
+    elif job.state == "failed":
+        st.error(_widgets.plain(job.reason), icon=":material/error:")
+    else:
+        r = job.result or {}
+        st.success(
+            f"{_widgets.plain(name)} is a run now: top-1 {r.get('top1', 0):.1%}, top-5 "
+            f"{r.get('top5', 0):.1%} on {r.get('n', 0):,} validation images. Its analysis "
+            "runs in the background; pick it in the sidebar.",
+            icon=":material/check_circle:",
+        )
+        if r.get("warning"):
+            st.warning(_widgets.plain(r["warning"]), icon=":material/warning:")
+
+
+progress()
