@@ -227,7 +227,7 @@ def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
     page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
         [
             {"name": name, "mimeType": "image/png", "buffer": photo},
-            {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(21 * 2**20)},
+            {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(33 * 2**20)},
         ]
     )
     page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
@@ -238,7 +238,7 @@ def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
     assert main.locator(hostile).count() == 0
     assert not [url for url in asked if "example.invalid" in url]
     reason = page.locator("[data-testid=stFileChip] [role=alert]").first
-    assert "20.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
+    assert "32.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
 
 
 # ------------------------------------------------------ poster polish (issue 13)
@@ -583,7 +583,4 @@ def test_an_explain_page_opens_on_your_own_image_folder(browser, own_data_server
     _settled(pg)
     main = pg.inner_text("[data-testid=stMain]")
     assert "Top-1 accuracy" in main and "WordNet hierarchy" not in main
-    assert pg.get_by_role("textbox", name="Data set (zip or folder)").input_value() == str(
-        own_data_server["folder"]
-    )
     pg.close()
