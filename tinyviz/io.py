@@ -15,11 +15,13 @@ size bound. Nothing here imports torch, so the command line's light commands sta
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -265,3 +267,30 @@ def shown_name(name: object) -> str:
         tail = (SHOWN_NAME_MAX - 1) // 3
         text = text[: SHOWN_NAME_MAX - 1 - tail] + "…" + text[len(text) - tail :]
     return text
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+_FILE_DIGESTS_MAX = 256  # one per weights file a server has seen: bounded all the same
+_DIGEST_GUARD = threading.Lock()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a regular file of bounded size, every byte read, remembered per
+    (path, size, mtime): the content key of whatever is derived from a weights file."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        raise CheckpointError(f"{path} is missing") from None
+    stamp = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    with _DIGEST_GUARD:
+        if stamp in _FILE_DIGESTS:
+            return _FILE_DIGESTS[stamp]
+    digest = hashlib.sha256()
+    with open_regular(path, max_bytes=MAX_ARRAY) as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    with _DIGEST_GUARD:
+        if len(_FILE_DIGESTS) >= _FILE_DIGESTS_MAX:
+            _FILE_DIGESTS.pop(next(iter(_FILE_DIGESTS)))
+        _FILE_DIGESTS[stamp] = digest.hexdigest()
+    return _FILE_DIGESTS[stamp]

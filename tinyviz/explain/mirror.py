@@ -15,10 +15,8 @@ Whoever refreshes what ships sets `TINYVIZ_WRITE_SHIPPED=1` for the command that
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import threading
 from pathlib import Path
 
 from .. import io
@@ -29,8 +27,6 @@ from ..runs.roots import checkpoints_dir
 
 WRITE_SHIPPED = "TINYVIZ_WRITE_SHIPPED"
 MIRRORS = "runs"  # under cache_root()
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-_GUARD = threading.Lock()
 
 
 def shipped(run_dir: Path) -> bool:
@@ -89,17 +85,5 @@ def candidates(path: Path, run_dir: Path | None = None) -> list[Path]:
 
 
 def _digest(path: Path) -> str:
-    """The weights' SHA-256 (16 hex digits), remembered per (path, size, mtime). The same
-    sum as `runinfo.weights_hash`, here because runinfo sits above this module."""
-    st = path.stat()
-    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _GUARD:
-        if stamp in _DIGESTS:
-            return _DIGESTS[stamp]
-    h = hashlib.sha256()
-    with io.open_regular(path, max_bytes=io.MAX_ARRAY) as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    with _GUARD:
-        _DIGESTS[stamp] = h.hexdigest()[:16]
-    return _DIGESTS[stamp]
+    """The weights' SHA-256 (16 hex digits): the same sum as `runinfo.weights_hash`."""
+    return io.file_digest(path)[:16]

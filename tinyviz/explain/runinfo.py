@@ -10,8 +10,6 @@ will take about ..." lines the pages show before they start something slow.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
 from pathlib import Path
 
@@ -21,31 +19,13 @@ from torch import nn
 
 from .. import io
 from ..data.batches import to_float
-from ..errors import CheckpointError
 from ..runtime.locks import model_lock
 from . import speed
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-_GUARD = threading.Lock()
 
 
 def weights_hash(path: Path) -> str:
     """SHA-256 of a weights file (every byte read), remembered per (path, size, mtime)."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        raise CheckpointError(f"{path} is missing") from None
-    stamp = (str(path), st.st_size, st.st_mtime_ns)
-    with _GUARD:
-        if stamp in _HASHES:
-            return _HASHES[stamp]
-    digest = hashlib.sha256()
-    with io.open_regular(path, max_bytes=io.MAX_ARRAY) as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    with _GUARD:
-        _HASHES[stamp] = digest.hexdigest()[:32]
-    return _HASHES[stamp]
+    return io.file_digest(Path(path))[:32]
 
 
 def forward_seconds(
