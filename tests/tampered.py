@@ -286,6 +286,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "config a loop of links": (_loop("config.json"), "scan"),
     "run folder a loop of links": (_self_loop, "scan"),
     "snapshots a file": (_file_for_folder("snapshots"), "scan"),
+    "analysis a file": (_file_for_folder("analysis"), "scan"),
     "epochs a file": (_file_for_folder("epochs"), "scan"),
 }
 
