@@ -26,6 +26,7 @@ PAGES = {
     ],
 }
 
+_state.init_data_path()  # before the page links exist: see its docstring
 page = st.navigation(PAGES)
 st.session_state[_state.NAV_KEY] = True
 if goto := st.session_state.pop(_state.GOTO_KEY, None):

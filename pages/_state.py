@@ -43,9 +43,19 @@ def default_data_path() -> str:
 
 
 def init_data_path() -> None:
-    """The sidebar's data field starts from the URL, else the environment or ./data/."""
-    if DATA_KEY not in st.session_state:
-        st.session_state[DATA_KEY] = st.query_params.get(DATA_PARAM) or default_data_path()
+    """The sidebar's data field starts from the URL, else the environment or ./data/.
+
+    Called by app.py before the navigation is drawn, so a page link clicked during the
+    first script run cannot open a page that has no data set yet. The value is set again
+    on every run (before the field is made): a field whose first run was cut short by such
+    a click would otherwise show empty in the browser while the server holds the path, and
+    the browser would send that empty value back with the next click.
+    """
+    if DATA_KEY in st.session_state:
+        path = st.session_state[DATA_KEY]
+    else:
+        path = st.query_params.get(DATA_PARAM) or default_data_path()
+    st.session_state[DATA_KEY] = path
 
 
 def remember_data_path() -> None:
