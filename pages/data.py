@@ -112,7 +112,11 @@ if len(train_idx) == 0:
     st.stop()
 recipes = {
     "tinyviz defaults": AugmentConfig(),
-    **{f"recipe of {r.name}": r.config.train.augment for r in _state.all_runs()},
+    **{
+        f"recipe of {r.name}": r.config.train.augment
+        for r in _state.all_runs()
+        if r.imported is None  # trained elsewhere: its recipe here is a placeholder
+    },
 }
 
 

@@ -52,7 +52,14 @@ PRESETS = {
     ),
     "Fast ResNet-18 (GPU; tinyviz defaults)": TrainConfig(),
 }
-PRESETS.update({f"Recipe of {r.name} ({r.model_name})": r.config.train for r in _state.all_runs()})
+# an imported run's recipe is a placeholder (it was trained elsewhere): not offered
+PRESETS.update(
+    {
+        f"Recipe of {r.name} ({r.model_name})": r.config.train
+        for r in _state.all_runs()
+        if r.imported is None
+    }
+)
 
 
 def load_preset() -> None:
