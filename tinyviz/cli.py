@@ -725,8 +725,10 @@ def add_import_command(sub) -> None:
     i.add_argument("--size", type=int, help="input size the model expects (default: the route's)")
     i.add_argument(
         "--normalize",
-        help="imagenet, tf ((x - 0.5) / 0.5), none, or M1,M2,M3:S1,S2,S3 on [0, 1] pixels "
-        "(default: imagenet for torchvision and code, timm's own, none for ONNX and Keras)",
+        help="imagenet, tf ((x - 0.5) / 0.5), none ([0, 1] pixels), 255 (0-255 pixels), or "
+        "M1,M2,M3:S1,S2,S3 in units of a [0, 1] pixel (default: imagenet for torchvision and "
+        "your code, timm's own for timm, none for ONNX and Keras, 255 for a Keras model "
+        "whose first layer is Rescaling(1/255))",
     )
     i.add_argument("--channels", choices=["rgb", "bgr"], help="channel order (default: rgb)")
     i.add_argument(
