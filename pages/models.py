@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from pages import _state, _widgets
+from tinyviz.io import shown_name
 from tinyviz.runs import leaderboard
+from tinyviz.runs.imported import describe as describe_import
 from tinyviz.runs.search import find_searches, trial_rows
 
 _state.entry(__file__)
@@ -13,8 +15,7 @@ _state.entry(__file__)
 st.title("Models")
 st.caption(
     "Every run found under `checkpoints/`, `runs/` and the folders added in the sidebar, "
-    "beside the figures the seed papers publish. Validation set of Tiny ImageNet "
-    "(10,000 images, 50 per class) unless a row says otherwise."
+    "beside the figures the seed papers publish for Tiny ImageNet."
 )
 
 broken = _state.found().broken  # listed here too, each with why: never left out in silence
@@ -31,6 +32,10 @@ if len(groups) > 1:
     )
     group = groups[labels.index(picked)] if picked in labels else group
 runs = list(group.runs)
+if group.tiny_imagenet:
+    st.caption(
+        "Validation set of Tiny ImageNet (10,000 images, 50 per class) unless a row says otherwise."
+    )
 
 ours = pd.DataFrame(leaderboard.rows(runs))
 # the seeds' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
@@ -48,8 +53,9 @@ if group.tiny_imagenet:
     c4.metric("Best seed figure", f"{seed_best.top1:.1%}", help=seed_best.run)
 else:
     st.caption(
-        f"{group.label}: the seeds' published figures are Tiny ImageNet's, so they are not "
-        "shown beside these runs."
+        f"{group.label}: its own validation images, unless a row says otherwise; the "
+        "seeds' published figures are Tiny ImageNet's, so they are not shown beside these "
+        "runs."
     )
 show_seeds = group.tiny_imagenet and st.toggle(
     "Show the seeds' published figures in the table", value=True
@@ -96,8 +102,11 @@ st.dataframe(
     height=min(36 * (len(table) + 1) + 2, 760),
     column_config={
         "run": st.column_config.TextColumn("run", width=fits("run")),
+        "model": st.column_config.TextColumn("model", width=fits("model", cap=240)),
         "source": st.column_config.TextColumn(
-            "from", help="ours, imported from a file (tinyviz import), or the seed report"
+            "from",
+            width=fits("source", cap=240),
+            help="ours, imported from a file (tinyviz import), or the seed report",
         ),
         "top1": st.column_config.ProgressColumn(
             "top-1", format="%.1f%%", min_value=0, max_value=100
@@ -147,8 +156,19 @@ st.altair_chart(
     width="stretch",
 )
 
+imported = [r for r in runs if r.imported is not None]
+if imported:
+    with st.expander(f"How the {len(imported)} imported run(s) read the images"):
+        for r in imported:
+            st.text(f"{shown_name(r.name)}: {describe_import(r.imported)}")
+
 st.subheader("Training curves")
-names = [r.name for r in runs]
+names = [r.name for r in runs if r.imported is None]  # imported runs trained elsewhere
+if imported:
+    st.caption(
+        f"{', '.join(_widgets.file_name(r.name) for r in imported)}: trained elsewhere, so "
+        "no curves here."
+    )
 chosen = st.multiselect("Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs")
 metric = st.radio(
     "Metric",

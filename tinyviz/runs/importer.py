@@ -114,7 +114,7 @@ def class_order(classes_file: Path | None, data, keep: bool = False) -> tuple[li
     wnids = list(data.classes.wnids)
     if classes_file is None:
         if keep:
-            return list(range(len(wnids))), "the data set's order"
+            return list(range(len(wnids))), "the data set"
         ranked = sorted(wnids)
         return [ranked.index(w) for w in wnids], "class folders sorted by name"
     text = io.read_bytes(Path(classes_file), max_bytes=io.MAX_JSON).decode("utf-8", "replace")
