@@ -169,8 +169,10 @@ if imported:
         f"{', '.join(_widgets.file_name(r.name) for r in imported)}: trained elsewhere, so "
         "no curves here."
     )
-chosen = st.multiselect("Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs")
-metric = st.radio(
+chosen = names and st.multiselect(
+    "Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs"
+)
+metric = names and st.radio(
     "Metric",
     ["top1", "loss"],
     horizontal=True,

@@ -126,7 +126,8 @@ BAD = {
         "val/c/ is a class that train/ lacks",
     ),
     "train without val": ({"train/a/1.png": PNG, "train/b/1.png": PNG}, "no val/ folder"),
-    "one class": ({"a/1.png": PNG, "a/2.png": PNG}, "1 class folders: tinyviz takes 2"),
+    "one class": ({"a/1.png": PNG, "a/2.png": PNG}, "1 class folder: tinyviz takes 2"),
+    "one image a class": ({"a/1.png": PNG, "b/1.png": PNG}, "no validation images: give each"),
     "classes.txt lists a folder that is not there": (
         {"a/1.png": PNG, "a/2.png": PNG, "b/1.png": PNG, "b/2.png": PNG, "classes.txt": b"a\nz\n"},
         "classes.txt line 2 names no class folder",
