@@ -330,7 +330,8 @@ def test_the_cli_imports_evaluates_and_warns_near_chance(tmp_path, tiny_zip, cap
     assert open_run(out).score.n == 24  # evaluated on the whole validation set
     assert main([*args, "--out", str(out)]) == 2  # never over a run
     assert "not empty" in capsys.readouterr().err
-    assert near_chance(0.9, 4) == ""
+    assert near_chance(0.9, 4) == "" and near_chance(0.9, 2) == "" and near_chance(0.02, 200) == ""
+    assert "(50.0% with 2 classes)" in near_chance(0.55, 2) and near_chance(0.008, 200)
 
 
 def test_the_import_help_says_that_user_code_runs(capsys):
