@@ -5,9 +5,11 @@ import streamlit as st
 from pages import _state, _widgets
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import import_job
+from tinyviz.runs.importer import near_chance
 
 _state.entry(__file__)
 NAME = "tv_imp_name"
+PAGE_OPTIONS = "the normalisation, input size and class order file above"
 NORMALIZATIONS = {
     "imagenet": "ImageNet mean and std",
     "tf": "(x - 0.5) / 0.5",
@@ -88,8 +90,11 @@ def progress() -> None:
             "runs in the background; pick it in the sidebar.",
             icon=":material/check_circle:",
         )
-        if r.get("warning"):
-            st.warning(_widgets.plain(r["warning"]), icon=":material/warning:")
+        warning = r.get("warning")
+        if warning and isinstance(r.get("classes"), int):  # naming this page's fields
+            warning = near_chance(r.get("top1", 0), r["classes"], PAGE_OPTIONS)
+        if warning:
+            st.warning(_widgets.plain(warning), icon=":material/warning:")
 
 
 progress()

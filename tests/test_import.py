@@ -407,5 +407,6 @@ def test_the_import_page_refuses_in_one_line_and_imports_in_the_background(
     assert open_run(job.run).score.n == 24
     at = ok(at.run())
     assert any("student is a run now" in s.value for s in at.success)
+    assert job.result["classes"] == 4
     with pytest.raises(ConfigError, match="exists already"):
         import_job.command(import_job.ImportForm(str(tmp_path / "student.pt"), "student", "x"))

@@ -805,6 +805,7 @@ def cmd_import(args) -> int:
             "top1": round(result["top1"], 4),
             "top5": round(result["top5"], 4),
             "n": result["n"],
+            "classes": len(data.classes.wnids),
             "analysis": analysis,
             **({"warning": warning} if warning else {}),
         }
