@@ -51,6 +51,7 @@ def test_cache_reopens_without_decoding_and_rebuilds_when_archive_changes(tmp_pa
 
     files = tinydata.make_files(classes=2, train_per_class=6, val_per_class=2)
     z = tinydata.write_zip(tmp_path / "t.zip", files)
+    monkeypatch.setattr(cache, "CHUNK", 4)  # four chunks: decoded by two worker processes
     first = load(z, root=tmp_path / "c", workers=2, progress=False)
     build = cache._build
 

@@ -345,7 +345,9 @@ def _decode_all(archive: Archive, out: Path, size: int, workers: int, progress) 
     done = 0
     init = (str(archive.source), archive.kind, size)
     try:
-        if min(workers, len(jobs)) <= 1:  # one chunk: starting processes would cost more
+        # one chunk's worth (a small folder data set: two splits are two jobs, but few
+        # images): starting processes (seconds each, in a server) would cost more
+        if total <= CHUNK or min(workers, len(jobs)) <= 1:
             _init_worker(*init)
             results = ((_decode_chunk(*job), len(job[2])) for job in jobs)
             for bad, n in results:
