@@ -26,6 +26,7 @@ PAGES = {
     ],
 }
 
+_state.new_script_run()  # the run folders are read once per script run (`_state.found`)
 page = st.navigation(PAGES)
 st.session_state[_state.NAV_KEY] = True
 if goto := st.session_state.pop(_state.GOTO_KEY, None):

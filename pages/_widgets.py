@@ -186,11 +186,11 @@ def ensure_analysis(run: Run, data):
     alone, and the page stops there. The page reruns by itself when the subset or the full
     set arrives.
     """
-    from tinyviz.explain import analysis, analysis_job
+    from tinyviz.explain import analysis_job
 
     gate = analysis_job.gate(run, data)
-    if gate.state != "ready" and (note := analysis.rejected(run.path, data)):
-        st.warning(note, icon=":material/report:")  # a bad stored file counts as missing
+    if gate.note:
+        st.warning(gate.note, icon=":material/report:")  # a bad stored file counts as missing
     if not gate.drawable:
         st.fragment(_job_panel, run_every=2)(run, data, gate)
         st.stop()
@@ -307,7 +307,7 @@ def epoch_choice(run: Run, data, final):
     is the session's, so Confusion, Channels and Embeddings show the same epoch."""
     from tinyviz.explain import epochs
 
-    views = epochs.views(run.path, data)
+    views = epochs.views(run, data)
     stored = [v for v in views if v.analysed]
     if not stored:
         return final, None

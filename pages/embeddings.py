@@ -44,7 +44,7 @@ epoch = key.epoch  # the epoch slider's choice (None: the final weights)
 final = _widgets.final_analysis(run, data)  # the run's own: the slider's last stop
 # with epoch views, every stop's map is drawn in the first view's frame (aligned epoch by
 # epoch), so that moving the slider moves the points instead of scattering them anew
-ALIGNED = bool([v for v in epochs.views(run.path, data) if v.analysed])
+ALIGNED = bool([v for v in epochs.views(run, data) if v.analysed])
 STOP = epochs.FINAL if epoch is None else epoch
 
 

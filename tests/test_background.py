@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tinyviz import io
 from tinyviz.runtime import background
 from tinyviz.runtime.background import JobFiles, Lock, Queue
 
@@ -120,6 +121,10 @@ def test_a_zombie_is_dead_and_our_finished_children_are_reaped(tmp_path):
     raw = subprocess.Popen([PY, "-c", "pass"])  # not ours: nobody polls it
     until(lambda: state_of(raw.pid) == "Z")
     assert not background.pid_alive(raw.pid)
+    # the same one test for a dead writer's temporary file: a zombie's is stale
+    tmp = tmp_path / f".x.json.{raw.pid}.abcd.tmp"
+    tmp.write_text("{")
+    assert io.remove_stale_in(tmp_path) == 1 and not tmp.exists()
     raw.wait()
 
     proc = background.spawn([PY, "-c", "pass"], tmp_path / "x.log")

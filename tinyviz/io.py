@@ -105,19 +105,13 @@ def _remove_dead(temporaries) -> int:
 
 def _writer_alive(tmp_name: str) -> bool:
     """`.NAME.PID.RANDOM.tmp`: whether PID still runs (older writers named none: dead)."""
+    from .runtime import pids
+
     parts = tmp_name.rsplit(".", 3)
     pid = parts[-3] if len(parts) == 4 else ""
     if not pid.isdigit():
         return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    return int(pid) == os.getpid() or pids.alive(int(pid))
 
 
 # ------------------------------------------------------------------- reading
