@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _state
+from pages._text import plain
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import import_job
 
@@ -53,20 +54,20 @@ def progress() -> None:
     if job is None or job.state == "none":
         return
     if job.state == "running":
-        st.info(f"Importing {_widgets.plain(name)}: converting, then scoring the validation set.")
+        st.info(f"Importing {plain(name)}: converting, then scoring the validation set.")
         st.code("\n".join(job.log[-4:]) or "starting", language=None)
     elif job.state == "failed":
-        st.error(_widgets.plain(job.reason), icon=":material/error:")
+        st.error(plain(job.reason), icon=":material/error:")
     else:
         r = job.result or {}
         st.success(
-            f"{_widgets.plain(name)} is a run now: top-1 {r.get('top1', 0):.1%}, top-5 "
+            f"{plain(name)} is a run now: top-1 {r.get('top1', 0):.1%}, top-5 "
             f"{r.get('top5', 0):.1%} on {r.get('n', 0):,} validation images. Its analysis "
             "runs in the background; pick it in the sidebar.",
             icon=":material/check_circle:",
         )
         if r.get("warning"):
-            st.warning(_widgets.plain(r["warning"]), icon=":material/warning:")
+            st.warning(plain(r["warning"]), icon=":material/warning:")
 
 
 progress()
