@@ -4,16 +4,26 @@
 sidebar, or a page-wide note saying how to get it (and the page stops there). `data_for`
 gives it at the image size a run was trained at, and `model_input` an upload as that run's
 model sees it.
+
+Nothing slow happens in a script run: a data set decoded before opens in milliseconds; a
+small one (`tinyviz.data.cache.is_small`: a second or two) is decoded here; a large one is
+decoded by a background process (`start_decode`: `tinyviz data PATH`), shared by every
+session and the command line, and the page follows it in a fragment that reruns the page
+when the cache is complete. The download is a background process too (`start_download`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from pages import _cache, _state
 from pages._text import plain
-from tinyviz.data import DataError, describe_missing, download
+from tinyviz.data import DataError, cache, describe_missing, locate, open_decoded
+from tinyviz.data.download import FILENAME, download_task, start_download
+from tinyviz.explain import speed
 from tinyviz.runs import Run
 
 
@@ -37,20 +47,72 @@ def _decode_progress():
 
 def data(size: int | None = None):
     """The data set chosen in the sidebar (at `size`: default, the size it was last decoded
-    at), or None (with the reason in session state)."""
+    at), or None (with the reason in session state). While a background process decodes
+    it, its progress is drawn and the page stops here."""
     path = _state.data_path()
     if not path:
         st.session_state["tv_data_error"] = "no Tiny ImageNet found"
         return None
-    report, clear = _decode_progress()
     try:
-        loaded = _cache.load_data(path, report, size)
+        src = locate(path)
+        loaded = open_decoded(src, size=size)  # milliseconds: no file list is read
+        if loaded is not None:
+            return loaded
+        task = cache.decode_task(src.resolve(), _size(src, size))
+        now = task.state()
+        if not now.active and cache.is_small(src):
+            return _decode_here(path, size)  # a second or two: not worth a process
+        if now.state == "failed" and not st.session_state.pop(RETRY_DECODE, False):
+            st.session_state[RETRY_DECODE + "_offer"] = True
+            raise DataError(now.error.removeprefix("error: "))
+        if not now.active:
+            task.clear()
+            cache.start_decode(src, size)
     except DataError as e:
         st.session_state["tv_data_error"] = str(e)
         return None
+    _follow(task, "decode")
+    st.stop()
+
+
+RETRY_DECODE = "tv_data_retry"  # set by "Try again": a failed decode is started anew
+
+
+def _size(src, size: int | None) -> int:
+    return cache.check_size(size) if size else cache.last_size(cache.cache_root(), src.resolve())
+
+
+def _decode_here(path: str, size: int | None):
+    report, clear = _decode_progress()
+    try:
+        return _cache.load_data(path, report, size)
     finally:
         clear()
-    return loaded
+
+
+def _follow(task, what: str) -> None:
+    """The background task's progress, asked again every second; the page is drawn anew
+    when it has ended (the data set is there, or the page says why not)."""
+    st.info(
+        "Decoding the data set once, in the background: every later visit, and every other "
+        "visitor, opens it at once. You can switch pages or close the tab meanwhile."
+        if what == "decode"
+        else "Downloading Tiny ImageNet (about 250 MB) into ./data/, in the background.",
+        icon=":material/hourglass_top:",
+    )
+    st.fragment(_progress_of, run_every=1)(task)
+
+
+def _progress_of(task) -> None:
+    now = task.state()
+    if not now.active:
+        st.rerun(scope="app")
+    eta = now.eta_seconds
+    left = f" ({speed.duration(eta)} left)" if eta is not None else ""
+    text = now.message if now.state == "running" else "starting (a few seconds)"
+    if now.state == "waiting":
+        text = f"waiting for {now.place} other task(s) to finish"
+    st.progress(now.fraction, text=f"{text[:1].upper()}{text[1:]}{left}")
 
 
 def require_data():
@@ -58,22 +120,31 @@ def require_data():
     d = data()
     if d is not None:
         return d
+    downloading = download_task(DOWNLOAD_TO.resolve())
+    if downloading.state().active:
+        _follow(downloading, "download")
+        st.stop()
+    if downloading.state().state == "done" and (DOWNLOAD_TO / FILENAME).exists():
+        downloading.clear()
+        st.session_state["tv_data_pending"] = str((DOWNLOAD_TO / FILENAME).resolve())
+        st.rerun()  # the sidebar picks it up
     st.warning(f"This page needs the Tiny ImageNet images: {st.session_state['tv_data_error']}.")
+    if st.session_state.pop(RETRY_DECODE + "_offer", False) and st.button(
+        "Try again", icon=":material/replay:", key="tv_data_again"
+    ):
+        st.session_state[RETRY_DECODE] = True
+        st.rerun()
     st.markdown(describe_missing().replace("\n", "  \n"))
+    if downloading.state().state == "failed":
+        st.error(plain(downloading.state().error.removeprefix("error: ")))
     if st.button("Download Tiny ImageNet (about 250 MB) into ./data/", icon=":material/download:"):
-        bar = st.progress(0.0, text="Downloading...")
-        try:
-            path = download(
-                progress=lambda done, total: bar.progress(
-                    min(done / total, 1.0) if total else 0.0,
-                    text=f"Downloading: {done / 2**20:,.0f} MB",
-                )
-            )
-            st.session_state["tv_data_pending"] = str(path)  # the sidebar picks it up
-            st.rerun()
-        except DataError as e:
-            st.error(str(e))
+        downloading.clear()
+        start_download(DOWNLOAD_TO.resolve())
+        st.rerun()
     st.stop()
+
+
+DOWNLOAD_TO = Path("data")  # where the Download button puts the zip (the server's ./data/)
 
 
 def data_for(run: Run, data):

@@ -3,9 +3,14 @@ the epoch slider's stop), where it comes from, and the training images placed on
 
 `Source` is what every map of one script run is made of: the run, the data set, the stored
 analysis the page draws (maybe the stratified subset), the run's own final analysis, and
-whether the run has epoch views (then every stop's map is drawn in the first view's frame,
+the run's analysed epoch views (then every stop's map is drawn in the first view's frame,
 aligned epoch by epoch, so that moving the slider moves the points instead of scattering
-them anew).
+them anew). The maps kept in memory are keyed by all of it.
+
+A PCA map takes milliseconds and is made here. A t-SNE or UMAP map that is not stored yet
+is computed by a background process (`tinyviz.explain.work`, kind "map"), shared by every
+session asking for it; meanwhile the page draws the PCA map of the same images and follows
+the process in a fragment, which draws the page again when the map is stored.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import streamlit as st
 from pages import _cache, _gate, _images, _map, _state
 from pages._text import plain
 from pages.charts import embedding as charts
-from tinyviz.explain import embed, epochs, train_features, wordnet
+from tinyviz.explain import embed, epochs, speed, train_features, wordnet, work
 from tinyviz.runs import Run
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -43,7 +48,12 @@ class Source:
     key: _gate.AnalysisKey
     an: object  # the stored analysis drawn (`analysis.Analysis`; maybe the subset)
     final: object  # the run's own analysis: the slider's last stop
-    aligned: bool  # epoch views: every stop in the first view's frame
+    views: tuple[int, ...]  # the epochs whose analysis is stored (aligned maps when any)
+
+    @property
+    def aligned(self) -> bool:
+        """Epoch views: every stop's map in the first view's frame."""
+        return bool(self.views)
 
     @property
     def stop(self):
@@ -51,13 +61,15 @@ class Source:
 
 
 def source(run: Run, data, key: _gate.AnalysisKey) -> Source:
-    aligned = any(v.analysed for v in epochs.views(run, data))
+    views = tuple(v.epoch for v in epochs.views(run, data) if v.analysed)
     final = _gate.final_analysis(run, data)
-    return Source(run, data, key, _cache.analysis(key.folder), final, aligned)
+    return Source(run, data, key, _cache.analysis(key.folder), final, views)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _stored_map(key: tuple, method: str, dims: int, classes: tuple | None, _src: Source):
+def _stored_map(
+    key: tuple, views: tuple, method: str, dims: int, classes: tuple | None, _src: Source
+):
     """(the map, how its coordinates were moved: `epochs.Alignment`) of the shown stop."""
     if _src.aligned:
         shown = _map_at(_src, method, dims, classes, None)
@@ -99,31 +111,90 @@ def is_stored(src: Source, method: str, dims: int, classes: tuple | None) -> boo
 
 
 def the_map(src: Source, method: str, dims: int, classes: tuple | None):
-    """(the map, its alignment), computed first (with a progress bar) where it is missing."""
+    """(the map, its alignment, the method it was made with): the map asked for, else
+    (a t-SNE or UMAP map still being computed in the background) the PCA map of the same
+    images, under the background process's progress."""
     if not is_stored(src, method, dims, classes):
-        each = " each epoch's" if src.aligned else ""
-        report, clear = _gate.analysis_progress(
-            f"Computing{each} {METHODS[method]} map once (takes {TAKES[method]}; cached "
-            "afterwards):"
-        )
-        start = time.perf_counter()
-        if src.aligned:
-            _map_at(src, method, dims, classes, report)
+        if method != "pca":
+            req = request(src, method, dims, classes)
+            now = work.request(req)  # started, or followed: never computed here
+            if now.state != "done":
+                _pending(req, now, method)
+                return (*the_map(src, "pca", dims, classes)[:2], "pca")
         else:
-            embed.cached_embedding(
-                src.run.path,
-                src.data,
-                method,
-                dims,
-                device=_state.device(),
-                classes=classes and list(classes),
-                progress=report,
-                source=src.an,
-            )
-        clear()
-        took = time.perf_counter() - start
-        st.session_state.setdefault(SECONDS, {})[(src.key, method, dims, classes)] = took
-    return _stored_map(src.key, method, dims, classes, src)
+            _compute_here(src, method, dims, classes)
+    return (*_stored_map(src.key, src.views, method, dims, classes, src), method)
+
+
+def request(src: Source, method: str, dims: int, classes: tuple | None) -> work.Request:
+    """The background work that makes this map (and, with epoch views, every stop's)."""
+    return work.Request(
+        "map",
+        str(src.run.path),
+        str(src.data.source),
+        src.data.size,
+        {
+            "method": method,
+            "dims": dims,
+            "classes": None if classes is None else list(classes),
+            "source": str(src.an.folder),
+            "stop": src.stop if src.aligned else None,
+        },
+    )
+
+
+def _compute_here(src: Source, method: str, dims: int, classes: tuple | None) -> None:
+    """A PCA map (milliseconds: a product of the stored features), with its time noted."""
+    start = time.perf_counter()
+    if src.aligned:
+        _map_at(src, method, dims, classes, None)
+    else:
+        embed.cached_embedding(
+            src.run.path,
+            src.data,
+            method,
+            dims,
+            device=_state.device(),
+            classes=classes and list(classes),
+            source=src.an,
+        )
+    took = time.perf_counter() - start
+    st.session_state.setdefault(SECONDS, {})[(src.key, method, dims, classes)] = took
+
+
+def _pending(req: work.Request, now, method: str) -> None:
+    """What the page says while the map is computed: how far, how long, or why it stopped."""
+    if now.state == "failed":
+        st.error(
+            f"The {METHODS[method]} map could not be computed: {plain(now.error)}",
+            icon=":material/error:",
+        )
+        if st.button("Try again", icon=":material/replay:", key="tv_emb_retry"):
+            work.retry(req)
+            st.rerun()
+        return
+    st.info(
+        f"The {METHODS[method]} map of these images is being computed in the background "
+        f"(it takes {TAKES[method]}), once for every visitor: the PCA map is shown until "
+        "it is ready.",
+        icon=":material/hourglass_top:",
+    )
+    st.fragment(_follow, run_every=1)(req)
+
+
+def _follow(req: work.Request) -> None:
+    now = work.status(req)
+    if not now.active:
+        st.rerun(scope="app")
+    eta = now.eta_seconds
+    left = f", {speed.duration(eta)} left" if eta is not None else ""
+    if now.state == "waiting":
+        text = f"Waiting for {now.place} other computation(s) to finish first"
+    elif now.state == "running":
+        text = f"{now.message or 'computing'}{left}"
+    else:
+        text = "Starting (a few seconds)"
+    st.progress(now.fraction, text=text)
 
 
 def seconds(src: Source, method: str, dims: int, classes: tuple | None) -> float | None:
@@ -133,7 +204,13 @@ def seconds(src: Source, method: str, dims: int, classes: tuple | None) -> float
 
 @st.cache_resource(show_spinner="Placing the training images...", max_entries=8)
 def _training_points(
-    key: tuple, method: str, dims: int, classes: tuple | None, cached: tuple, _src: Source
+    key: tuple,
+    views: tuple,
+    method: str,
+    dims: int,
+    classes: tuple | None,
+    cached: tuple,
+    _src: Source,
 ):
     wanted = [k for k in cached if classes is None or k in classes]
     feats, idx = train_features.features(_src.run.path, _src.data, wanted)
@@ -146,7 +223,7 @@ def _training_points(
         None if classes is None else list(classes),
         source=_src.an,
     )
-    return _stored_map(key, method, dims, classes, _src)[1].apply(coords), idx
+    return _stored_map(key, _src.views, method, dims, classes, _src)[1].apply(coords), idx
 
 
 def training_points(src: Source, method: str, dims: int, classes: tuple | None, shown: bool):
@@ -156,7 +233,7 @@ def training_points(src: Source, method: str, dims: int, classes: tuple | None, 
     cached = tuple(train_features.cached_classes(src.run.path, src.data))
     if not shown or not cached or src.key.epoch is not None:
         return np.zeros((0, dims), np.float32), np.zeros(0, np.int64)
-    return _training_points(src.key, method, dims, classes, cached, src)
+    return _training_points(src.key, src.views, method, dims, classes, cached, src)
 
 
 def has_training_features(src: Source) -> bool:

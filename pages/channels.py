@@ -3,14 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from pages import _cache, _gate, _images, _state
+from pages import _cache, _channel_maps, _gate, _images, _state
 from pages.charts import channels as charts
-from tinyviz.demo.heatmaps import heat_to_rgb, overlay
 from tinyviz.explain import channels, speed
 
 _state.entry(__file__)
-
-PER_ROW = 6
 
 data, run, out, key = _gate.analysis_start(
     "Channels: what single neurons respond to",
@@ -24,11 +21,6 @@ epoch = key.epoch  # the epoch slider's choice (None: the final weights)
 @st.cache_data(show_spinner=False, max_entries=16)
 def purity(key: tuple, layer: str, _acts, _labels) -> np.ndarray:
     return channels.class_purity(_acts, _labels)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def gradients(key: tuple, layer: str, channel: int, images: tuple, _model) -> np.ndarray:
-    return channels.channel_gradients(_model, data.val.images[list(images)], layer, channel)
 
 
 layers = _cache.analysis(key.folder).channels
@@ -123,35 +115,23 @@ _images.heat_scale(
     "changes most",
     **({} if style == "alone" else {"alpha": 0.9, "weighted": True}),
 )
-slots = []  # the images show at once; their gradient maps (a backward pass each) fill in after
-for start in range(0, len(idx), PER_ROW):
-    for col, i in zip(st.columns(PER_ROW), images[start : start + PER_ROW], strict=False):
-        col.image(_images.enlarge(data.val.images[i]), width="stretch")
-        slots.append(col.empty())
+captions = [
+    f"{'✓' if out.labels[i] == out.preds[i] else '✗'} {names[out.labels[i]]}"
+    + ("" if out.labels[i] == out.preds[i] else f", said {names[out.preds[i]]}")
+    + f" · {peaks[n]:.1f}"
+    for n, i in enumerate(idx)
+]
 if not with_maps:
     st.caption(
         f"Gradient maps are off: {speed.duration(seconds)} for these {len(idx)} images with "
         "this model here. Turn them on above to see where the channel looks."
     )
-    maps = []
-else:
+slots = _channel_maps.grid(data, images)  # the images at once; their maps fill in after
+maps = None
+if with_maps:
     with st.spinner(f"Gradient maps of {len(idx)} images ({speed.duration(seconds)})..."):
-        maps = gradients(key, layer, channel, tuple(images), _cache.model(run, epoch=epoch))
-for n, (slot, i, j) in enumerate(zip(slots, idx, images, strict=True)):
-    truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
-    caption = (
-        f"{'✓' if ok else '✗'} {truth}" + ("" if ok else f", said {said}") + f" · {peaks[n]:.1f}"
-    )
-    if not with_maps:
-        slot.caption(caption)
-        continue
-    heat = np.sqrt(maps[n])  # square root: weak but real gradients stay visible
-    shown = (
-        heat_to_rgb(heat)
-        if style == "alone"
-        else overlay(data.val.images[j], heat, 0.9, weighted=True)
-    )
-    slot.image(_images.enlarge(shown), width="stretch", caption=caption)
+        maps = _channel_maps.maps(key, run, data, layer, channel, images, epoch)
+_channel_maps.fill(slots, data, images, captions, maps, style)
 st.caption(
     "Under each image, its gradient map: how much each pixel changes this channel's "
     "strongest response (bright = a small change there moves the channel a lot; "

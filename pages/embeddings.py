@@ -83,17 +83,17 @@ if figure_11:  # only on Tiny ImageNet: another data set has not its classes
     )
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None
-emb, moved = _emb_map.the_map(src, method, dims, classes)
+emb, moved, shown = _emb_map.the_map(src, method, dims, classes)  # shown: PCA until ready
 idx = emb.indices  # rows of the outputs: every point is drawn (WebGL)
 axes = (
     [f"PC{i + 1} ({v:.1%} of variance)" for i, v in enumerate(emb.explained_variance)]
     if emb.explained_variance is not None and not src.aligned
-    else [f"{METHODS[method]} {i + 1}" for i in range(dims)]
+    else [f"{METHODS[shown]} {i + 1}" for i in range(dims)]
 )
 labels = out.labels[idx]
 train_coords, train_idx = _emb_map.training_points(
     src,
-    method,
+    shown,
     dims,
     classes,
     _emb_map.has_training_features(src)
@@ -118,7 +118,7 @@ with side:
             st.error(f"Cannot use this file: {plain(str(e))}.")
         else:
             placed = embed.place(
-                run.path, data, method, dims, feats, list(classes or []) or None, source=an
+                run.path, data, shown, dims, feats, list(classes or []) or None, source=an
             )
             star = moved.apply(placed.coords)
             st.image(
@@ -136,7 +136,7 @@ layers, sprite_info = _emb_map.layers(
 with map_col:
     fig, traces = _map.figure(layers, domain, colours, axes, star=star, height=620)
     event = _map.draw(fig, dims, names, sprite_info)
-    st.caption(_emb_map.caption(src, method, dims, classes, len(emb.indices), len(train_idx)))
+    st.caption(_emb_map.caption(src, shown, dims, classes, len(emb.indices), len(train_idx)))
 
 chosen_rows = _map.selected(event, traces) if dims == 2 else {}
 if any(len(r) for r in chosen_rows.values()):
