@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _state
+from pages._text import file_name, plain
 from tinyviz.errors import TinyvizError
 from tinyviz.runs import import_job
 from tinyviz.runs.importer import near_chance
@@ -30,7 +31,7 @@ if not data_path:
     st.info("Say where the data set the model was trained on is, in the sidebar.")
     st.stop()
 st.caption(
-    f"The model is scored on the validation images of {_widgets.file_name(data_path)} (the "
+    f"The model is scored on the validation images of {file_name(data_path)} (the "
     "sidebar's data set): it must have been trained on its classes."
 )
 with st.form("tv_imp_form"):
@@ -78,14 +79,14 @@ def progress() -> None:
     if job is None or job.state == "none":
         return
     if job.state == "running":
-        st.info(f"Importing {_widgets.plain(name)}: converting, then scoring the validation set.")
+        st.info(f"Importing {plain(name)}: converting, then scoring the validation set.")
         st.code("\n".join(job.log[-4:]) or "starting", language=None)
     elif job.state == "failed":
-        st.error(_widgets.plain(job.reason), icon=":material/error:")
+        st.error(plain(job.reason), icon=":material/error:")
     else:
         r = job.result or {}
         st.success(
-            f"{_widgets.plain(name)} is a run now: top-1 {r.get('top1', 0):.1%}, top-5 "
+            f"{plain(name)} is a run now: top-1 {r.get('top1', 0):.1%}, top-5 "
             f"{r.get('top5', 0):.1%} on {r.get('n', 0):,} validation images. Its analysis "
             "runs in the background; pick it in the sidebar.",
             icon=":material/check_circle:",
@@ -94,7 +95,7 @@ def progress() -> None:
         if warning and isinstance(r.get("classes"), int):  # naming this page's fields
             warning = near_chance(r.get("top1", 0), r["classes"], PAGE_OPTIONS)
         if warning:
-            st.warning(_widgets.plain(warning), icon=":material/warning:")
+            st.warning(plain(warning), icon=":material/warning:")
 
 
 progress()

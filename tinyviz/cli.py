@@ -499,18 +499,18 @@ def cmd_search(args) -> int:
 
 
 def cmd_analyse(args) -> int:
-    import os
     import time
 
     from .data import load
     from .errors import JobError
     from .explain import analysis
     from .runs.folder import open_run
+    from .runtime import background
 
     if args.limit < 0:
         raise ConfigError("--limit must be 0 (all images) or more")
     if args.nice:
-        os.nice(args.nice)
+        background.lower_priority(args.nice)
     run = open_run(Path(args.run))  # a broken run is refused before the data is read
     data = load(args.data, size=_run_size(run), progress=not args.quiet)
     if list(run.wnids) != list(data.classes.wnids):

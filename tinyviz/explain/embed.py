@@ -22,6 +22,7 @@ disk: a run folder can come from someone else, and unpickling it could run their
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -37,6 +38,8 @@ from .. import io
 from . import analysis, mirror
 
 METHODS = ("pca", "tsne", "umap")
+MAP_BUDGET = 16 * 2**20  # bytes of class-subset maps kept per run; the least recently used go
+PARTS = ("json", "coords.npy", "indices.npy", "mean.npy", "components.npy")  # of one map
 PRE_PCA = 50
 NEIGHBOURS_FOR_PLACING = 8
 TSNE_PLACE_ITERATIONS = 50
@@ -232,6 +235,8 @@ def cached_embedding(
         _write(base, emb, fitted[0])
         if method == "tsne":
             _remember(base, fitted)
+        if classes is not None:
+            prune_maps(base)
         return emb
 
 
@@ -366,6 +371,7 @@ def _write(base: Path, emb: Embedding, pca: PCA) -> None:
 
 def _read(base: Path) -> Embedding:
     meta = json.loads(_path(base, "json").read_text())
+    _used(base)
     ev = meta["explained_variance"]
     return Embedding(
         meta["method"],
@@ -375,6 +381,67 @@ def _read(base: Path) -> Embedding:
         None if ev is None else np.array(ev, np.float32),
         meta["params"],
     )
+
+
+def _used(base: Path) -> None:
+    """A map read is a map used: its JSON's mtime orders the maps for `prune_maps`."""
+    with contextlib.suppress(OSError):  # a read-only copy: it is never pruned either
+        _path(base, "json").touch(exist_ok=True)
+
+
+def _scope(base: Path) -> Path:
+    """The run (or its mirror) a map belongs to: the folder above its `analysis/`, and
+    above `epochs/E/` for an epoch view's (the run-folder contract's names)."""
+    from ..runs.folder import RunFolder
+
+    for parent in base.parents:
+        if parent.name == RunFolder.ANALYSIS:
+            home = parent.parent
+            return home.parent.parent if home.parent.name == RunFolder.EPOCHS else home
+    return base.parent
+
+
+def stored_maps(scope: Path) -> list[tuple[Path, int, int]]:
+    """Every class-subset map stored under `scope` (a run or its mirror): (base, bytes,
+    when last used in ns), least recently used first. Maps of all classes are not counted:
+    there are at most a few per analysis (a method and dims each)."""
+    found = []
+    for meta in Path(scope).rglob("embed-*-c*-s*.json"):
+        base = meta.with_name(meta.name[: -len(".json")])
+        size = 0
+        for part in PARTS:
+            try:
+                size += _path(base, part).stat().st_size
+            except OSError:
+                continue
+        try:
+            used = meta.stat().st_mtime_ns
+        except OSError:
+            continue
+        found.append((base, size, used))
+    return sorted(found, key=lambda m: m[2])
+
+
+def prune_maps(keep: Path, budget: int | None = None) -> int:
+    """Delete the least recently used class-subset maps of `keep`'s run until they fit
+    `budget` bytes (`MAP_BUDGET`); `keep`, just written, stays. Returns the bytes left."""
+    budget = MAP_BUDGET if budget is None else budget
+    maps = stored_maps(_scope(Path(keep)))
+    total = sum(size for _, size, _ in maps)
+    for base, size, _ in maps:
+        if total <= budget:
+            break
+        if base == Path(keep):
+            continue
+        with _FITTED_GUARD:
+            _FITTED.pop(str(base), None)
+        for part in PARTS:  # the JSON first: a reader never finds half a map
+            try:
+                _path(base, part).unlink()
+            except OSError:
+                continue
+        total -= size
+    return total
 
 
 def _load(base: Path, part: str) -> np.ndarray:
