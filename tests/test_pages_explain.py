@@ -236,6 +236,7 @@ def test_a_deferred_section_that_comes_back_gets_a_new_trigger(app_env, confused
     assert any("Computing the contrastive maps" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_a_tsne_map_is_computed_in_the_background_with_the_pca_map_meanwhile(
     app_env, confused_run, tiny_data, monkeypatch
 ):

@@ -32,6 +32,7 @@ def finish(req: work.Request, timeout: float = 240.0) -> None:
     assert proc is None or proc.wait(60) == 0, task.log_tail(10)
 
 
+@pytest.mark.slow
 def test_a_subset_map_is_computed_once_in_the_background(own_run):
     run, data = own_run
     source = analysis.read(analysis.available(run, data))
@@ -52,6 +53,7 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
 
 
+@pytest.mark.slow
 def test_channel_maps_in_the_background_are_the_ones_a_page_would_compute(own_run):
     run, data = own_run
     model = load_model(run)
