@@ -145,12 +145,13 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_run_resumed_keeps_each_view_once(tiny_data, tmp_path, monkeypatch):
+def test_a_killed_run_resumed_keeps_each_view_once(view_run, tiny_data, tmp_path, monkeypatch):
     """Killed just after epoch 2's view was written, before its resume state: epoch 2 is
-    trained again, and its view kept again, once; the views match an unbroken run's."""
+    trained again, and its view kept again, once; the views match an unbroken run's (the
+    session's `view_run`, trained with the same `CFG` on the same data)."""
     from tinyviz.training import loop
 
-    straight = train(CFG, tiny_data, tmp_path / "a", progress=False, log=lambda s: None)
+    straight = view_run
     real, seen = loop.save_state, []
 
     def save_state(folder, *args):
@@ -174,8 +175,9 @@ def test_a_killed_run_resumed_keeps_each_view_once(tiny_data, tmp_path, monkeypa
         assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
 
 
-def test_a_view_analysis_cut_short_is_finished_by_the_resumed_run(tiny_data, tmp_path):
-    run = train(CFG, tiny_data, tmp_path / "r", progress=False, log=lambda s: None)
+def test_a_view_analysis_cut_short_is_finished_by_the_resumed_run(view_run, tiny_data, tmp_path):
+    run = tmp_path / "r"
+    shutil.copytree(view_run, run)  # a finished `CFG` run, its resume state included
     folder = runs.RunFolder(run)
     shutil.rmtree(folder.epoch_analysis(1))  # as if killed while epoch 1's pass ran
     assert not epochs.views(run, tiny_data)[0].analysed
