@@ -294,16 +294,15 @@ def test_every_write_of_a_run_with_views_survives_a_kill(tiny_zip, tmp_path, cap
     """SIGKILLed at each write of its folder (the views' analyses included), then resumed:
     each chosen epoch has its view once, with the weights of an unbroken run and one
     analysis (a kill in the last epoch's pass leaves that to `tinyviz analyse`)."""
-    from test_kill_writes import kill_points, train_args
+    from test_kill_writes import kill_points, train_args, writes_of_a_whole_run
     from test_kill_writes import tinyviz as killed_at
 
     def args(out: Path) -> list[str]:
         return [*train_args(tiny_zip, out), "--epoch-views", "1,2"]
 
     ref = tmp_path / "ref"
-    res = killed_at(*args(ref))
-    assert res.returncode == 0, res.stderr
-    writes = int(res.stderr.strip().splitlines()[-1].split()[-1])
+    writes = writes_of_a_whole_run(*args(ref))
+    capsys.readouterr()
     want = {e: runs.load_weights(runs.RunFolder(ref).epoch_weights(e)) for e in (1, 2)}
     for k in kill_points(writes):
         out = tmp_path / f"kill{k:02d}"
