@@ -29,6 +29,7 @@ from tinyviz.explain import analysis as analysis_store
 from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
+from tinyviz.runtime.device import limit_threads
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)
@@ -193,11 +194,17 @@ WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, 
 )
 
 
+SERVER_THREADS = 1  # torch threads per operation in the server: sessions run side by side
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Import the explain pages' libraries in the background, once per server: they take
     seconds to import, and a visitor's first click on such a page should not wait for it
-    (an import the page needs meanwhile simply waits for this one to finish)."""
+    (an import the page needs meanwhile simply waits for this one to finish). Also keeps
+    torch in the server to one thread per operation (`limit_threads`): each session's
+    script runs in a thread of its own, and the heavy work runs in niced workers."""
+    limit_threads(SERVER_THREADS)
 
     def work() -> None:
         for name in WARM_MODULES:

@@ -84,7 +84,7 @@ def jpeg() -> bytes:
 # ------------------------------------------------------------------- Saliency
 
 
-def test_saliency_methods_side_by_side(app_env, tiny_run):
+def test_saliency_methods_side_by_side(app_env, tiny_run, queue_worker):
     at = page("pages/saliency.py", tiny_run)
     shown = texts(at)
     for label in ("Vanilla gradient", "Grad-CAM", "Guided backprop", "True:", "Predicted:"):

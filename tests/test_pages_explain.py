@@ -93,10 +93,24 @@ def test_saliency_shows_scores_curves_and_randomized_maps(app_env, tmp_path, mon
     assert len(strip) == len(report.stages) + 2
 
 
-def test_integrated_gradients_completeness_in_words(app_env, monkeypatch):
+def test_slow_saliency_methods_show_their_place_in_the_queue_then_their_maps(app_env, queue_worker):
+    """On a CPU the slow methods are computed by the background worker: while it is busy
+    the page shows each one's place in the queue; once stored, the maps (and Integrated
+    Gradients' completeness in words) are drawn."""
     at = open_page("pages/saliency.py", app_env["run"])
+    queue_worker.hold()
     at.checkbox(key="tv_sal_m_integrated_gradients").check()
+    at.checkbox(key="tv_sal_m_smoothgrad").check()
     ok(at.run())
+    shown = texts(at)
+    assert "**Integrated Gradients** · in the queue: 1 background computation before it" in shown
+    assert "**SmoothGrad** · " in shown  # next, or begun: the worker is held
+    assert not any(c.value.startswith("Completeness") for c in at.caption)
+    queue_worker.drain()
+    ok(at.run())
+    shown = texts(at)
+    assert "in the queue" not in shown and "starting in the background" not in shown
+    assert "**SmoothGrad** · " in shown and "**Integrated Gradients** · " in shown
     line = next(c.value for c in at.caption if c.value.startswith("Completeness"))
     assert "f(x) − f(black)" in line and "under 5% is good" in line
 
