@@ -31,9 +31,25 @@ def test_archive_reads_official_layout(kind, tiny_zip, tiny_folder):
     assert a.read(a.val[0][0])[:2] == b"\xff\xd8"
 
 
-def test_zip_and_folder_decode_to_the_same_arrays(tiny_zip, tiny_folder, tmp_path):
-    dz = load(tiny_zip, root=tmp_path / "a", progress=False)
-    df = load(tiny_folder, root=tmp_path / "b", progress=False)
+def test_zip_and_folder_decode_to_the_same_arrays(tiny_zip, tiny_folder, tmp_path, monkeypatch):
+    """The zip through the pool of worker processes (what a set of more than a few hundred
+    images gets), the folder in this process: the same arrays either way."""
+    from tinyviz.data import cache
+
+    pools = []
+
+    class Pool(cache.ProcessPoolExecutor):
+        def __init__(self, *args, **kw):
+            pools.append(args)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", Pool)
+    with monkeypatch.context() as big:
+        big.setattr(cache, "IN_PROCESS_MAX", 0)
+        dz = load(tiny_zip, root=tmp_path / "a", workers=2, progress=False)
+    assert len(pools) == 1
+    df = load(tiny_folder, root=tmp_path / "b", workers=2, progress=False)
+    assert len(pools) == 1  # 120 images: no processes started
     assert np.array_equal(np.asarray(dz.train.images), np.asarray(df.train.images))
     assert np.array_equal(dz.val.labels, df.val.labels)
     assert dz.summary()["train"] == 96 and dz.summary()["classes"] == 4
@@ -51,7 +67,7 @@ def test_cache_reopens_without_decoding_and_rebuilds_when_archive_changes(tmp_pa
 
     files = tinydata.make_files(classes=2, train_per_class=6, val_per_class=2)
     z = tinydata.write_zip(tmp_path / "t.zip", files)
-    monkeypatch.setattr(cache, "CHUNK", 4)  # four chunks: decoded by two worker processes
+    monkeypatch.setattr(cache, "CHUNK", 4)  # four chunks
     first = load(z, root=tmp_path / "c", workers=2, progress=False)
     build = cache._build
 

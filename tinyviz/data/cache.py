@@ -1,11 +1,12 @@
 """Decode the data set once into uint8 arrays on disk, memory-mapped ever after.
 
 Decoding 110,000 JPEGs every epoch is the classic bottleneck of Tiny ImageNet projects. We
-decode once, in parallel over all cores, into `N x S x S x 3` uint8 `.npy` files under
-`TINYVIZ_CACHE` (default `~/.cache/tinyviz`); training and analysis then read arrays. `S` is
-the size chosen when the cache is built (`SIZE`, 64, by default: Tiny ImageNet's own; 32
-suits CIFAR-sized images, more suits transfer learning), and a data set remembers the size
-it was last built at, so later commands need not repeat it.
+decode once, in parallel over all cores (a set of a few hundred images in this process), into
+`N x S x S x 3` uint8 `.npy` files under `TINYVIZ_CACHE` (default `~/.cache/tinyviz`);
+training and analysis then read arrays. `S` is the size chosen when the cache is built
+(`SIZE`, 64, by default: Tiny ImageNet's own; 32 suits CIFAR-sized images, more suits
+transfer learning), and a data set remembers the size it was last built at, so later
+commands need not repeat it.
 The cache folder is keyed by the archive's fingerprint and the size, so a changed archive is
 decoded anew, and it is written to `<folder>.partial/` and renamed when complete, so nothing
 half-built is ever opened. Reopening never reads the archive: a zip is known by its size and
@@ -59,6 +60,10 @@ CHUNK = 500  # images per decoding task: small enough that progress moves every 
 SMALL_BYTES = 16 * 2**20  # a zip this small decodes in a second or two: a page may wait for it
 SMALL_FILES = 3_000  # a folder of fewer files too
 PARTIAL_HOURS = 24.0  # an unfinished decode of another data set is removed after this
+# This many images or fewer are decoded in this process: each spawned worker costs about half a
+# second of CPU and a second or two of waiting to start (imports), more than decoding one chunk of
+# small images (0.3 ms each at 64 px; a 12-megapixel photo takes about 75 ms).
+IN_PROCESS_MAX = CHUNK
 VAL_KEY = "val_key"
 
 
@@ -530,9 +535,9 @@ def _decode_all(
 
     init = (str(archive.source), archive.kind, size)
     try:
-        # one chunk's worth (a small folder data set: two splits are two jobs, but few
-        # images): starting processes (seconds each, in a server) would cost more
-        if pool is None and (total <= CHUNK or min(workers, len(todo)) <= 1):
+        # a chunk's worth (a small folder data set: two splits are two jobs, but few images):
+        # starting processes (seconds each, in a server) would cost more than decoding
+        if pool is None and (total <= IN_PROCESS_MAX or min(workers, len(todo)) <= 1):
             _init_worker(*init)
             for job in todo:
                 finish(job, _decode_chunk(*job))

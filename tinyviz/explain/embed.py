@@ -43,6 +43,10 @@ PARTS = ("json", "coords.npy", "indices.npy", "mean.npy", "components.npy")  # o
 PRE_PCA = 50
 NEIGHBOURS_FOR_PLACING = 8
 TSNE_PLACE_ITERATIONS = 50
+# Fewer points are fitted on one thread: each of the 750 iterations is then too short to pay
+# for waking the others (120 points: 0.6 s of CPU on one thread, 10 s or more on two cores
+# that other processes also use).
+TSNE_THREADED_MIN = 1000
 HOW = {
     "projection": "placed by the map's own PCA projection",
     "transform": "placed by openTSNE's transform against the fitted map",
@@ -152,7 +156,7 @@ def _tsne(x: np.ndarray, dims: int, seed: int, report):
         n_components=dims,
         perplexity=perplexity,
         negative_gradient_method=method,
-        n_jobs=-1,
+        n_jobs=-1 if len(x) >= TSNE_THREADED_MIN else 1,
         random_state=seed,
         callbacks=callback,
         callbacks_every_iters=every,
