@@ -154,6 +154,27 @@ def test_the_child_lowers_its_own_priority(tmp_path, monkeypatch):
     assert "preexec_fn" not in seen  # nothing runs between fork and exec in the server
 
 
+def autogroup_nice(text: str) -> int:
+    return int(text.split("nice")[1])
+
+
+@pytest.mark.skipif(not background.AUTOGROUP.exists(), reason="no autogroup scheduling here")
+def test_a_child_in_its_own_session_lowers_its_sessions_group_too(tmp_path):
+    """Where Linux shares the CPU between sessions first, a niced job in a session of its
+    own would still take as much as the server: its group is lowered with it, and only the
+    group the launcher made for it (a job run by hand from a shell leaves the shell's)."""
+    code = (
+        "from pathlib import Path; from tinyviz.runtime.background import enter_child; "
+        "enter_child(); print(Path('/proc/self/autogroup').read_text().strip())"
+    )
+    ours = autogroup_nice(background.AUTOGROUP.read_text())
+    background.spawn([PY, "-c", code], tmp_path / "own.log", nice=3).wait(timeout=60)
+    assert autogroup_nice(background.log_tail(tmp_path / "own.log", 1)[0]) == min(19, ours + 3)
+    env = {**os.environ, background.NICE_ENV: "3"}
+    same = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert autogroup_nice(same.stdout) == ours  # in our session: our group stays as it is
+
+
 class Gate:
     """A queue's handler that stops inside each request until the test lets it go on:
     the test knows what the worker is doing without looking at a clock."""

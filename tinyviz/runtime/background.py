@@ -18,7 +18,9 @@ every reload and the command line find the same job:
 Our own children are kept as `Popen` objects and polled (`reap`), so a finished child never
 lingers as a zombie; `pid_alive` is the one liveness test (a zombie is dead). A job's
 priority is lowered by the child itself (`enter_child`, called by `tinyviz.cli.main`, reads
-`NICE_ENV`), never with `preexec_fn`, which is unsafe in the threaded server.
+`NICE_ENV`), never with `preexec_fn`, which is unsafe in the threaded server; so is its
+session's scheduling group's, without which a niced job would still take a core's share from
+the server wherever Linux groups processes by session (`lower_session_priority`).
 
 `Queue` bounds how many heavy computations run at once: requests wait in files, in the
 order they came, for one of a few long-lived workers, and each knows its place.
@@ -196,10 +198,41 @@ def spawn(cmd: list[str], log_path: Path, *, nice: int = 0, hold: int | None = N
 
 def enter_child() -> None:
     """Called first by a job's entry point: lower our own priority as the launcher asked
-    (once: the setting is not passed on to our own children)."""
+    (once: the setting is not passed on to our own children), and our session's scheduling
+    group's with it when the launcher made the session for us (`lower_session_priority`)."""
     nice = os.environ.pop(NICE_ENV, "")
     if nice.lstrip("-").isdigit():
         lower_priority(int(nice))
+        if _session_leader():
+            lower_session_priority(int(nice))
+
+
+AUTOGROUP = Path("/proc/self/autogroup")  # Linux: this session's scheduling group
+
+
+def lower_session_priority(by: int) -> None:
+    """Lower the CPU priority of this process's session as a whole by `by`.
+
+    Linux's autogroup scheduling (on by default in most distributions) gives each session
+    its own scheduling group, and shares the CPU between groups first: a nice value only
+    orders a process against the others of its own session. A job launched in a session of
+    its own (`spawn`) and niced would still get as much CPU as the whole server, so on a
+    2-core machine one visitor's Integrated Gradients slowed every other visitor's Classify
+    as much as if it had run in the server. The group's own nice value is what counts there.
+    Nothing happens where the kernel has no autogroups or refuses."""
+    if by <= 0:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        now = int(AUTOGROUP.read_text().split("nice")[1])
+        AUTOGROUP.write_text(str(min(19, now + int(by))))
+
+
+def _session_leader() -> bool:
+    """Whether this process leads its own session (its launcher made it for it): only then
+    is the session's group ours alone to lower."""
+    with contextlib.suppress(OSError):
+        return os.getsid(0) == os.getpid()
+    return False
 
 
 def lower_priority(by: int) -> None:
@@ -594,6 +627,7 @@ __all__ = [
     "holder",
     "is_error",
     "lower_priority",
+    "lower_session_priority",
     "log_tail",
     "new_ticket",
     "pid_alive",
