@@ -11,6 +11,8 @@ import streamlit as st
 from pages import _cache, _map, _state, _widgets
 from tinyviz.demo.images import ImageError, load_upload
 from tinyviz.explain import embed, epochs, train_features, wordnet
+from tinyviz.literature import cite
+from tinyviz.literature import names as report_names
 
 _state.entry(__file__)
 
@@ -20,6 +22,7 @@ TAKES = {
     "tsne": "about 40 s for all 10,000 images, a few seconds for a few classes",
     "umap": "about 50 s for all images the first time, less after",
 }
+FIGURE_11_LABEL = f"{report_names('004')}'s figure 11"  # its seven classes
 FIGURE_11 = [
     "convertible",
     "sports car",
@@ -169,12 +172,12 @@ chosen = st.multiselect(
 )
 if figure_11:  # only on Tiny ImageNet: another data set has not its classes
     cols[2].button(
-        "Seed 004's figure 11",
+        FIGURE_11_LABEL,
         on_click=set_classes,
         args=(figure_11,),
         width="stretch",
-        help="convertible, sports car, plunger, Egyptian cat, Persian cat, "
-        "golden retriever, bullet train",
+        help=f"The seven classes of figure 11 of {cite('004')}: convertible, sports car, "
+        "plunger, Egyptian cat, Persian cat, golden retriever, bullet train",
     )
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None

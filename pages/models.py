@@ -1,10 +1,11 @@
-"""Models: every run as a leaderboard row beside the seeds' figures; training curves."""
+"""Models: every run as a leaderboard row beside the published figures; training curves."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from pages import _state, _widgets
+from tinyviz.literature import cite
 from tinyviz.runs import leaderboard
 from tinyviz.runs.search import find_searches, trial_rows
 
@@ -13,8 +14,8 @@ _state.entry(__file__)
 st.title("Models")
 st.caption(
     "Every run found under `checkpoints/`, `runs/` and the folders added in the sidebar, "
-    "beside the figures the seed papers publish. Validation set of Tiny ImageNet "
-    "(10,000 images, 50 per class) unless a row says otherwise."
+    "beside the figures of five published reports on Tiny ImageNet. Validation set of Tiny "
+    "ImageNet (10,000 images, 50 per class) unless a row says otherwise."
 )
 
 broken = _state.found().broken  # listed here too, each with why: never left out in silence
@@ -33,7 +34,7 @@ if len(groups) > 1:
 runs = list(group.runs)
 
 ours = pd.DataFrame(leaderboard.rows(runs))
-# the seeds' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
+# the reports' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
 seeds = pd.DataFrame(leaderboard.seed_rows() if group.tiny_imagenet else [], columns=ours.columns)
 best = ours.iloc[0]
 c1, c2, c3, c4 = st.columns(4)
@@ -45,14 +46,18 @@ if len(boosted):
     c3.metric("Best with TTA / ensemble", f"{b.best_top1:.1%}", help=f"{b.run}: {b.best_with}")
 if group.tiny_imagenet:
     seed_best = seeds.dropna(subset=["top1"]).sort_values("top1", ascending=False).iloc[0]
-    c4.metric("Best seed figure", f"{seed_best.top1:.1%}", help=seed_best.run)
+    c4.metric(
+        "Best published figure",
+        f"{seed_best.top1:.1%}",
+        help=f"{seed_best.run}. {seed_best.citation}",
+    )
 else:
     st.caption(
-        f"{group.label}: the seeds' published figures are Tiny ImageNet's, so they are not "
+        f"{group.label}: the reports' published figures are Tiny ImageNet's, so they are not "
         "shown beside these runs."
     )
 show_seeds = group.tiny_imagenet and st.toggle(
-    "Show the seeds' published figures in the table", value=True
+    "Show the reports' published figures in the table", value=True
 )
 table = pd.concat([ours, seeds]) if show_seeds else ours
 table = table.sort_values("top1", ascending=False, na_position="last")
@@ -97,7 +102,8 @@ st.dataframe(
     column_config={
         "run": st.column_config.TextColumn("run", width=fits("run")),
         "source": st.column_config.TextColumn(
-            "from", help="ours, imported from a file (tinyviz import), or the seed report"
+            "from",
+            help="ours, imported from a file (tinyviz import), or the report that published it",
         ),
         "top1": st.column_config.ProgressColumn(
             "top-1", format="%.1f%%", min_value=0, max_value=100
@@ -123,7 +129,7 @@ st.dataframe(
 )
 
 bars = table.dropna(subset=["top1"]).assign(
-    who=lambda d: d.source.where(d.source == "ours", "seed paper").mask(
+    who=lambda d: d.source.where(d.source == "ours", "published").mask(
         d.source.str.startswith("imported"), "imported"
     ),
     top1=lambda d: d.top1 / 100,
@@ -138,7 +144,7 @@ st.altair_chart(
             "who:N",
             title=None,
             scale=alt.Scale(
-                domain=["ours", "imported", "seed paper"], range=["#4c78a8", "#f58518", "#bab0ac"]
+                domain=["ours", "imported", "published"], range=["#4c78a8", "#f58518", "#bab0ac"]
             ),
         ),
         tooltip=["run", "model", alt.Tooltip("top1:Q", format=".1%"), "measured_on"],
@@ -215,7 +221,7 @@ if len(ens):
         width="stretch",
     )
     st.caption(
-        "As seed 004's figure 6: the K best epochs of one run (by validation top-1), "
+        f"As figure 6 of {cite('004')}: the K best epochs of one run (by validation top-1), "
         "their softmax probabilities averaged. Chosen and scored on the validation set."
     )
 else:
@@ -231,7 +237,7 @@ if not readable:
     st.caption(
         "No search yet: `python -m tinyviz search --model logreg --epochs 1 --trials 8 "
         "--out runs/search-logreg` trains short runs with random learning rates and weight "
-        "decays, as seeds 002 and 004 tuned theirs."
+        f"decays, as {cite('002')} and {cite('004')} tuned theirs."
     )
 else:
     labels = {
@@ -285,6 +291,6 @@ else:
             f"{'s' if record.epochs != 1 else ''}, {limit}), coloured by its best validation "
             "top-1; both axes are logarithmic, as the trials were drawn log-uniformly. "
             f"Ringed in red: the best, {b.val_top1:.1%} at learning rate {b.lr:.2g} and "
-            f"weight decay {b.weight_decay:.2g}. As seed 002's scatter, on a reduced "
-            "training set, to find a range worth a full run."
+            f"weight decay {b.weight_decay:.2g}. As the scatter plot of {cite('002')}, on a "
+            "reduced training set, to find a range worth a full run."
         )

@@ -12,6 +12,7 @@ from pages import _state, _widgets
 from tinyviz import models
 from tinyviz.config import OPTIMIZERS, SCHEDULES, AugmentConfig, TrainConfig
 from tinyviz.errors import TinyvizError
+from tinyviz.literature import shown_source
 from tinyviz.runs import jobs, roots
 from tinyviz.runs.folder import RunFolder, read_config, read_metrics
 from tinyviz.runs.progress import TrainProgress
@@ -168,7 +169,7 @@ with st.expander("Settings of a new run", expanded=running is None):
     c = st.columns([2, 1, 1, 1])
     model = keyed(c[0].selectbox, "Model", "model", models.names())
     spec = models.spec(model)
-    c[0].caption(f"{spec.description} Family: {spec.family}; from: {spec.source}.")
+    c[0].caption(f"{spec.description} Family: {spec.family}; from: {shown_source(spec.source)}.")
     keyed(c[1].number_input, "Epochs", "epochs", 1, 500)
     keyed(
         c[2].selectbox,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from .config import TTA_MODES, AugmentConfig, TrainConfig, help_of
 from .errors import ConfigError, Stopped, TinyvizError
+from .literature import cite
 
 TRAIN_EXAMPLE = (
     "tinyviz train --data data/tiny-imagenet-200.zip --model resnet18 "
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tta",
         default="none",
         choices=list(TTA_MODES),
-        help="test-time augmentation: none, flip, or seed 004's 10crop",
+        help="test-time augmentation: none, flip, or 10crop (the whole image and its four "
+        f"corners, each also flipped, as in {cite('004')})",
     )
     e.add_argument("--ensemble", type=int, default=1, help="average the best K snapshots")
     e.add_argument("--split", default="val", choices=["val", "train"], help="which images")
@@ -324,6 +326,7 @@ def cmd_download(args) -> int:
 
 def cmd_models(args) -> int:
     from . import models
+    from .literature import shown_source
 
     for name in models.names():
         s = models.spec(name)
@@ -331,7 +334,7 @@ def cmd_models(args) -> int:
             {
                 "name": name,
                 "family": s.family,
-                "source": s.source,
+                "source": shown_source(s.source),
                 "pretrained": s.pretrained,
                 "description": s.description,
             }
