@@ -7,6 +7,7 @@ completeness of Integrated Gradients is `sanity.completeness`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import altair as alt
@@ -14,15 +15,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _cache, _state, _widgets
 from tinyviz.demo.heatmaps import heat_to_rgb
-from tinyviz.explain import saliency, sanity, tasks
+from tinyviz.explain import faithfulness, saliency, sanity, tasks
+from tinyviz.models.describe import part_title
 from tinyviz.runs import Run
 
 TASK = "sanity"
 VERDICT = {"passes": ":green[passes]", "partly": ":orange[partly]", "fails": ":red[fails]"}
 PAPER = "https://arxiv.org/abs/1810.03292"
 SETTINGS = sanity.Settings()  # what the page asks for (the command line's defaults)
+RANDOM = "random order"
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#9d755d", "#72b7b2")
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -36,7 +40,17 @@ def report(run: Run, data) -> sanity.TrustReport | None:
     mtime = file.stat().st_mtime if file.exists() else 0.0
     if not mtime:
         return None
-    return _report(str(run.path), run.stamp, str(data.cache), mtime, SETTINGS, data)
+    rep = _report(str(run.path), run.stamp, str(data.cache), mtime, SETTINGS, data)
+    if rep is not None and len(rep.titles) != len(rep.stages):  # stored without them
+        names = _titles(str(run.path), run.stamp, _state.device(), rep.stages)
+        rep = dataclasses.replace(rep, titles=names)
+    return rep
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _titles(path: str, stamp: tuple[int, int], device: str, stages: tuple[str, ...]):
+    net = _cache._model(path, stamp, None, device)
+    return tuple(part_title(net, s) for s in stages)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -67,18 +81,20 @@ def card(rep: sanity.TrustReport | None, method: str) -> None:
         return
     st.markdown(
         f"Sanity {VERDICT[trust.verdict]}: ρ = {trust.after_top:.2f} with the head and the "
-        f"last block random, {trust.score:.2f} on average · deletion "
-        f"{trust.deletion_auc:.2f} (random {rep.random_deletion_auc:.2f}), insertion "
-        f"{trust.insertion_auc:.2f} (random {rep.random_insertion_auc:.2f})",
+        f"last block random, {trust.score:.2f} on average · :red[deletion "
+        f"{trust.deletion_auc:.2f}] (random {rep.random_deletion_auc:.2f}), :blue[insertion "
+        f"{trust.insertion_auc:.2f}] (random {rep.random_insertion_auc:.2f})",
         help="ρ: rank correlation of this map with the map of the same model after its "
         "weights were re-initialised, top layer first (the curve: one step per layer "
         "group; the average is over its steps). A map that explains what the model "
         "learned changes: ρ falls towards 0. "
         "Deletion / insertion: the class probability as the most salient pixels are "
         "blurred away / put back, area under the curve; lower / higher than a random "
-        "pixel order is better.",
+        "pixel order is better. Below: the two curves (deletion red, insertion blue), "
+        "the random order's dashed.",
     )
     st.altair_chart(_curve(rep, [trust], height=70, axis=False), width="stretch")
+    st.altair_chart(_faith_small(rep, trust), width="stretch")
 
 
 def completeness(att: saliency.Attribution) -> str:
@@ -96,7 +112,7 @@ def completeness(att: saliency.Attribution) -> str:
 
 
 def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt.Chart:
-    stages = ["none", *rep.stages]
+    stages = ["none", *rep.stage_titles]
     rows = pd.DataFrame(
         [
             {
@@ -153,7 +169,10 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
         st.caption(
             f"Mean over {len(rep.images)} validation images (one per class), each map of the "
             f"model's own answer; measured in {_duration(rep.seconds)} on the "
-            f"{rep.device.upper()} ({rep.created})."
+            f"{rep.device.upper()} ({rep.created}).",
+            help="Each step re-initialises one group of layers, ending at the one named. "
+            "Their names in the code: "
+            + "; ".join(f"{t} = `{n}`" for t, n in zip(rep.stage_titles, rep.stages, strict=True)),
         )
     with right:
         st.dataframe(_table(rep), hide_index=True, width="stretch")
@@ -165,6 +184,7 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
             f"random pixel order scores {rep.random_deletion_auc:.2f} and "
             f"{rep.random_insertion_auc:.2f}."
         )
+    _faithfulness(rep)
     _strip(run, data, rep)
 
 
@@ -202,7 +222,7 @@ def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
         key="tv_san_i",
     )
     rgb = np.asarray(data.val.images[rep.images[i]])
-    stages = ["original", *(f"random to {s}" for s in rep.stages)]
+    stages = ["original", *(f"random down to {s}" for s in rep.stage_titles)]
     heat = [maps[i, j, k].astype(np.float32) / 255 for k in range(len(stages))]
     st.image(
         [_widgets.big(rgb, 112)] + [_widgets.big(heat_to_rgb(h), 112) for h in heat],
@@ -212,6 +232,124 @@ def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
     st.caption(
         "The maps alone (the colour scale above): a map that keeps its shape from left to "
         "right does not depend on what the model learned."
+    )
+
+
+# --------------------------------------------------------- faithfulness curves
+
+
+def _faith_rows(rep: sanity.TrustReport, trusts) -> pd.DataFrame:
+    """Long format: one row per method (and the random order), curve and step, with the
+    legend's label ("Grad-CAM · area 0.12") of that curve."""
+    named = [(saliency.method_info(t.method).label, t.deletion, t.insertion) for t in trusts]
+    named.append((RANDOM, rep.random_deletion, rep.random_insertion))
+    rows = []
+    for name, deletion, insertion in named:
+        for curve, values in (("deletion", deletion), ("insertion", insertion)):
+            area = faithfulness.auc(np.asarray(values))
+            for k, p in enumerate(values):
+                rows.append(
+                    {
+                        "method": name,
+                        "curve": curve,
+                        "label": f"{name} · area {area:.2f}",
+                        "area": area,
+                        "fraction": k / max(len(values) - 1, 1),
+                        "p": p,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _faith_chart(rows: pd.DataFrame, curve: str, height: int = 260) -> alt.Chart:
+    """One curve of every method: the probability of the class against the share of pixels
+    deleted (or inserted), most salient first; each method in its own colour on both charts,
+    its area in the legend; the random order dashed grey."""
+    part = rows[rows.curve == curve]
+    labels = list(dict.fromkeys(part.label))
+    methods = list(dict.fromkeys(part.method))
+    colours = [
+        "#9e9e9e" if m == RANDOM else PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)
+    ]
+    return (
+        alt.Chart(part)
+        .mark_line(point=alt.OverlayMarkDef(size=14))
+        .encode(
+            x=alt.X(
+                "fraction:Q",
+                title=f"share of pixels {'blurred' if curve == 'deletion' else 'put back'}, "
+                "most salient first",
+                axis=alt.Axis(format="%"),
+            ),
+            y=alt.Y("p:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(
+                "label:N",
+                sort=labels,
+                scale=alt.Scale(domain=labels, range=colours),
+                legend=alt.Legend(title=f"{curve} (area)", orient="bottom", columns=2),
+            ),
+            strokeDash=alt.condition(
+                alt.datum.method == RANDOM, alt.value([4, 3]), alt.value([1, 0])
+            ),
+            tooltip=[
+                "method",
+                alt.Tooltip("fraction:Q", format=".0%", title="pixels"),
+                alt.Tooltip("p:Q", format=".2f", title="probability"),
+                alt.Tooltip("area:Q", format=".3f"),
+            ],
+        )
+        .properties(height=height)
+    )
+
+
+def _faithfulness(rep: sanity.TrustReport) -> None:
+    """Deletion and insertion of every method beside each other, areas in the legends."""
+    rows = _faith_rows(rep, rep.methods)
+    st.markdown("**Faithfulness: deletion and insertion curves**")
+    left, right = st.columns(2, gap="medium")
+    left.altair_chart(_faith_chart(rows, "deletion"), width="stretch")
+    right.altair_chart(_faith_chart(rows, "insertion"), width="stretch")
+    st.caption(
+        "The class probability as the most salient pixels are blurred away (deletion: a "
+        "faithful map makes it fall at once, a small area) or put back into a blurred copy "
+        "(insertion: it rises at once, a large area); mean over the check images. A method "
+        "whose curve is no better than the dashed random order says little about what the "
+        "model uses."
+    )
+
+
+def _faith_small(rep: sanity.TrustReport, trust: sanity.MethodTrust) -> alt.Chart:
+    """Under a map: its deletion and insertion curves, and the random order's dashed."""
+    rows = _faith_rows(rep, [trust])
+    rows["which"] = np.where(rows.method == RANDOM, "random " + rows.curve, rows.curve)
+    return (
+        alt.Chart(rows)
+        .mark_line()
+        .encode(
+            x=alt.X("fraction:Q", axis=None),
+            y=alt.Y(
+                "p:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(values=[0, 1], title=None, grid=True),
+            ),
+            color=alt.Color(
+                "curve:N",
+                scale=alt.Scale(domain=["deletion", "insertion"], range=["#e45756", "#4c78a8"]),
+                legend=None,
+            ),
+            strokeDash=alt.condition(
+                alt.datum.method == RANDOM, alt.value([3, 3]), alt.value([1, 0])
+            ),
+            opacity=alt.condition(alt.datum.method == RANDOM, alt.value(0.5), alt.value(1.0)),
+            detail="which:N",
+            tooltip=[
+                "which:N",
+                alt.Tooltip("fraction:Q", format=".0%", title="pixels"),
+                alt.Tooltip("p:Q", format=".2f", title="probability"),
+                alt.Tooltip("area:Q", format=".3f"),
+            ],
+        )
+        .properties(height=60)
     )
 
 

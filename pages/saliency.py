@@ -200,7 +200,7 @@ for start in range(0, len(chosen), 3):
             # upload's white stays white, as in the model's input)
             st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
             on = described[att.layer].title if att.layer in described else att.layer
-            extra = f", on {on} (`{att.layer}`)" if att.layer else ""
+            extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")
             if att.delta is not None:
                 st.caption(_sanity.completeness(att))

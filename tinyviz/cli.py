@@ -653,6 +653,7 @@ def cmd_sanity(args) -> int:
         {
             "run": str(run.path),
             "stages": list(report.stages),
+            "stage_titles": list(report.stage_titles),
             "images": len(report.images),
             "seconds": report.seconds,
             "random_deletion_auc": round(report.random_deletion_auc, 4),
