@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import _cache, _map, _state, _widgets
+from pages import _cache, _familiar, _map, _state, _widgets
 from tinyviz.demo.images import ImageError, load_upload
 from tinyviz.explain import embed, epochs, train_features, wordnet
 from tinyviz.literature import cite
@@ -225,6 +225,8 @@ with side:
                 caption=f"The model says: {names[int(probs[0].argmax())]} ({probs[0].max():.0%})",
             )
             st.caption(f"The star: {embed.HOW[placed.how]}.")
+            if epoch is None:  # the final weights: those the calibration is of
+                _familiar.note(_familiar.familiarity(run, rgb))
 
 
 # ------------------------------------------------------------------ colour

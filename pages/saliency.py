@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from pages import _cache, _sanity, _state, _widgets
+from pages import _cache, _familiar, _sanity, _state, _widgets
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import saliency as explain
@@ -123,6 +123,8 @@ with chart:
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
     st.altair_chart(_widgets.top5_chart(pred, full, true_class=truth), width="stretch")
+    if truth is None:  # an upload: does it look like any of the classes at all?
+        _familiar.note(_familiar.familiarity(run, rgb))
 with opts:
     probs = dict(zip(top, pred.probs, strict=True))
     target = st.selectbox(

@@ -828,6 +828,10 @@ def cmd_classify(args) -> int:
     if checker is None:
         print(f"note: {run.name} has no stored analysis yet, so `familiar` is null "
               f"(tinyviz analyse {run.path})", file=sys.stderr)  # fmt: skip
+    elif checker.measured is not None and not checker.measured.can_tell:
+        print(f"note: {run.name} cannot tell photos of its classes from others (AUROC "
+              f"{checker.measured.auroc:.2f}, bench/unfamiliar.py), so `familiar` is null",
+              file=sys.stderr)  # fmt: skip
     size = getattr(run.config.data, "size", None) or 64  # the run's image size
     failed = 0
     for photo in args.photos:
@@ -850,12 +854,22 @@ def cmd_classify(args) -> int:
                     for n, w, p in zip(pred.names, pred.wnids, pred.probs, strict=True)
                 ],
                 "sure": predict.verdict(pred).sure,
-                "familiar": None if fam is None else fam.familiar,
-                "familiar_score": None if fam is None else round(fam.score, 4),
-                "familiar_threshold": None if fam is None else round(fam.threshold, 4),
+                **_familiar_fields(fam),
             }
         )
     return 1 if failed else 0
+
+
+def _familiar_fields(fam) -> dict:
+    """`familiar` (null where the run has no analysis, or cannot tell), its score, the run's
+    threshold and the AUROC the bench measured on the run (null: not measured)."""
+    said = fam.as_json() if fam is not None else {}
+    return {
+        "familiar": said.get("familiar"),
+        "familiar_score": said.get("score"),
+        "familiar_threshold": said.get("threshold"),
+        "familiar_auroc": said.get("auroc"),
+    }
 
 
 def _default_run(kind: str):
