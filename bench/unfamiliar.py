@@ -485,6 +485,8 @@ def main() -> None:
     p.add_argument("--data", default=os.environ.get("TINYVIZ_DATA"), help="zip or folder")
     p.add_argument("--run", action="append", help="run folder (default: every shipped run)")
     p.add_argument("--compare", action="store_true", help="table 2: every score (slow)")
+    p.add_argument("--compare-run", action="append", metavar="NAME",
+                   help="table 2 for this run only (repeat; default: every run)")  # fmt: skip
     p.add_argument("--val-per-class", type=int, default=10, help="table 2's validation subset")
     p.add_argument("--train-per-class", type=int, default=20, help="table 2's training bank")
     p.add_argument("--store", action="store_true", help="write table 3 into each run's "
@@ -496,6 +498,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     run_dirs = args.run or sorted(str(p) for p in (ROOT / "checkpoints").iterdir() if p.is_dir())
+    began = time.perf_counter()
     sets = ood_sets()
     first, second, seconds, found = [], [], 0.0, {}
     data = None
@@ -510,7 +513,7 @@ def main() -> None:
 
             where = store_measured(checker.folder, checker.calibration, found[name][0], run_dir)
             print(f"{name}: stored in {where}", file=sys.stderr)
-        if args.compare:
+        if args.compare and (not args.compare_run or name in args.compare_run):
             if data is None:
                 from tinyviz.data import load
 
@@ -528,7 +531,9 @@ def main() -> None:
         f"threads; load average {load_avg}\n"
         "AUROC: validation images (in) against each set (out); flagged: the fraction of a set "
         "above the 95th percentile of the validation scores (5% of validation flagged)\n"
-        f"out-of-distribution images: {sizes}\n\n"
+        f"out-of-distribution images: {sizes}\n"
+        f"{time.perf_counter() - began:.0f} s in all, {seconds:.0f} s of them in passes not "
+        f"kept from an earlier run (`CACHE`)\n\n"
         "Table 1: the dashboard's score (knn10+msp) and its parts, all 10,000 validation "
         "images\n\n" + table(first)
     )
