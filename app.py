@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _cache, _preload, _state, _widgets
+from pages import _cache, _preload, _sidebar, _state
 from tinyviz.errors import TinyvizError
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
@@ -26,12 +26,14 @@ PAGES = {
     ],
 }
 
+_state.init_data_path()  # before the page links exist: see its docstring
+_state.new_script_run()  # the run folders are read once per script run (`_state.found`)
 page = st.navigation(PAGES)
 st.session_state[_state.NAV_KEY] = True
 if goto := st.session_state.pop(_state.GOTO_KEY, None):
     st.switch_page(goto)  # a deep link that arrived before the navigation existed
 _cache.warm_up()  # the explain pages' libraries, imported in the background once
-_widgets.sidebar()
+_sidebar.sidebar()
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
 try:
     page.run()

@@ -79,6 +79,7 @@ def main() -> None:
                   f"{statistics.median(times) * 1000:.1f} |")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def _analysis(folder: str, stamp: int):
 
 def val_outputs(run: Run, data):
     """The run's stored validation outputs (the full set, else the subset), or None: never
-    computed here (`_widgets.ensure_analysis` starts the background job)."""
+    computed here (`_gate.ensure_analysis` starts the background job)."""
     folder = analysis_store.available(run.path, data)
     return None if folder is None else analysis(str(folder)).outputs
 

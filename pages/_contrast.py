@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _defer, _state, _widgets
+from pages import _cache, _defer, _images, _state
+from pages._text import plain
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import contrastive, saliency, speed, tasks, train_features
@@ -77,7 +78,7 @@ def _title(run, a: int, b: int) -> None:
 def section(data, run, out, a: int, b: int, rows: np.ndarray) -> None:
     """Why the model answers `b` for the cell's images of `a` (rows of `out`, best first)."""
     names = run.class_names
-    A, B = _widgets.plain(names[a]), _widgets.plain(names[b])
+    A, B = plain(names[a]), plain(names[b])
     _title(run, a, b)
     if not len(rows):
         st.info("This cell has no image: pick a coloured cell or a pair above.")
@@ -108,7 +109,7 @@ def _maps_ui(key, data, run, net, images, a, b, A, B) -> None:
         heats = [_map(key, i, a, b, method, net, np.asarray(data.val.images[i])) for i in images]
     shown = zip(images, heats, strict=True)
     st.image(
-        [overlay(_widgets.big(data.val.images[i], 128), h, 0.55, weighted=True) for i, h in shown],
+        [overlay(_images.big(data.val.images[i], 128), h, 0.55, weighted=True) for i, h in shown],
         caption=[f"image {i}" for i in images],
         width=128,
     )
@@ -138,7 +139,7 @@ def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:
     try:
         c = _contributions(key, tuple(images), a, b, net, data)
     except ValueError as e:  # a head that is not one linear layer
-        st.info(f"Channel contributions need a linear head: {_widgets.plain(str(e))}.")
+        st.info(f"Channel contributions need a linear head: {plain(str(e))}.")
         return
     top = c.top(CHANNELS * 2)
     rows = pd.DataFrame(
@@ -181,7 +182,7 @@ def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:
             best = out.image_index(contrastive.top_images_of_channel(out.features, int(ch), TOP))
             st.markdown(f"Channel **#{ch}** (push {c.mean[ch]:+.2f}): its top validation images")
             st.image(
-                [_widgets.big(data.val.images[int(i)], 64) for i in best],
+                [_images.big(data.val.images[int(i)], 64) for i in best],
                 caption=[run.class_names[int(data.val.labels[int(i)])] for i in best],
                 width=64,
             )
@@ -201,13 +202,13 @@ def _nearest_ui(key, data, run, net, images, a, b, A, B) -> None:
     query = contrastive.image_features(net, data.val.images[[images[j]]])[0]
     stored = _train(key, a, b, data)
     cols = st.columns([1, 4, 4], gap="medium")
-    cols[0].image(_widgets.big(data.val.images[images[j]], 96), caption="this image", width=96)
+    cols[0].image(_images.big(data.val.images[images[j]], 96), caption="this image", width=96)
     for col, k, label in ((cols[1], a, A), (cols[2], b, B)):
         feats, idx = stored[k]
         near = contrastive.nearest_training(query, feats, idx, k, NEAR)
         col.markdown(f"{label} (its true class)" if k == a else f"{label} (the model's answer)")
         col.image(
-            [_widgets.big(data.train.images[int(i)], 64) for i in near.indices],
+            [_images.big(data.train.images[int(i)], 64) for i in near.indices],
             caption=[f"{d:.2f}" for d in near.distances],
             width=64,
         )
@@ -224,12 +225,12 @@ def _missing(key, data, run, net, a, b, A, B) -> None:
     if now.active:
         asked = st.session_state.get(STARTED)
         if asked and asked[0] == str(run.path) and tuple(asked[1:]) != (a, b):
-            other = " and ".join(_widgets.plain(run.class_names[k]) for k in asked[1:])
+            other = " and ".join(plain(run.class_names[k]) for k in asked[1:])
             st.caption(f"Computing the features of {other} first (asked for before); then these.")
         st.fragment(_progress, run_every=2)(run, data, a, b)
         return
     if now.state == "failed":
-        st.error(f"Computing the features stopped: {_widgets.plain(now.error)}")
+        st.error(f"Computing the features stopped: {plain(now.error)}")
     n = len(data.train.of_class(a)) + len(data.train.of_class(b))
     guess = _estimate(key, a, b, net, data)
     st.info(

@@ -14,6 +14,7 @@ its colour group, and the groups' order and colours.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,17 @@ def _sprites(tag: str, images: bytes, labels: bytes, _array) -> sprites.Sprites:
 
 
 def sheets(tag: str, array: np.ndarray, images: np.ndarray, labels: np.ndarray):
-    """The sprite sheets of these images (written once to static/sprites/)."""
+    """The sprite sheets of these images (written once to static/sprites/, which is kept
+    within `sprites.BUDGET`: sheets another map pushed out are written again)."""
     idx = np.ascontiguousarray(images, np.int64)
     lab = np.ascontiguousarray(labels, np.int64)
-    return _sprites(tag, idx.tobytes(), lab.tobytes(), array)
+    found = _sprites(tag, idx.tobytes(), lab.tobytes(), array)
+    if not all((SPRITES / f).exists() for f in found.files):
+        return sprites.build(array, idx, lab, SPRITES, tag)  # the same names, written again
+    for f in found.files:  # used now: the last to go
+        with contextlib.suppress(OSError):
+            (SPRITES / f).touch()
+    return found
 
 
 def figure(

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _state, _widgets
+from pages import _cache, _images, _state
+from pages._text import plain
 from tinyviz.demo.heatmaps import heat_to_rgb
 from tinyviz.explain import faithfulness, saliency, sanity, tasks
 from tinyviz.models.describe import part_title
@@ -225,7 +226,7 @@ def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
     stages = ["original", *(f"random down to {s}" for s in rep.stage_titles)]
     heat = [maps[i, j, k].astype(np.float32) / 255 for k in range(len(stages))]
     st.image(
-        [_widgets.big(rgb, 112)] + [_widgets.big(heat_to_rgb(h), 112) for h in heat],
+        [_images.big(rgb, 112)] + [_images.big(heat_to_rgb(h), 112) for h in heat],
         caption=["the image", *stages],
         width=112,
     )
@@ -360,10 +361,10 @@ def _missing(run: Run, data, net) -> None:
         st.fragment(_progress, run_every=3)(run, data)
         return
     if now.state == "failed":
-        st.error(f"The last check stopped: {_widgets.plain(now.error)}", icon=":material/error:")
+        st.error(f"The last check stopped: {plain(now.error)}", icon=":material/error:")
     guess = _estimate(str(run.path), run.stamp, _state.device(), SETTINGS, net)
     st.info(
-        f"**{_widgets.plain(run.name)}** has not been checked yet. The check takes about "
+        f"**{plain(run.name)}** has not been checked yet. The check takes about "
         f"{_duration(guess)} on the {_state.device().upper()} (estimated from one timed "
         "batch); it runs in the background, so you can close the tab, and it is stored with "
         "the run for every visitor.",

@@ -18,6 +18,7 @@ from tinyviz.runtime import pick_device
 DATA_KEY, RUN_KEY, EXTRA_RUNS_KEY = "tv_data_path", "tv_run", "tv_extra_runs"
 NAV_KEY, GOTO_KEY = "tv_nav", "tv_goto"
 DATA_PARAM = "data"
+SCAN_KEY = "tv_scan"  # this script run's scan of the run roots (`found`)
 
 
 def entry(page_file: str) -> None:
@@ -43,9 +44,19 @@ def default_data_path() -> str:
 
 
 def init_data_path() -> None:
-    """The sidebar's data field starts from the URL, else the environment or ./data/."""
-    if DATA_KEY not in st.session_state:
-        st.session_state[DATA_KEY] = st.query_params.get(DATA_PARAM) or default_data_path()
+    """The sidebar's data field starts from the URL, else the environment or ./data/.
+
+    Called by app.py before the navigation is drawn, so a page link clicked during the
+    first script run cannot open a page that has no data set yet. The value is set again
+    on every run (before the field is made): a field whose first run was cut short by such
+    a click would otherwise show empty in the browser while the server holds the path, and
+    the browser would send that empty value back with the next click.
+    """
+    if DATA_KEY in st.session_state:
+        path = st.session_state[DATA_KEY]
+    else:
+        path = st.query_params.get(DATA_PARAM) or default_data_path()
+    st.session_state[DATA_KEY] = path
 
 
 def remember_data_path() -> None:
@@ -69,10 +80,22 @@ def run_roots() -> list[Path]:
     return [*roots.configured_roots(), *map(Path, st.session_state.get(EXTRA_RUNS_KEY, []))]
 
 
+def new_script_run() -> None:
+    """Called first by app.py on every script run: the run folders are read again, once."""
+    st.session_state.pop(SCAN_KEY, None)
+
+
 def found() -> Scan:
-    """Every run folder found: the good runs, best first, and the broken ones."""
+    """Every run folder found: the good runs, best first, and the broken ones. Read once
+    per script run (`new_script_run`): the sidebar, the page and its helpers then hand the
+    same opened `Run` objects around instead of opening the folders again."""
+    cached = st.session_state.get(SCAN_KEY)
+    if isinstance(cached, Scan):
+        return cached
     result = scan(run_roots())
-    return Scan(tuple(sorted(result.runs, key=lambda r: r.top1, reverse=True)), result.broken)
+    ordered = Scan(tuple(sorted(result.runs, key=lambda r: r.top1, reverse=True)), result.broken)
+    st.session_state[SCAN_KEY] = ordered
+    return ordered
 
 
 def all_runs() -> list[Run]:
@@ -99,6 +122,7 @@ def add_run_folder(text: str) -> None:
     extra = st.session_state.setdefault(EXTRA_RUNS_KEY, [])
     if folder not in extra:
         extra.append(folder)
+        st.session_state.pop(SCAN_KEY, None)
 
 
 def device() -> str:

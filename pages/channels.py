@@ -1,20 +1,16 @@
 """Channels: the validation images that excite one channel most, and where (as in
 Scaling of Inception Layers for Reduced Scale Classification)."""
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from pages import _cache, _state, _widgets
-from tinyviz.demo.heatmaps import heat_to_rgb, overlay
+from pages import _cache, _channel_maps, _gate, _images, _state
+from pages.charts import channels as charts
 from tinyviz.explain import channels, speed
 
 _state.entry(__file__)
 
-PER_ROW = 6
-
-data, run, out, key = _widgets.analysis_start(
+data, run, out, key = _gate.analysis_start(
     "Channels: what single neurons respond to",
     "Each channel of a convolutional layer is a detector. The page starts on the channel "
     "whose 50 strongest images are most often of one class.",
@@ -26,11 +22,6 @@ epoch = key.epoch  # the epoch slider's choice (None: the final weights)
 @st.cache_data(show_spinner=False, max_entries=16)
 def purity(key: tuple, layer: str, _acts, _labels) -> np.ndarray:
     return channels.class_purity(_acts, _labels)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def gradients(key: tuple, layer: str, channel: int, images: tuple, _model) -> np.ndarray:
-    return channels.channel_gradients(_model, data.val.images[list(images)], layer, channel)
 
 
 layers = _cache.analysis(key.folder).channels
@@ -90,61 +81,15 @@ def pick() -> None:
 
 
 bars_col, hist_col = st.columns([2, 1])
-rank = np.argsort(np.argsort(-summary, kind="stable"))  # 0 = the most active channel
-bars = pd.DataFrame(
-    {
-        "channel": np.arange(len(summary)),
-        "mean": summary,
-        "rank": rank,
-        "end": rank + 1,
-        "chosen": np.arange(len(summary)) == channel,
-    }
-)
-base = alt.Chart(bars).encode(
-    x=alt.X(
-        "rank:Q",
-        title="channels, most active first (click one)",
-        axis=alt.Axis(labels=False, ticks=False, grid=False),
-        scale=alt.Scale(domain=[0, len(bars)], nice=False),
-    ),
-    y=alt.Y("mean:Q", title="mean peak response"),
-)
-columns = (
-    base.mark_rect()
-    .encode(
-        x2="end",
-        y2=alt.datum(0),
-        tooltip=["channel", alt.Tooltip("mean", format=".2f")],
-        color=alt.condition("datum.chosen", alt.value("#ff7f0e"), alt.value("#4c78a8")),
-    )
-    .add_params(alt.selection_point(name="channel", fields=["channel"]))
-)
-marker = base.transform_filter("datum.chosen")
 bars_col.altair_chart(
-    (
-        columns
-        + marker.mark_rule(color="#ff7f0e", strokeWidth=2)
-        + marker.mark_text(dy=-10, color="#ff7f0e", fontWeight="bold").encode(
-            text=alt.Text("channel:Q", format="d")
-        )
-    ).properties(height=230),
+    charts.channel_bars(summary, channel),
     on_select=pick,
     key="tv_ch_bars",
     selection_mode="channel",
 )
 best50 = channels.top_images(acts, channel, 50)
-hist = pd.Series(np.take(names, out.labels[best50])).value_counts().head(8).rename_axis("class")
 hist_col.altair_chart(
-    alt.Chart(hist.reset_index())
-    .mark_bar(color="#ff7f0e")
-    .encode(
-        x=alt.X("count:Q", title=f"of its top {len(best50)} images"),
-        y=alt.Y(
-            "class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)
-        ),
-        tooltip=["class", "count"],
-    )
-    .properties(height=230, title="Classes it prefers")
+    charts.preferred_classes(list(np.take(names, out.labels[best50])), len(best50))
 )
 
 idx = channels.top_images(acts, channel, int(k))
@@ -166,40 +111,28 @@ st.subheader(
     f"its {len(idx)} strongest validation images",
     help=f"Module `{layer}` of {run.model_name}.",
 )
-_widgets.heat_scale(
+_images.heat_scale(
     "gradient map: the channel hardly changes",
     "changes most",
     **({} if style == "alone" else {"alpha": 0.9, "weighted": True}),
 )
-slots = []  # the images show at once; their gradient maps (a backward pass each) fill in after
-for start in range(0, len(idx), PER_ROW):
-    for col, i in zip(st.columns(PER_ROW), images[start : start + PER_ROW], strict=False):
-        col.image(_widgets.enlarge(data.val.images[i]), width="stretch")
-        slots.append(col.empty())
+captions = [
+    f"{'✓' if out.labels[i] == out.preds[i] else '✗'} {names[out.labels[i]]}"
+    + ("" if out.labels[i] == out.preds[i] else f", said {names[out.preds[i]]}")
+    + f" · {peaks[n]:.1f}"
+    for n, i in enumerate(idx)
+]
 if not with_maps:
     st.caption(
         f"Gradient maps are off: {speed.duration(seconds)} for these {len(idx)} images with "
         "this model here. Turn them on above to see where the channel looks."
     )
-    maps = []
-else:
+slots = _channel_maps.grid(data, images)  # the images at once; their maps fill in after
+maps = None
+if with_maps:
     with st.spinner(f"Gradient maps of {len(idx)} images ({speed.duration(seconds)})..."):
-        maps = gradients(key, layer, channel, tuple(images), _cache.model(run, epoch=epoch))
-for n, (slot, i, j) in enumerate(zip(slots, idx, images, strict=True)):
-    truth, said, ok = names[out.labels[i]], names[out.preds[i]], out.labels[i] == out.preds[i]
-    caption = (
-        f"{'✓' if ok else '✗'} {truth}" + ("" if ok else f", said {said}") + f" · {peaks[n]:.1f}"
-    )
-    if not with_maps:
-        slot.caption(caption)
-        continue
-    heat = np.sqrt(maps[n])  # square root: weak but real gradients stay visible
-    shown = (
-        heat_to_rgb(heat)
-        if style == "alone"
-        else overlay(data.val.images[j], heat, 0.9, weighted=True)
-    )
-    slot.image(_widgets.enlarge(shown), width="stretch", caption=caption)
+        maps = _channel_maps.maps(key, run, data, layer, channel, images, epoch)
+_channel_maps.fill(slots, data, images, captions, maps, style)
 st.caption(
     "Under each image, its gradient map: how much each pixel changes this channel's "
     "strongest response (bright = a small change there moves the channel a lot; "
@@ -207,7 +140,7 @@ st.caption(
     "in early layers, which see a small patch, larger areas in late ones. ✓/✗: "
     "whether the model's top-1 answer was right; the number is the channel's peak "
     "response. "
-    + _widgets.measured_on(
+    + _gate.measured_on(
         len(out), "ranked by the channel's maximum over the image; single model", epoch=epoch
     )
 )

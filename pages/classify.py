@@ -5,7 +5,9 @@ Works without the data set: uploads (or the camera) and the shipped runs are all
 
 import streamlit as st
 
-from pages import _cache, _familiar, _state, _widgets
+from pages import _cache, _dataset, _familiar, _images, _runs, _state
+from pages._text import file_name, plain
+from pages.charts.predictions import top5_chart
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.demo.predict import SURE_AT, verdict
@@ -25,7 +27,7 @@ st.caption(
     "every photo is cropped to a square and shrunk to 64 × 64 pixels first."
 )
 
-runs = _widgets.require_runs()
+runs = _runs.require_runs()
 by_key = {str(r.path): r for r in runs}
 choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snapshots]
 
@@ -83,8 +85,8 @@ look = right.segmented_control(
 )
 
 upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
-files = _widgets.image_uploader(
-    f"Photos ({_widgets.UPLOAD_TYPES})", "tv_cls_files", multiple=True, where=upload_tab
+files = _images.image_uploader(
+    f"Photos ({_images.UPLOAD_TYPES})", "tv_cls_files", multiple=True, where=upload_tab
 )
 snap = camera_tab.camera_input(
     "Point the camera at something and take a photo", key="tv_cls_camera"
@@ -106,61 +108,61 @@ for n_file, file in enumerate(inputs):
         up = images.load_upload(file.getvalue())
     except images.ImageError as e:
         st.error(
-            f"**{_widgets.file_name(name)}**: {_widgets.plain(str(e))}",
+            f"**{file_name(name)}**: {plain(str(e))}",
             icon=":material/broken_image:",
         )
         continue
     st.divider()
     w, h = up.original_size
-    st.subheader(_widgets.file_name(name), anchor=False)
+    st.subheader(file_name(name), anchor=False)
     square = up.square(256)  # the models' centre crop, at display size
     for start in range(0, len(chosen), per_row):
         cols = st.columns([1] + [1.1] * per_row, gap="medium")
         if start == 0:
             cols[0].image(up.original, width="stretch", caption=f"{w} × {h} {up.format}")
-            seen = sorted({_widgets.run_size(by_key[k.split("#")[0]]) for k in chosen})
+            seen = sorted({_dataset.run_size(by_key[k.split("#")[0]]) for k in chosen})
             cols[0].image(
-                _widgets.big(up.rgb, 128),
+                _images.big(up.rgb, 128),
                 width=128,
                 caption="What the models see: " + ", ".join(f"{n} × {n}" for n in seen),
             )
             with cols[0]:
-                _widgets.heat_scale("looked least", "most", **HEAT)
+                _images.heat_scale("looked least", "most", **HEAT)
         for j, (col, key) in enumerate(
             zip(cols[1:], chosen[start : start + per_row], strict=False), start
         ):
             run = by_key[key.split("#")[0]]
             k = len(run.snapshots) if key.endswith("#snapshots") else 0
             try:
-                pred = _cache.prediction(run, _widgets.model_input(run, up), ensemble=k)
+                pred = _cache.prediction(run, _dataset.model_input(run, up), ensemble=k)
             except TinyvizError as e:  # a broken run must not take the other columns down
-                col.error(f"**{_widgets.plain(run.name)}**: {e}")
+                col.error(f"**{plain(run.name)}**: {e}")
                 continue
             with col:
                 run_name = f"{run.name}, {k} snapshots" if k else run.name
                 said = verdict(pred)
-                fam = _familiar.familiarity(run, _widgets.model_input(run, up))  # final weights
+                fam = _familiar.familiarity(run, _dataset.model_input(run, up))  # final weights
                 bold = said.sure and (fam is None or fam.verdict is not False)
                 size = "###" if per_row < 3 else "####"
                 with st.container(key=f"tv_cls_head_{n_file}_{j}"):
-                    st.markdown(f"**{_widgets.plain(run_name)}**  \n:gray[{about(run)}]")
+                    st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")
                     st.markdown(
-                        f"{size} {_widgets.plain(said.headline)}"
+                        f"{size} {plain(said.headline)}"
                         if bold
-                        else f"{size} :gray[{_widgets.plain(said.headline)}]",
+                        else f"{size} :gray[{plain(said.headline)}]",
                         help=None
                         if said.sure
                         else f"Its best guess has less than {SURE_AT:.0%} probability.",
                     )
-                    st.markdown(f":gray[{_widgets.plain(said.detail) or '&nbsp;'}]")
+                    st.markdown(f":gray[{plain(said.detail) or '&nbsp;'}]")
                 _familiar.note(fam)
                 net = _cache.model(run)
                 method = look if getattr(net, "gradcam_layer", None) else "gradient"
                 snapshot = run.snapshots[0].file if k else None
-                seen_rgb = _widgets.model_input(run, up)
+                seen_rgb = _dataset.model_input(run, up)
                 att = _cache.attribution(run, seen_rgb, pred.classes[0], method, snapshot=snapshot)
                 st.image(overlay(square, att.heat, **HEAT), width="stretch")
-                st.altair_chart(_widgets.top5_chart(pred, full_names), width="stretch")
+                st.altair_chart(top5_chart(pred, full_names), width="stretch")
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
                 of = " of the best snapshot" if k else ""
                 st.caption(

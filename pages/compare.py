@@ -1,12 +1,11 @@
 """Compare two models: on the same validation images, where they agree and where one wins."""
 
-import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _state, _widgets
-from tinyviz.demo.heatmaps import overlay
+from pages import _dataset, _disagree, _gate, _runs, _state
+from pages._text import plain
+from pages.charts import compare as charts
 from tinyviz.explain import compare
 from tinyviz.explain import saliency as explain
 
@@ -21,8 +20,8 @@ st.caption(
     "against transfer, two random starts, two architectures): where they agree, where one is right "
     "and the other wrong, and why."
 )
-data = _widgets.require_data()
-runs = [r for r in _widgets.require_runs() if list(r.wnids) == list(data.classes.wnids)]
+data = _dataset.require_data()
+runs = [r for r in _runs.require_runs() if list(r.wnids) == list(data.classes.wnids)]
 if len(runs) < 2:
     st.info(
         f"Comparing needs two runs trained on this data set's {len(data.classes)} classes; "
@@ -35,7 +34,7 @@ current = _state.current_run()
 first = str(current.path) if current and str(current.path) in by_path else paths[0]
 pick = st.columns(2)
 a_path = pick[0].selectbox(
-    "Model A", paths, index=paths.index(first), format_func=lambda p: _widgets.run_label(by_path[p])
+    "Model A", paths, index=paths.index(first), format_func=lambda p: _runs.run_label(by_path[p])
 )
 others = [p for p in paths if p != a_path]
 # the default B: the best run of the other kind (transfer against from scratch) if any
@@ -44,12 +43,12 @@ b_path = pick[1].selectbox(
     "Model B",
     others,
     index=others.index((contrast or others)[0]),
-    format_func=lambda p: _widgets.run_label(by_path[p]),
+    format_func=lambda p: _runs.run_label(by_path[p]),
     key=f"tv_cmp_b_{a_path}",
 )
 run_a, run_b = by_path[a_path], by_path[b_path]
-out_a = _widgets.ensure_analysis(run_a, data).outputs
-out_b = _widgets.ensure_analysis(run_b, data).outputs
+out_a = _gate.ensure_analysis(run_a, data).outputs
+out_b = _gate.ensure_analysis(run_b, data).outputs
 names = run_a.class_names
 
 
@@ -59,7 +58,7 @@ def comparison(key_a: tuple, key_b: tuple, _a, _b) -> compare.Comparison:
 
 
 c = comparison((a_path, run_a.stamp, len(out_a)), (b_path, run_b.stamp, len(out_b)), out_a, out_b)
-A, B = _widgets.plain(run_a.name), _widgets.plain(run_b.name)
+A, B = plain(run_a.name), plain(run_b.name)
 m = st.columns(4)
 m[0].metric(f"A: {run_a.name}", f"{c.right_a.mean():.1%}", help="top-1 on these images")
 m[1].metric(
@@ -74,39 +73,12 @@ m[3].metric(
     help="The chance of a split of the images only one gets right at least this uneven if "
     "both models were equally good: under 0.05, the difference is unlikely to be luck.",
 )
-st.caption(_widgets.measured_on(c.n, "single models, no test-time augmentation"))
+st.caption(_gate.measured_on(c.n, "single models, no test-time augmentation"))
 
 left, right = st.columns([2, 3], gap="large")
 with left:
     counts = c.matrix
-    cells = pd.DataFrame(
-        [
-            {"A": ra, "B": rb, "images": int(counts[i, j]), "share": counts[i, j] / max(c.n, 1)}
-            for i, ra in enumerate(["A right", "A wrong"])
-            for j, rb in enumerate(["B right", "B wrong"])
-        ]
-    )
-    base = alt.Chart(cells).encode(
-        x=alt.X("B:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
-        y=alt.Y("A:N", title=None),
-    )
-    st.altair_chart(
-        (
-            base.mark_rect().encode(
-                color=alt.Color("share:Q", scale=alt.Scale(scheme="greens"), legend=None),
-                tooltip=["A", "B", "images", alt.Tooltip("share:Q", format=".1%")],
-            )
-            + base.mark_text(fontSize=16)
-            .encode(
-                text=alt.Text("label:N"),
-                color=alt.condition("datum.share > 0.15", alt.value("white"), alt.value("#222")),
-            )
-            .transform_calculate(
-                label="format(datum.images, ',') + ' (' + format(datum.share, '.0%') + ')'"
-            )
-        ).properties(height=220, title="Agreement"),
-        width="stretch",
-    )
+    st.altair_chart(charts.agreement(counts, c.n), width="stretch")
     st.caption(
         f"{c.same_wrong:,} of the {counts[1, 1]:,} images both get wrong get the SAME wrong "
         "answer: the harder images, or a shared confusion."
@@ -129,26 +101,7 @@ with right:
     if rows.empty:
         st.info("Neither model is better than the other on any class.")
     else:
-        st.altair_chart(
-            alt.Chart(rows)
-            .mark_bar()
-            .encode(
-                x=alt.X("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-                y=alt.Y("model:N", title=None, axis=None),
-                row=alt.Row(
-                    "class:N",
-                    sort=list(dict.fromkeys(rows["class"])),
-                    header=alt.Header(labelAngle=0, labelAlign="left", title=None),
-                ),
-                color=alt.Color(
-                    "model:N",
-                    scale=alt.Scale(domain=["A", "B"], range=["#1f77b4", "#ff7f0e"]),
-                    legend=alt.Legend(orient="top", title=None),
-                ),
-                tooltip=["class", "model", alt.Tooltip("accuracy:Q", format=".0%")],
-            )
-            .properties(height=14, title="The classes where one model wins most"),
-        )
+        st.altair_chart(charts.class_wins(rows))
         st.caption(
             f"Accuracy on each class's {int(count.max())} validation images (or fewer): the "
             f"{len(a_wins)} classes A wins by most, then the {len(b_wins)} B wins by most."
@@ -185,34 +138,8 @@ page = (
 )
 
 
-def top5(run, out, i: int, truth: int) -> None:
-    classes, probs = compare.top_k(out, i, 5)
-    lines = [
-        (f":green[**{names[k]}**]" if k == truth else _widgets.plain(names[k])) + f" {p:.0%}"
-        for k, p in zip(classes, probs, strict=True)
-    ]
-    st.markdown("  \n".join(lines))
-
-
 for i in images[(page - 1) * PER_PAGE : page * PER_PAGE]:
-    i = int(i)
-    rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
-    cols = st.columns([1.1, 1.3, 1.1, 1.3, 1.1], gap="small", vertical_alignment="center")
-    cols[0].image(_widgets.big(rgb, 128), caption=f"{names[truth]} (image {i})", width=128)
-    for (col_text, col_map), run, out, tag in (
-        ((cols[1], cols[2]), run_a, out_a, "A"),
-        ((cols[3], cols[4]), run_b, out_b, "B"),
-    ):
-        with col_text:
-            st.markdown(f"**{tag}**: {_widgets.plain(run.name)}")
-            top5(run, out, i, truth)
-        answer = int(compare.top_k(out, i, 1)[0][0])
-        att = _cache.attribution(run, rgb, answer, method)
-        col_map.image(
-            overlay(_widgets.big(rgb, 128), att.heat, 0.55, weighted=True),
-            caption=f"where {tag} looks for {names[answer]}",
-            width=128,
-        )
+    _disagree.row(data, int(i), names, method, (("A", run_a, out_a), ("B", run_b, out_b)))
 st.caption(
     f"Images {(page - 1) * PER_PAGE + 1} to {min(page * PER_PAGE, len(images))} of "
     f"{len(images):,}; top-5 of each model (the true class in green) and the saliency map of "

@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _augment, _dataset, _images, _state
+from pages._text import plain
 from tinyviz.config import AugmentConfig
 from tinyviz.training import augment
 
@@ -13,7 +14,7 @@ PER_PAGE = 32
 AUG = list(AugmentConfig.__dataclass_fields__)
 
 st.title("The data")
-data = _widgets.require_data()
+data = _dataset.require_data()
 info = data.summary()
 c = st.columns(4)
 c[0].metric("Classes", f"{info['classes']:,}")
@@ -21,7 +22,7 @@ c[1].metric("Training images", f"{info['train']:,}")
 c[2].metric("Validation images", f"{info['val']:,}")
 c[3].metric("Corrupt (skipped)", f"{info['corrupt']:,}")
 st.caption(
-    f"Read from `{info['source']}` ({_widgets.plain(info['layout'] or 'Tiny ImageNet')}); "
+    f"Read from `{info['source']}` ({plain(info['layout'] or 'Tiny ImageNet')}); "
     f"decoded once to {data.size} × {data.size} arrays in `{info['cache']}`."
 )
 
@@ -112,7 +113,11 @@ if len(train_idx) == 0:
     st.stop()
 recipes = {
     "tinyviz defaults": AugmentConfig(),
-    **{f"recipe of {r.name}": r.config.train.augment for r in _state.all_runs()},
+    **{
+        f"recipe of {r.name}": r.config.train.augment
+        for r in _state.all_runs()
+        if r.imported is None  # trained elsewhere: its recipe here is a placeholder
+    },
 }
 
 
@@ -140,7 +145,7 @@ top[1].selectbox(
     persist_state="session",
     help="A shipped run's augmentation, or the defaults.",
 )
-_widgets.augment_ui("tv_aug_")
+_augment.augment_ui("tv_aug_")
 cfg = AugmentConfig(**{a: st.session_state[f"tv_aug_{a}"] for a in AUG})
 seed = st.session_state.setdefault("tv_aug_seed", 0)
 if st.button("Re-roll", icon=":material/casino:"):
@@ -150,10 +155,10 @@ out, captions = augment.preview(image, cfg, data.train.images, n=16, seed=seed)
 for r in range(2):
     row = st.columns(9)
     if r == 0:
-        row[0].image(_widgets.big(image, 128), caption="original", width="stretch")
+        row[0].image(_images.big(image, 128), caption="original", width="stretch")
     versions = zip(row[1:], out[8 * r : 8 * r + 8], captions[8 * r : 8 * r + 8], strict=True)
     for col, img, cap in versions:
-        col.image(_widgets.big(img, 128), caption=cap or " ", width="stretch")
+        col.image(_images.big(img, 128), caption=cap or " ", width="stretch")
 st.caption(
     f"16 augmented versions of {data.train.files[train_idx[pick - 1]].rsplit('/')[-1]} "
     f"(draw {seed}). Mixing partners are random training images; training draws one "

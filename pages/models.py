@@ -1,12 +1,15 @@
 """Models: every run as a leaderboard row beside the published figures; training curves."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages import _state, _widgets
+from pages import _leaderboard, _runs, _state
+from pages._text import file_name, plain
+from pages.charts import leaderboard as charts
+from tinyviz.io import shown_name
 from tinyviz.literature import cite
 from tinyviz.runs import leaderboard
+from tinyviz.runs.imported import describe as describe_import
 from tinyviz.runs.search import find_searches, trial_rows
 
 _state.entry(__file__)
@@ -14,15 +17,14 @@ _state.entry(__file__)
 st.title("Models")
 st.caption(
     "Every run found under `checkpoints/`, `runs/` and the folders added in the sidebar, "
-    "beside the figures of five published reports on Tiny ImageNet. Validation set of Tiny "
-    "ImageNet (10,000 images, 50 per class) unless a row says otherwise."
+    "beside the figures of five published reports on Tiny ImageNet."
 )
 
 broken = _state.found().broken  # listed here too, each with why: never left out in silence
 if broken:
     with st.expander(f"{len(broken)} run folder(s) cannot be used", icon=":material/report:"):
         st.dataframe(pd.DataFrame(leaderboard.broken_rows(broken)), hide_index=True)
-runs = _widgets.require_runs()
+runs = _runs.require_runs()
 groups = leaderboard.data_sets(runs)  # runs on different data sets do not compare
 group = groups[0]
 if len(groups) > 1:
@@ -32,6 +34,10 @@ if len(groups) > 1:
     )
     group = groups[labels.index(picked)] if picked in labels else group
 runs = list(group.runs)
+if group.tiny_imagenet:
+    st.caption(
+        "Validation set of Tiny ImageNet (10,000 images, 50 per class) unless a row says otherwise."
+    )
 
 ours = pd.DataFrame(leaderboard.rows(runs))
 # the reports' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
@@ -53,80 +59,16 @@ if group.tiny_imagenet:
     )
 else:
     st.caption(
-        f"{group.label}: the reports' published figures are Tiny ImageNet's, so they are not "
-        "shown beside these runs."
+        f"{group.label}: its own validation images, unless a row says otherwise; the "
+        "reports' published figures are Tiny ImageNet's, so they are not shown beside these "
+        "runs."
     )
 show_seeds = group.tiny_imagenet and st.toggle(
     "Show the reports' published figures in the table", value=True
 )
 table = pd.concat([ours, seeds]) if show_seeds else ours
 table = table.sort_values("top1", ascending=False, na_position="last")
-numeric = [
-    "top1",
-    "top5",
-    "loss",
-    "best_top1",
-    "params",
-    "flops",
-    "epochs",
-    "train_minutes",
-    "images_per_s",
-]
-table[numeric] = table[numeric].astype(float)  # None -> NaN: shown as blank, not "None"
-PERCENT = ["top1", "top5", "best_top1"]
-table[PERCENT] = table[PERCENT] * 100  # shown with one decimal everywhere: 78.7% beside 76.7%
-
-
-def fits(column: str, floor: int = 80, cap: int = 2000) -> int:
-    """A column's width in pixels that shows its longest text whole (the table scrolls
-    sideways instead of cutting "measured with" off); at most `cap` (a cell's full text
-    also shows on hover)."""
-    longest = max([len(str(v)) for v in table[column].dropna()] + [len(column)])
-    return min(cap, max(floor, 7 * longest + 28))
-
-
-# What a figure is first (run, scores, with what), then the long notes and the details.
-ORDER = [
-    "run", "model", "source", "top1", "top5", "best_top1", "best_with", "loss", "measured_on",
-    "params", "flops", "epochs", "train_minutes", "images_per_s", "hardware", "citation",
-]  # fmt: skip
-
-
-st.dataframe(
-    table.drop(columns=["path"]),
-    column_order=ORDER,
-    hide_index=True,
-    width="stretch",
-    placeholder="–",
-    height=min(36 * (len(table) + 1) + 2, 760),
-    column_config={
-        "run": st.column_config.TextColumn("run", width=fits("run")),
-        "source": st.column_config.TextColumn(
-            "from",
-            help="ours, imported from a file (tinyviz import), or the report that published it",
-        ),
-        "top1": st.column_config.ProgressColumn(
-            "top-1", format="%.1f%%", min_value=0, max_value=100
-        ),
-        "top5": st.column_config.NumberColumn("top-5", format="%.1f%%"),
-        "loss": st.column_config.NumberColumn("loss", format="%.3f"),
-        "best_top1": st.column_config.NumberColumn(
-            "best top-1",
-            format="%.1f%%",
-            help="with test-time augmentation or a snapshot ensemble",
-        ),
-        "best_with": st.column_config.TextColumn("measured with", width=fits("best_with")),
-        "measured_on": st.column_config.TextColumn(
-            "top-1 measured on", width=fits("measured_on", cap=420)
-        ),
-        "hardware": st.column_config.TextColumn("hardware", help="blank: the report does not say"),
-        "citation": st.column_config.TextColumn("source", width=fits("citation")),
-        "params": st.column_config.NumberColumn("parameters", format="compact"),
-        "flops": st.column_config.NumberColumn("FLOPs / image", format="compact"),
-        "train_minutes": st.column_config.NumberColumn("training (min)", format="%.1f"),
-        "images_per_s": st.column_config.NumberColumn("images/s", format="localized"),
-    },
-)
+table = _leaderboard.table(table)
 
 bars = table.dropna(subset=["top1"]).assign(
     who=lambda d: d.source.where(d.source == "ours", "published").mask(
@@ -134,29 +76,24 @@ bars = table.dropna(subset=["top1"]).assign(
     ),
     top1=lambda d: d.top1 / 100,
 )
-st.altair_chart(
-    alt.Chart(bars)
-    .mark_bar()
-    .encode(
-        x=alt.X("top1:Q", title="validation top-1", axis=alt.Axis(format="%")),
-        y=alt.Y("run:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
-        color=alt.Color(
-            "who:N",
-            title=None,
-            scale=alt.Scale(
-                domain=["ours", "imported", "published"], range=["#4c78a8", "#f58518", "#bab0ac"]
-            ),
-        ),
-        tooltip=["run", "model", alt.Tooltip("top1:Q", format=".1%"), "measured_on"],
-    )
-    .properties(height=22 * len(bars) + 40),
-    width="stretch",
-)
+st.altair_chart(charts.top1_bars(bars), width="stretch")
+
+imported = [r for r in runs if r.imported is not None]
+if imported:
+    with st.expander(f"How the {len(imported)} imported run(s) read the images"):
+        for r in imported:
+            st.text(f"{shown_name(r.name)}: {describe_import(r.imported)}")
 
 st.subheader("Training curves")
-names = [r.name for r in runs]
-chosen = st.multiselect("Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs")
-metric = st.radio(
+names = [r.name for r in runs if r.imported is None]  # imported runs trained elsewhere
+if imported:
+    st.caption(
+        f"{', '.join(file_name(r.name) for r in imported)}: trained elsewhere, so no curves here."
+    )
+chosen = names and st.multiselect(
+    "Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs"
+)
+metric = names and st.radio(
     "Metric",
     ["top1", "loss"],
     horizontal=True,
@@ -165,32 +102,7 @@ metric = st.radio(
 )
 curves = pd.DataFrame(leaderboard.curves([r for r in runs if r.name in chosen]))
 if len(curves):
-    base = alt.Chart(curves).encode(
-        x=alt.X("epoch:Q"),
-        y=alt.Y(
-            f"{metric}:Q",
-            title="top-1 accuracy" if metric == "top1" else "loss",
-            axis=alt.Axis(format="%" if metric == "top1" else ""),
-        ),
-        color=alt.Color("run:N"),
-        tooltip=["run", "epoch", "split", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    )
-    # Lines and points as two layers: with mark_line(point=True) the split legend would
-    # draw points, so train and val entries would look the same; here they are line samples.
-    lines = base.mark_line().encode(
-        strokeDash=alt.StrokeDash(
-            "split:N",
-            title="split",
-            scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 3]]),
-            legend=alt.Legend(
-                symbolType="stroke",
-                symbolStrokeColor="#555",  # a strokeDash legend has no colour of its own
-                symbolStrokeWidth=2,
-                symbolSize=500,
-            ),
-        )
-    )
-    st.altair_chart((lines + base.mark_circle(size=30, opacity=1)).interactive(), width="stretch")
+    st.altair_chart(charts.training_curves(curves, metric), width="stretch")
     st.caption(
         "Solid: validation set after each epoch (single model, no TTA). Dashed: the "
         "running average over the epoch's augmented (and possibly mixed) training "
@@ -200,26 +112,7 @@ if len(curves):
 st.subheader("Snapshot ensembles")
 ens = pd.DataFrame(leaderboard.ensemble_curves(runs))
 if len(ens):
-    st.altair_chart(
-        alt.Chart(ens)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X(
-                "members:Q",
-                title="snapshots in the ensemble (best first)",
-                axis=alt.Axis(tickMinStep=1),
-            ),
-            y=alt.Y(
-                "top1:Q",
-                title="validation top-1",
-                scale=alt.Scale(zero=False),
-                axis=alt.Axis(format="%"),
-            ),
-            color=alt.Color("label:N", title="run"),
-            tooltip=["label", "members", alt.Tooltip("top1:Q", format=".1%")],
-        ),
-        width="stretch",
-    )
+    st.altair_chart(charts.ensemble_curves(ens), width="stretch")
     st.caption(
         f"As figure 6 of {cite('004')}: the K best epochs of one run (by validation top-1), "
         "their softmax probabilities averaged. Chosen and scored on the validation set."
@@ -232,7 +125,7 @@ searches = find_searches(_state.run_roots())
 readable = [(folder, rec) for folder, rec in searches if not isinstance(rec, str)]
 for folder, reason in searches:
     if isinstance(reason, str):
-        st.caption(f":orange[{_widgets.plain(folder.name)}: {_widgets.plain(reason)}]")
+        st.caption(f":orange[{plain(folder.name)}: {plain(reason)}]")
 if not readable:
     st.caption(
         "No search yet: `python -m tinyviz search --model logreg --epochs 1 --trials 8 "
@@ -251,39 +144,7 @@ else:
     if trials.empty:
         st.caption("No trial has finished yet.")
     else:
-        base = alt.Chart(trials).encode(
-            x=alt.X(
-                "lr:Q",
-                title="learning rate",
-                scale=alt.Scale(type="log"),
-                axis=alt.Axis(format="~g", tickCount=6),
-            ),
-            y=alt.Y(
-                "weight_decay:Q",
-                title="weight decay",
-                scale=alt.Scale(type="log"),
-                axis=alt.Axis(format=".0e", tickCount=6),
-            ),
-            tooltip=[
-                "trial",
-                alt.Tooltip("lr:Q", title="learning rate", format=".2e"),
-                alt.Tooltip("weight_decay:Q", title="weight decay", format=".2e"),
-                alt.Tooltip("val_top1:Q", title="validation top-1", format=".1%"),
-                "run",
-            ],
-        )
-        points = base.mark_circle(size=220, opacity=0.9, stroke="#333", strokeWidth=0.5).encode(
-            color=alt.Color(
-                "val_top1:Q",
-                title="validation top-1",
-                scale=alt.Scale(scheme="viridis"),
-                legend=alt.Legend(format=".1%"),
-            )
-        )
-        best = base.transform_filter("datum.best").mark_point(
-            size=600, color="#d62728", strokeWidth=2.5
-        )
-        st.altair_chart((points + best).properties(height=380), width="stretch")
+        st.altair_chart(charts.search_scatter(trials), width="stretch")
         b = record.best
         limit = f"{record.train_limit:,} training images" if record.train_limit else "all images"
         st.caption(

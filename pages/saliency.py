@@ -1,101 +1,29 @@
 """Saliency: six ways of asking which pixels made the model choose a class, side by side."""
 
-import numpy as np
 import streamlit as st
 
-from pages import _cache, _familiar, _sanity, _state, _widgets
-from tinyviz.demo import images
+from pages import _cache, _dataset, _familiar, _images, _pick_image, _runs, _sanity, _state
+from pages._text import plain
+from pages.charts.predictions import top5_chart
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import saliency as explain
 from tinyviz.explain import speed
-from tinyviz.io import shown_name
 
 _state.entry(__file__)
 
-SOURCES = {
-    "browse": "Browse validation images",
-    "wrong": "Random misclassified",
-    "upload": "Upload an image",
-}
 FAST = {"gradient", "gradcam", "guided_backprop"}  # one backward pass; the others take tens
 
 st.title("Saliency maps")
-data = _widgets.require_data()
-run = _widgets.require_matching_run(data)
-data = _widgets.data_for(run, data)
+data = _dataset.require_data()
+run = _runs.require_matching_run(data)
+data = _dataset.data_for(run, data)
 names, net = data.classes.names, _cache.model(run)
 st.caption(
     f"Model: **{run.name}** ({run.model_name}, chosen in the sidebar). Every map "
     "explains this model's score for the target class on the image below."
 )
 
-source = st.segmented_control(
-    "Image",
-    list(SOURCES),
-    format_func=SOURCES.get,
-    default="browse",
-    required=True,
-    key="tv_sal_source",
-    persist_state="session",
-)
-rgb, title, truth = None, "", None
-if source == "browse":
-    left, right = st.columns([2, 3])
-    k = left.selectbox(
-        "Class",
-        range(len(names)),
-        key="tv_sal_class",
-        persist_state="session",
-        format_func=lambda i: f"{names[i]} ({data.classes.wnids[i]})",
-    )
-    idx = data.val.of_class(k)
-    if not len(idx):
-        st.warning(f"The data set has no validation image of {names[k]}.")
-        st.stop()
-    j = (
-        right.slider(
-            "Validation image of this class",
-            1,
-            len(idx),
-            key="tv_sal_pick",
-            persist_state="session",
-        )
-        - 1
-        if len(idx) > 1
-        else 0
-    )
-    with st.expander(f"All {len(idx)} validation images of {names[k]}"):
-        st.image(
-            [data.val.images[i] for i in idx],
-            width=56,
-            caption=[str(n + 1) for n in range(len(idx))],
-        )
-    i = int(idx[j])
-elif source == "wrong":
-    out = _widgets.ensure_analysis(run, data).outputs  # the stored predictions (or a sample)
-    wrong = out.image_index(out.misclassified())
-    if not len(wrong):
-        st.success(f"{run.name} classifies all {len(out):,} of these validation images correctly.")
-        st.stop()
-    again = st.button("Another one", icon=":material/casino:")
-    if again or st.session_state.get("tv_sal_wrong", (None,))[0] != str(run.path):
-        pick = int(np.random.default_rng().choice(wrong))
-        st.session_state["tv_sal_wrong"] = (str(run.path), pick)
-    i = st.session_state["tv_sal_wrong"][1]
-    st.caption(f"{len(wrong):,} of {len(out):,} validation images are misclassified by {run.name}.")
-else:
-    file = _widgets.image_uploader(f"An image ({_widgets.UPLOAD_TYPES})", "tv_sal_file")
-    if file is None:
-        st.info("Upload an image to explain.")
-        st.stop()
-    try:
-        rgb, title = images.load_upload(file.getvalue(), size=data.size).rgb, shown_name(file.name)
-    except images.ImageError as e:
-        st.error(f"**{_widgets.file_name(file.name)}**: {_widgets.plain(str(e))}")
-        st.stop()
-if rgb is None:
-    rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
-    title = data.val.files[i].rsplit("/", 1)[-1]
+rgb, title, truth = _pick_image.pick(run, data)
 
 pred = _cache.prediction(run, rgb)
 top = list(pred.classes)
@@ -112,7 +40,7 @@ if st.session_state.get("tv_sal_for") != (_cache.image_key(rgb), str(run.path)):
             st.session_state[f"tv_sal_m_{name}"] = False
 pic, chart, opts = st.columns([1, 1.6, 1.6], gap="medium")
 side = len(rgb)
-pic.image(_widgets.big(rgb, 192), width=192, caption=f"{_widgets.plain(title)} ({side} × {side})")
+pic.image(_images.big(rgb, 192), width=192, caption=f"{plain(title)} ({side} × {side})")
 with chart:
     verdict = (
         "" if truth is None else (" :green[(correct)]" if truth == top[0] else " :red[(wrong)]")
@@ -122,7 +50,7 @@ with chart:
         f"**Predicted:** {pred.names[0]} ({pred.probs[0]:.0%}){verdict}"
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
-    st.altair_chart(_widgets.top5_chart(pred, full, true_class=truth), width="stretch")
+    st.altair_chart(top5_chart(pred, full, true_class=truth), width="stretch")
     if truth is None:  # an upload: does it look like any of the classes at all?
         _familiar.note(_familiar.familiarity(run, rgb))
 with opts:
@@ -187,10 +115,10 @@ if slow:
         persist_state="session",
     )
 st.caption(
-    f"Saliency of **{run.name}** for class **{names[target]}** on {_widgets.plain(title)}, "
+    f"Saliency of **{run.name}** for class **{names[target]}** on {plain(title)}, "
     f"on the {_state.device().upper()}."
 )
-_widgets.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)
+_images.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)
 trust = _sanity.report(run, data)  # the methods' sanity checks, if stored
 for start in range(0, len(chosen), 3):
     for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
@@ -200,7 +128,7 @@ for start in range(0, len(chosen), 3):
             )
             # weighted: pixels without heat keep the image's own colour (a transparent
             # upload's white stays white, as in the model's input)
-            st.image(overlay(_widgets.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
+            st.image(overlay(_images.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
             on = described[att.layer].title if att.layer in described else att.layer
             extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import tinydata
+
+
+def _share_the_cores() -> None:
+    """Each pytest-xdist worker computes on its share of the cores: torch's and OpenMP's
+    thread pools default to every core, so two workers on two cores would run four busy
+    threads that wait for each other (one-thread training took 14 s of CPU here where two
+    threads took 47 s). Set before torch is imported; inherited by the processes tests
+    start (the CLI, background jobs, the app's server). An explicit setting wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, threads)
+
+
+_share_the_cores()
 
 # The slow lane: modules that start processes, train, or drive the app (AppTest, Chromium).
 # Tests elsewhere that do so carry @pytest.mark.slow themselves.
@@ -54,6 +70,11 @@ def tiny_data(tmp_path_factory, tiny_zip):
     return load(tiny_zip, root=tmp_path_factory.getbasetemp() / "cache", progress=False)
 
 
+TINY_CONFIG = dict(
+    model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32, lr=0.05, snapshots=3
+)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_data) -> Path:
     """A small resnet18 trained for a few epochs on the generated data set (about 10 s).
@@ -64,11 +85,8 @@ def tiny_run(tmp_path_factory, tiny_data) -> Path:
     from tinyviz.training.loop import train
 
     runs = tmp_path_factory.mktemp("runs")
-    data = tiny_data
-    cfg = TrainConfig(
-        model="resnet18", model_options={"width": 16}, epochs=4, batch_size=32, lr=0.05, snapshots=3
-    )
-    return train(cfg, data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
+    cfg = TrainConfig(**TINY_CONFIG)
+    return train(cfg, tiny_data, runs / "tiny-resnet18", progress=False, log=lambda s: None)
 
 
 EPOCH_VIEWS = (1, 2, 4)

@@ -62,3 +62,46 @@ def test_a_failing_job_says_why_and_is_not_relaunched(bare_run, tmp_path):
     assert retried.pid != job.pid
     background.child(retried.pid).wait()
     assert analysis_job.status(run, data).state == "failed"
+
+
+def test_two_sessions_launching_at_the_same_instant_start_one_process(bare_run, monkeypatch):
+    """Both sessions looked before either launched (both saw "none"): the lock, taken by
+    the launcher and handed to the process, lets one of them start it."""
+    import subprocess
+    import sys
+    import threading
+
+    run, data = bare_run
+    real = analysis_job.status
+    monkeypatch.setattr(
+        analysis_job,
+        "status",
+        lambda r, d, limit=0: analysis_job.AnalysisJob(real(r, d, limit).folder, "none"),
+    )
+    started = []
+
+    def fake_spawn(cmd, log, *, nice=0, hold=None):  # holds the lock as the job would
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(hold,)
+        )
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", fake_spawn)
+    at_once = threading.Barrier(2)
+
+    def session() -> None:
+        at_once.wait()
+        analysis_job.start(run, data)
+
+    threads = [threading.Thread(target=session) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert len(started) == 1
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()

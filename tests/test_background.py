@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyviz.runtime import background
+from tinyviz import io
+from tinyviz.runtime import background, tasks
 from tinyviz.runtime.background import JobFiles, Lock, Queue
 
 PY = sys.executable
@@ -120,6 +121,10 @@ def test_a_zombie_is_dead_and_our_finished_children_are_reaped(tmp_path):
     raw = subprocess.Popen([PY, "-c", "pass"])  # not ours: nobody polls it
     until(lambda: state_of(raw.pid) == "Z")
     assert not background.pid_alive(raw.pid)
+    # the same one test for a dead writer's temporary file: a zombie's is stale
+    tmp = tmp_path / f".x.json.{raw.pid}.abcd.tmp"
+    tmp.write_text("{")
+    assert io.remove_stale_in(tmp_path) == 1 and not tmp.exists()
     raw.wait()
 
     proc = background.spawn([PY, "-c", "pass"], tmp_path / "x.log")
@@ -182,3 +187,63 @@ def test_a_queued_job_can_give_up_waiting(tmp_path):
         pass
     assert queue.place("t") is None  # its ticket went with it
     os.close(fd)
+
+
+# ------------------------------------------------------------------------- tasks
+
+
+def test_a_task_says_where_it_is_from_its_files(tmp_path, monkeypatch):
+    """none -> running (with the worker's estimate, counted down on a fake clock) -> done;
+    failed with its first line; a launched process that died before its first report
+    says why from its log."""
+    clock = [1000.0]
+    monkeypatch.setattr(tasks, "_now", lambda: clock[0])
+    task = tasks.Task(tmp_path, "t")
+    assert task.state().state == "none"
+    with task.working() as report:
+        report(0.25, "a quarter", True, seconds_left=30.0)
+        now = task.state()
+        assert (now.state, now.fraction, now.message) == ("running", 0.25, "a quarter")
+        clock[0] += 10
+        assert task.state().eta_seconds == 20.0  # the worker's 30 s, 10 s ago
+        report(0.5, "half", True)
+        clock[0] += 10
+        assert task.state().eta_seconds == 20.0  # no estimate given: the rate so far
+        with pytest.raises(background.JobError), task.working():
+            pass  # one worker at a time
+    assert task.state().state == "done"
+    with pytest.raises(ValueError), task.working():
+        raise ValueError("bad input\nmore")
+    failed = task.state()
+    assert failed.state == "failed" and failed.error == "bad input" and not failed.active
+    assert task.clear() and task.state().state == "none"
+    dead = task.start([PY, "-c", "import sys; sys.exit('error: no such data set')"])
+    assert dead.state in ("starting", "failed")
+    until(lambda: not task.files.running())
+    background.child(task.files.launched().pid).wait(30)
+    assert task.state().error == "error: no such data set"
+
+
+def test_a_queued_task_says_its_place_and_starts_when_the_slot_frees(tmp_path):
+    queue = Queue(tmp_path / "q", slots=1, poll=0.01)
+    first, second = tasks.Task(tmp_path, "a"), tasks.Task(tmp_path, "b")
+    inside, release, done = threading.Event(), threading.Event(), []
+
+    def work(task: tasks.Task, hold: threading.Event | None) -> None:
+        with task.working(queue=queue):
+            inside.set()
+            if hold is not None:
+                hold.wait(30)
+            done.append(task.name)
+
+    a = threading.Thread(target=work, args=(first, release))
+    a.start()
+    inside.wait(30)
+    b = threading.Thread(target=work, args=(second, None))
+    b.start()
+    until(lambda: second.state().state == "waiting")
+    assert second.state().place == 1 and first.state().state == "running"
+    release.set()
+    a.join(30)
+    b.join(30)
+    assert done == ["a", "b"] and second.state().state == "done"

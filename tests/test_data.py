@@ -31,9 +31,25 @@ def test_archive_reads_official_layout(kind, tiny_zip, tiny_folder):
     assert a.read(a.val[0][0])[:2] == b"\xff\xd8"
 
 
-def test_zip_and_folder_decode_to_the_same_arrays(tiny_zip, tiny_folder, tmp_path):
-    dz = load(tiny_zip, root=tmp_path / "a", progress=False)
-    df = load(tiny_folder, root=tmp_path / "b", progress=False)
+def test_zip_and_folder_decode_to_the_same_arrays(tiny_zip, tiny_folder, tmp_path, monkeypatch):
+    """The zip through the pool of worker processes (what a set of more than a few hundred
+    images gets), the folder in this process: the same arrays either way."""
+    from tinyviz.data import cache
+
+    pools = []
+
+    class Pool(cache.ProcessPoolExecutor):
+        def __init__(self, *args, **kw):
+            pools.append(args)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", Pool)
+    with monkeypatch.context() as big:
+        big.setattr(cache, "IN_PROCESS_MAX", 0)
+        dz = load(tiny_zip, root=tmp_path / "a", workers=2, progress=False)
+    assert len(pools) == 1
+    df = load(tiny_folder, root=tmp_path / "b", workers=2, progress=False)
+    assert len(pools) == 1  # 120 images: no processes started
     assert np.array_equal(np.asarray(dz.train.images), np.asarray(df.train.images))
     assert np.array_equal(dz.val.labels, df.val.labels)
     assert dz.summary()["train"] == 96 and dz.summary()["classes"] == 4
@@ -51,6 +67,7 @@ def test_cache_reopens_without_decoding_and_rebuilds_when_archive_changes(tmp_pa
 
     files = tinydata.make_files(classes=2, train_per_class=6, val_per_class=2)
     z = tinydata.write_zip(tmp_path / "t.zip", files)
+    monkeypatch.setattr(cache, "CHUNK", 4)  # four chunks
     first = load(z, root=tmp_path / "c", workers=2, progress=False)
     build = cache._build
 
@@ -220,3 +237,125 @@ def test_open_decoded_opens_only_a_cache_built_before(tmp_path, tiny_zip, tiny_f
     opened = open_decoded(other, root=root)
     val_images = [name for name in tiny_files if name.startswith("val/images/")]
     assert opened is not None and len(opened.val.labels) == len(val_images)
+
+
+# ------------------------------------------------ the decode as a task (issue 18)
+
+
+def test_a_killed_decode_resumes_with_the_chunks_it_finished(tmp_path, monkeypatch):
+    from tinyviz.data import cache
+
+    monkeypatch.setattr(cache, "CHUNK", 10)
+    files = tinydata.make_files(classes=3, train_per_class=10, val_per_class=4)  # 3 + 2 chunks
+    z = tinydata.write_zip(tmp_path / "t.zip", files)
+    real, calls = cache._decode_chunk, []
+
+    def dies_after_two(*job):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill would stop it (nothing of it is recorded)
+        calls.append(job[:2])
+        return real(*job)
+
+    monkeypatch.setattr(cache, "_decode_chunk", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        load(z, root=tmp_path / "c", workers=1, progress=False)
+    assert len(list((tmp_path / "c").glob("*.partial"))) == 1
+    monkeypatch.setattr(cache, "_decode_chunk", lambda *job: calls.append(job[:2]) or real(*job))
+    resumed = load(z, root=tmp_path / "c", workers=1, progress=False)
+    assert len(calls) == len(set(calls)) == 5  # two before the kill, three after: none twice
+    fresh = load(z, root=tmp_path / "fresh", workers=1, progress=False)
+    assert np.array_equal(np.asarray(resumed.train.images), np.asarray(fresh.train.images))
+    assert np.array_equal(np.asarray(resumed.val.images), np.asarray(fresh.val.images))
+    assert not list((tmp_path / "c").glob("*.partial"))
+
+
+def test_two_sessions_asking_at_once_decode_the_data_set_once(tmp_path, tiny_zip, monkeypatch):
+    """The decode's lock is taken by whoever decodes (a session's thread, the command line,
+    a background process): the others wait for it, then open what it built."""
+    import threading
+
+    from tinyviz.data import cache
+
+    builds, real = [], cache._build
+    monkeypatch.setattr(cache, "_build", lambda *a, **k: builds.append(1) or real(*a, **k))
+    got, start = [], threading.Barrier(2)
+
+    def session() -> None:
+        start.wait()
+        got.append(load(tiny_zip, root=tmp_path / "c", workers=1, progress=False).cache)
+
+    threads = [threading.Thread(target=session) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(builds) == 1 and len(got) == 2 and got[0] == got[1]
+
+
+def test_the_decode_reports_from_its_first_second(tmp_path, tiny_zip, monkeypatch):
+    """Before the archive's list is read (seconds for 120,000 zip entries) the task's
+    progress file already says what is happening; then images and the time left."""
+    from tinyviz.data import cache
+
+    task = cache.decode_task(tiny_zip.resolve(), 64, tmp_path / "c")
+    seen, real = [], cache.open_archive
+
+    def listing(src):
+        seen.append(task.state())
+        return real(src)
+
+    monkeypatch.setattr(cache, "open_archive", listing)
+    load(tiny_zip, root=tmp_path / "c", workers=1, progress=False)
+    assert seen[0].state == "running" and "list of images" in seen[0].message
+    assert task.state().state == "done"
+
+
+def test_only_a_small_data_set_is_small(tmp_path, tiny_zip, tiny_folder, monkeypatch):
+    from tinyviz.data import cache
+
+    assert cache.is_small(tiny_zip) and cache.is_small(tiny_folder)
+    monkeypatch.setattr(cache, "SMALL_BYTES", tiny_zip.stat().st_size - 1)
+    monkeypatch.setattr(cache, "SMALL_FILES", 10)
+    assert not cache.is_small(tiny_zip) and not cache.is_small(tiny_folder)
+
+
+def test_a_background_decode_is_one_process_however_many_ask(tmp_path, tiny_zip, monkeypatch):
+    """What a page does for a large data set: `tinyviz data` in the background; a second
+    asker launches nothing; the cache it builds is what `open_decoded` opens."""
+    import time as clock
+
+    from tinyviz.data import cache, open_decoded
+    from tinyviz.runtime import background
+
+    root = tmp_path / "c"
+    monkeypatch.setenv("TINYVIZ_CACHE", str(root))
+    first = cache.start_decode(tiny_zip)
+    second = cache.start_decode(tiny_zip)
+    assert first.active and second.active
+    task = cache.decode_task(tiny_zip.resolve(), 64, root)
+    launched = task.files.launched()
+    deadline = clock.monotonic() + 120
+    while task.files.running() and clock.monotonic() < deadline:
+        clock.sleep(0.05)
+    proc = background.child(launched.pid)
+    assert proc is None or proc.wait(60) == 0, task.log_tail(5)
+    assert task.files.launched() == launched  # the second asker started nothing
+    assert task.state().state == "done" and open_decoded(tiny_zip, root=root) is not None
+
+
+def test_a_large_data_set_decodes_with_decoders_started_before_its_list(
+    tmp_path, tiny_zip, monkeypatch
+):
+    """For a large set the decoding processes start while the list of images is read (they
+    open the zip for themselves); what they decode is what one process decodes."""
+    from tinyviz.data import cache
+
+    started = []
+    real = cache._start_pool
+    monkeypatch.setattr(cache, "_start_pool", lambda *a: started.append(a) or real(*a))
+    monkeypatch.setattr(cache, "SMALL_BYTES", 0)
+    early = load(tiny_zip, root=tmp_path / "a", workers=2, progress=False)
+    assert len(started) == 1  # once, before the listing, and used for every chunk
+    one = load(tiny_zip, root=tmp_path / "b", workers=1, progress=False)
+    assert np.array_equal(np.asarray(early.train.images), np.asarray(one.train.images))
+    assert np.array_equal(np.asarray(early.val.images), np.asarray(one.val.images))

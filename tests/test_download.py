@@ -225,3 +225,24 @@ def test_describe_missing():
     assert "python -m tinyviz download" in text
     assert "TINYVIZ_DATA" in text and "data/tiny-imagenet-200.zip" in text
     assert "**" not in text and "#" not in text
+
+
+def test_two_askers_download_once_and_share_the_progress(tmp_path, server, payload):
+    """Two sessions (or a session and `tinyviz download`) asking at once: one download, the
+    other waits for it and keeps its file; its progress is the task's, for every page."""
+    from tinyviz.data.download import download_task
+
+    got, start = [], threading.Barrier(2)
+
+    def ask() -> None:
+        start.wait()
+        got.append(download(server.url("/tiny.zip"), tmp_path, progress=False))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == [tmp_path / FILENAME] * 2 and server.hits.count("/tiny.zip") == 1
+    state = download_task(tmp_path).state()
+    assert state.state == "done" and state.fraction == 1.0

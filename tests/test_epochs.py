@@ -145,12 +145,13 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_run_resumed_keeps_each_view_once(tiny_data, tmp_path, monkeypatch):
+def test_a_killed_run_resumed_keeps_each_view_once(view_run, tiny_data, tmp_path, monkeypatch):
     """Killed just after epoch 2's view was written, before its resume state: epoch 2 is
-    trained again, and its view kept again, once; the views match an unbroken run's."""
+    trained again, and its view kept again, once; the views match an unbroken run's (the
+    session's `view_run`, trained with the same `CFG` on the same data)."""
     from tinyviz.training import loop
 
-    straight = train(CFG, tiny_data, tmp_path / "a", progress=False, log=lambda s: None)
+    straight = view_run
     real, seen = loop.save_state, []
 
     def save_state(folder, *args):
@@ -174,8 +175,9 @@ def test_a_killed_run_resumed_keeps_each_view_once(tiny_data, tmp_path, monkeypa
         assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
 
 
-def test_a_view_analysis_cut_short_is_finished_by_the_resumed_run(tiny_data, tmp_path):
-    run = train(CFG, tiny_data, tmp_path / "r", progress=False, log=lambda s: None)
+def test_a_view_analysis_cut_short_is_finished_by_the_resumed_run(view_run, tiny_data, tmp_path):
+    run = tmp_path / "r"
+    shutil.copytree(view_run, run)  # a finished `CFG` run, its resume state included
     folder = runs.RunFolder(run)
     shutil.rmtree(folder.epoch_analysis(1))  # as if killed while epoch 1's pass ran
     assert not epochs.views(run, tiny_data)[0].analysed
@@ -292,16 +294,15 @@ def test_every_write_of_a_run_with_views_survives_a_kill(tiny_zip, tmp_path, cap
     """SIGKILLed at each write of its folder (the views' analyses included), then resumed:
     each chosen epoch has its view once, with the weights of an unbroken run and one
     analysis (a kill in the last epoch's pass leaves that to `tinyviz analyse`)."""
-    from test_kill_writes import kill_points, train_args
+    from test_kill_writes import kill_points, train_args, writes_of_a_whole_run
     from test_kill_writes import tinyviz as killed_at
 
     def args(out: Path) -> list[str]:
         return [*train_args(tiny_zip, out), "--epoch-views", "1,2"]
 
     ref = tmp_path / "ref"
-    res = killed_at(*args(ref))
-    assert res.returncode == 0, res.stderr
-    writes = int(res.stderr.strip().splitlines()[-1].split()[-1])
+    writes = writes_of_a_whole_run(*args(ref))
+    capsys.readouterr()
     want = {e: runs.load_weights(runs.RunFolder(ref).epoch_weights(e)) for e in (1, 2)}
     for k in kill_points(writes):
         out = tmp_path / f"kill{k:02d}"

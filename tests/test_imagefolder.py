@@ -93,12 +93,15 @@ def test_classes_txt_gives_order_and_names(folder_set, tmp_path):
     assert {lab for rel, lab in a.val if rel.startswith("val/apple/")} == {4}
 
 
-def test_unreadable_files_are_counted_and_skipped(folder_set, tmp_path):
+@pytest.mark.parametrize("pool", [False, True], ids=["in-process", "worker-pool"])
+def test_unreadable_files_are_counted_and_skipped(folder_set, tmp_path, monkeypatch, pool):
     root = copy(folder_set, tmp_path)
     (root / "train" / "apple" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg at all")
     (root / "val" / "daisy" / "empty.png").write_bytes(b"")
     (root / "train" / "apple" / "notes.txt").write_text("not an image: ignored")
-    d = load(root, progress=False)
+    if pool:  # as a set of more than a few hundred images is decoded
+        monkeypatch.setattr(cache, "IN_PROCESS_MAX", 0)
+    d = load(root, workers=2, progress=False)
     assert d.summary()["corrupt"] == 2 and len(d.train) == 60 and len(d.val) == 20
     assert sorted(d.corrupt) == ["train/apple/broken.jpg", "val/daisy/empty.png"]
     assert not any(f.endswith(("broken.jpg", "empty.png")) for f in d.train.files + d.val.files)
@@ -126,7 +129,8 @@ BAD = {
         "val/c/ is a class that train/ lacks",
     ),
     "train without val": ({"train/a/1.png": PNG, "train/b/1.png": PNG}, "no val/ folder"),
-    "one class": ({"a/1.png": PNG, "a/2.png": PNG}, "1 class folders: tinyviz takes 2"),
+    "one class": ({"a/1.png": PNG, "a/2.png": PNG}, "1 class folder: tinyviz takes 2"),
+    "one image a class": ({"a/1.png": PNG, "b/1.png": PNG}, "no validation images: give each"),
     "classes.txt lists a folder that is not there": (
         {"a/1.png": PNG, "a/2.png": PNG, "b/1.png": PNG, "b/2.png": PNG, "classes.txt": b"a\nz\n"},
         "classes.txt line 2 names no class folder",

@@ -200,6 +200,28 @@ def test_a_keras_model_is_explained_channels_first(tmp_path, tiny_data):
     assert seen == [(3, 16, 16, 16)]  # NCHW: 16 channels of 16 x 16
 
 
+def test_a_keras_model_that_rescales_its_input_gets_0_255_pixels(tmp_path, tiny_data):
+    """The usual Keras pipeline: image_dataset_from_directory's 0-255 pixels, rescaled by
+    the model's first layer. Its import feeds it 0-255 pixels without being told."""
+    from tinyviz.models import keras_net
+
+    keras = keras_net.keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Rescaling(1 / 255, name="scale")(inp)
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    keras.Model(inp, keras.layers.Dense(4, name="pred")(h)).save(str(tmp_path / "mine.keras"))
+    run = open_run(imported(tmp_path, tiny_data, tmp_path / "mine.keras"))
+    prep = run.imported.preprocess
+    assert prep.std == (1 / 255,) * 3 and "pixels 0-255" in prep.describe()
+    x = images()
+    small = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear")
+    with torch.no_grad():
+        want = keras_net.load(tmp_path / "mine.keras")(small.permute(0, 2, 3, 1) * 255)
+        assert torch.allclose(load_model(run)(x), want, atol=1e-4)
+
+
 # ------------------------------------------------------------------- the containers
 
 
@@ -308,7 +330,8 @@ def test_the_cli_imports_evaluates_and_warns_near_chance(tmp_path, tiny_zip, cap
     assert open_run(out).score.n == 24  # evaluated on the whole validation set
     assert main([*args, "--out", str(out)]) == 2  # never over a run
     assert "not empty" in capsys.readouterr().err
-    assert near_chance(0.9, 4) == ""
+    assert near_chance(0.9, 4) == "" and near_chance(0.9, 2) == "" and near_chance(0.02, 200) == ""
+    assert "(50.0% with 2 classes)" in near_chance(0.55, 2) and near_chance(0.008, 200)
 
 
 def test_the_import_help_says_that_user_code_runs(capsys):
@@ -338,6 +361,18 @@ def test_an_imported_run_is_listed_and_explained_on_the_pages(tmp_path, tiny_dat
     table = models_page.dataframe[0].value
     row = table[table["run"] == "student"].iloc[0]
     assert row["source"] == "imported from student.pt" and row["model"].startswith("code:")
+    how = [t.value for t in models_page.text if t.value.startswith("student: student.pt")]
+    assert how == [
+        "student: student.pt: code:mynet.py:Net; size as given, ImageNet normalisation, RGB, "
+        "NCHW; classes in the order of class folders sorted by name"
+    ]
+    assert not [m for m in models_page.multiselect if m.key == "tv_curve_runs"]  # no curves
+    assert any("trained elsewhere, so no curves" in c.value for c in models_page.caption)
+    # its recipe here is a placeholder (it was trained elsewhere): no preset to start from
+    presets = ok(open_page("pages/train.py")).selectbox(key="tv_tr_preset").options
+    assert presets and not any("student" in p for p in presets)
+    recipes = ok(open_page("pages/data.py")).selectbox(key="tv_aug_recipe").options
+    assert recipes == ["tinyviz defaults"]
     ok(open_page("pages/channels.py", run_dir))
     at = ok(open_page("pages/saliency.py", run_dir))
     assert at.get("imgs") or at.image, "the saliency page drew no maps"
@@ -372,5 +407,6 @@ def test_the_import_page_refuses_in_one_line_and_imports_in_the_background(
     assert open_run(job.run).score.n == 24
     at = ok(at.run())
     assert any("student is a run now" in s.value for s in at.success)
+    assert job.result["classes"] == 4
     with pytest.raises(ConfigError, match="exists already"):
         import_job.command(import_job.ImportForm(str(tmp_path / "student.pt"), "student", "x"))

@@ -6,6 +6,8 @@ so the whole file stays fast on a CPU.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import urllib.error
 from collections import Counter
@@ -329,6 +331,20 @@ def test_tv_resnet_says_clearly_when_weights_cannot_be_had(
     assert "\n" not in message
     for part in ("ResNet18_Weights.IMAGENET1K_V1", str(tmp_path), "download", "effnet_lite0"):
         assert part in message
+
+
+def test_the_zoo_and_the_run_record_leave_torchvision_unimported():
+    """Importing torchvision takes seconds: only building a tv_resnet imports it, and a run
+    records its version (build tag included) all the same."""
+    code = (
+        "import json, sys, torch; import tinyviz.models, tinyviz.training.loop; "
+        "from tinyviz.runtime.device import environment; "
+        "env = environment(torch.device('cpu')); "
+        "print(json.dumps([env.get('torchvision'), 'torchvision' in sys.modules]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == [torchvision.__version__, False]
 
 
 @pytest.mark.parametrize(("variant", "env"), [

@@ -242,3 +242,45 @@ def test_a_deferred_section_that_comes_back_gets_a_new_trigger(app_env, confused
     ok(at.run())
     assert at.session_state[_defer.WAITS] == 2  # a new placeholder, with a new token
     assert any("Computing the contrastive maps" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_tsne_map_is_computed_in_the_background_with_the_pca_map_meanwhile(
+    app_env, confused_run, tiny_data, monkeypatch
+):
+    """Nothing slow in a script run: a t-SNE map that is not stored yet is started as
+    background work (one process for every visitor asking), the PCA map of the same images
+    is drawn under its progress, and the page draws the t-SNE map once it is stored."""
+    import os
+    import signal
+
+    from tinyviz.explain import work
+    from tinyviz.runtime import background
+
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    launched = []
+    spawn = background.spawn
+
+    def held(*a, **k):  # the map is held still until the page has been asked again
+        proc = spawn(*a, **k)
+        os.kill(proc.pid, signal.SIGSTOP)
+        launched.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", held)
+    try:
+        at = ok(open_page("pages/embeddings.py", confused_run, tv_emb_method="tsne"))
+        assert "being computed in the background" in at.info[0].value and at.get("progress")
+        (spec,) = plotly_specs(at)
+        assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1")  # PCA meanwhile
+        ok(at.run())  # asked again (another visitor, a rerun): the same process
+        assert "being computed in the background" in at.info[0].value and len(launched) == 1
+    finally:
+        for proc in launched:
+            os.kill(proc.pid, signal.SIGCONT)
+    assert launched[0].wait(240) == 0
+    ok(at.run())
+    assert not at.info and not at.get("progress")
+    (spec,) = plotly_specs(at)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert work.KINDS["map"].stored  # the kind a page asks for, by name

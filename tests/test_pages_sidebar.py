@@ -134,3 +134,50 @@ def test_the_preloaded_chart_code_is_found_in_this_streamlits_build():
         e for e in _preload.ELEMENTS if any(n.startswith(e + ".") for n in names)
     ]
     assert names[-1].startswith("PlotlyChart.")
+
+
+def test_a_large_data_set_is_decoded_in_the_background_and_the_page_follows(
+    app_env, tmp_path, tiny_files, monkeypatch
+):
+    """Nothing slow in a script run: a data set too large to decode in a second or two is
+    decoded by `tinyviz data` in the background (the page shows its progress at once and
+    stops); a second visitor follows the same process; when it is done the page draws."""
+    import os
+    import signal
+    import time
+
+    import tinydata
+
+    from tinyviz.data import cache
+    from tinyviz.runtime import background
+
+    fresh = tinydata.write_zip(tmp_path / "fresh.zip", tiny_files)  # never decoded
+    monkeypatch.setenv("TINYVIZ_DATA", str(fresh))
+    monkeypatch.setattr(cache, "SMALL_BYTES", 0)  # as if it were 250 MB
+    launched = []
+    spawn = background.spawn
+
+    def held(*a, **k):  # the decode is held still until the second visitor has looked
+        proc = spawn(*a, **k)
+        os.kill(proc.pid, signal.SIGSTOP)
+        launched.append(proc)
+        return proc
+
+    monkeypatch.setattr(background, "spawn", held)
+    try:
+        first = open_page("pages/data.py")
+        assert not first.exception and "in the background" in first.info[0].value
+        assert first.get("progress") and not first.metric  # progress at once; nothing drawn
+        second = open_page("pages/data.py")
+        assert "in the background" in second.info[0].value and len(launched) == 1
+    finally:
+        for proc in launched:
+            os.kill(proc.pid, signal.SIGCONT)
+    task = cache.decode_task(fresh.resolve(), 64)
+    deadline = time.monotonic() + 120
+    while task.files.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert launched[0].wait(60) == 0, task.log_tail(5)
+    done = page("pages/data.py")
+    assert [m.label for m in done.metric][:3] == ["Classes", "Training images", "Validation images"]
+    assert len(launched) == 1 and not done.info

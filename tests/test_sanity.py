@@ -174,7 +174,7 @@ def test_a_task_reports_progress_and_refuses_a_second_runner(tmp_path):
         assert now.state == "running" and now.fraction == 0.5 and now.message == "half"
         with pytest.raises(tasks.JobError), tasks.running(run, "x"):
             pass
-    assert tasks.state(run, "x").state == "none"  # done: the caller's cache says so
+    assert tasks.state(run, "x").state == "done"  # its result is the caller's to find
     with pytest.raises(RuntimeError), tasks.running(run, "x"):
         raise RuntimeError("broken weights")
     failed = tasks.state(run, "x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CONFIG
 
 from tinyviz import io, runs
 from tinyviz.config import AugmentConfig, TrainConfig
-from tinyviz.data import load
 from tinyviz.errors import ConfigError, TrainingError
 from tinyviz.runs.evaluate import evaluate_run
 from tinyviz.training.loop import lr_at, train
@@ -28,28 +29,31 @@ SMALL = TrainConfig(
 
 
 @pytest.fixture(scope="module")
-def data(tiny_zip, tmp_path_factory):
-    return load(tiny_zip, root=tmp_path_factory.mktemp("cache"), progress=False)
+def data(tiny_data):
+    return tiny_data
 
 
 @pytest.fixture(scope="module")
-def run(data, tmp_path_factory) -> Path:
+def run(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the session's trained run (`TINY_CONFIG`): these tests record evaluations."""
     out = tmp_path_factory.mktemp("runs") / "r"
-    train(SMALL.replace(epochs=6), data, out, progress=False, log=lambda s: None)
+    shutil.copytree(tiny_run, out)
     return out
 
 
 def test_run_folder_holds_everything(run):
     r = runs.open_run(run)
+    epochs, kept = TINY_CONFIG["epochs"], TINY_CONFIG["snapshots"]
     assert r.model_name == "resnet18" and len(r.wnids) == 4
-    assert r.config.train.epochs == 6 and r.config.model.params > 0
+    assert r.config.train.epochs == epochs and r.config.model.params > 0
     assert r.config.env["torch"] == torch.__version__
-    assert [m.epoch for m in r.metrics] == [1, 2, 3, 4, 5, 6]
+    assert [m.epoch for m in r.metrics] == list(range(1, epochs + 1))
     assert all(m.images_per_s > 0 and m.seconds > 0 and 0 <= m.val_top1 <= 1 for m in r.metrics)
     snaps = r.snapshots
-    assert len(snaps) == 2 and snaps[0].top1 >= snaps[1].top1
+    tops = [s.top1 for s in snaps]
+    assert len(snaps) == kept >= 2 and tops == sorted(tops, reverse=True)
     assert all(r.snapshot_path(s).exists() for s in snaps)
-    assert len(list((run / "snapshots").glob("*.safetensors"))) == 2
+    assert len(list((run / "snapshots").glob("*.safetensors"))) == kept
     assert json.loads((run / "progress.json").read_text())["status"] == "done"
     # the resume state is one file (one atomic commit), and no temporary file is left
     assert (run / "resume.safetensors").exists() and not (run / "state.json").exists()

@@ -1,4 +1,5 @@
-"""The command line of tinyviz: data, training, evaluation, export and analysis of runs.
+"""The command line of tinyviz: data sets, training, evaluation, export and analysis of runs,
+and models trained elsewhere (import).
 
 Training options are generated from the fields of `TrainConfig` and `AugmentConfig` (their
 help text included), so the command line, the Python API and `config.json` always agree.
@@ -69,7 +70,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="tinyviz", description=__doc__.splitlines()[0])
+    p = Parser(prog="tinyviz", description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = p.add_subparsers(title="commands", parser_class=Parser)
 
     d = sub.add_parser("data", help="check the data set, build its cache, print a summary")
@@ -501,18 +502,18 @@ def cmd_search(args) -> int:
 
 
 def cmd_analyse(args) -> int:
-    import os
     import time
 
     from .data import load
     from .errors import JobError
     from .explain import analysis
     from .runs.folder import open_run
+    from .runtime import background
 
     if args.limit < 0:
         raise ConfigError("--limit must be 0 (all images) or more")
     if args.nice:
-        os.nice(args.nice)
+        background.lower_priority(args.nice)
     run = open_run(Path(args.run))  # a broken run is refused before the data is read
     data = load(args.data, size=_run_size(run), progress=not args.quiet)
     if list(run.wnids) != list(data.classes.wnids):
@@ -706,12 +707,24 @@ def cmd_train_features(args) -> int:
 
 # ------------------------------------------------------- your own model (issue 17)
 
-IMPORT_HELP = """ARCH (not needed for .onnx and .keras/.h5 files): a tinyviz model name,
+IMPORT_HELP = """A model trained in your own code becomes a run folder that every page explains:
+it is scored on DATA's validation images (so it must have been trained on DATA's classes),
+and its analysis starts in the background.
+
+ARCH (not needed for .onnx and .keras/.h5 files): a tinyviz model name,
 torchvision:NAME, timm:NAME (built without downloading weights), or your own class or
 factory as path/to/file.py:Name or package.module:Name. Your code RUNS: when the model is
 imported and every time the run is loaded later (the run records the file's digest and
 refuses a changed file). Weights files are read without unpickling code (safetensors, or
-torch.load(weights_only=True)); a whole pickled model is refused."""
+torch.load(weights_only=True)); a whole pickled model is refused.
+
+Examples:
+  # PyTorch, after torch.save(model.state_dict(), "mine.pt"):
+  tinyviz import mine.pt --arch torchvision:resnet18 --data tiny-imagenet-200.zip --out runs/mine
+  # Keras 3 (a Keras 2 .h5 too, where Keras 3 reads it):
+  tinyviz import mine.keras --data tiny-imagenet-200.zip --out runs/mine-keras
+  # TensorFlow: python -m tf2onnx.convert --saved-model DIR --opset 17 --output mine.onnx
+  tinyviz import mine.onnx --data tiny-imagenet-200.zip --out runs/mine-onnx"""
 
 
 def add_import_command(sub) -> None:
@@ -724,13 +737,22 @@ def add_import_command(sub) -> None:
     )
     i.add_argument("weights", help=".safetensors, .pt/.pth/.pth.tar/.ckpt, .onnx, .keras or .h5")
     i.add_argument("--arch", help="the architecture (see above)")
-    i.add_argument("--data", help="the data set it was trained on (default: TINYVIZ_DATA)")
+    i.add_argument(
+        "--data", help="the data set it was trained on, zip or folder (default: TINYVIZ_DATA)"
+    )
     i.add_argument("--out", required=True, help="the new run folder")
-    i.add_argument("--size", type=int, help="input size the model expects (default: the route's)")
+    i.add_argument(
+        "--size",
+        type=int,
+        help="the input size the model was trained at, in pixels (default: what a timm, ONNX "
+        "or Keras model says, else the data set's image size); images are resized to it",
+    )
     i.add_argument(
         "--normalize",
-        help="imagenet, tf ((x - 0.5) / 0.5), none, or M1,M2,M3:S1,S2,S3 on [0, 1] pixels "
-        "(default: imagenet for torchvision and code, timm's own, none for ONNX and Keras)",
+        help="imagenet, tf ((x - 0.5) / 0.5), none ([0, 1] pixels), 255 (0-255 pixels), or "
+        "M1,M2,M3:S1,S2,S3 in units of a [0, 1] pixel (default: imagenet for torchvision and "
+        "your code, timm's own for timm, none for ONNX and Keras, 255 for a Keras model "
+        "whose first layer is Rescaling(1/255))",
     )
     i.add_argument("--channels", choices=["rgb", "bgr"], help="channel order (default: rgb)")
     i.add_argument(
@@ -787,6 +809,7 @@ def cmd_import(args) -> int:
             "top1": round(result["top1"], 4),
             "top5": round(result["top5"], 4),
             "n": result["n"],
+            "classes": len(data.classes.wnids),
             "analysis": analysis,
             **({"warning": warning} if warning else {}),
         }

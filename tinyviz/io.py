@@ -105,19 +105,35 @@ def _remove_dead(temporaries) -> int:
 
 def _writer_alive(tmp_name: str) -> bool:
     """`.NAME.PID.RANDOM.tmp`: whether PID still runs (older writers named none: dead)."""
+    from .runtime import pids
+
     parts = tmp_name.rsplit(".", 3)
     pid = parts[-3] if len(parts) == 4 else ""
     if not pid.isdigit():
         return False
-    if int(pid) == os.getpid():
-        return True
+    return int(pid) == os.getpid() or pids.alive(int(pid))
+
+
+def keep_within(folder: Path, budget: int, keep=frozenset(), pattern: str = "*") -> int:
+    """Delete the least recently used files of `folder` matching `pattern` (by mtime:
+    whoever reads one touches it) until their bytes fit `budget`; names in `keep` stay.
+    Returns the bytes left. What a server derives and writes stays bounded this way."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
+        files = [(p.stat(), p) for p in Path(folder).glob(pattern) if p.is_file()]
     except OSError:
-        return True
-    return True
+        return 0
+    total = sum(st.st_size for st, _ in files)
+    for st, path in sorted(files, key=lambda f: f[0].st_mtime_ns):
+        if total <= budget:
+            break
+        if path.name in keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= st.st_size
+    return total
 
 
 # ------------------------------------------------------------------- reading

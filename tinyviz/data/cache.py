@@ -1,15 +1,24 @@
 """Decode the data set once into uint8 arrays on disk, memory-mapped ever after.
 
 Decoding 110,000 JPEGs every epoch is the classic bottleneck of Tiny ImageNet projects. We
-decode once, in parallel over all cores, into `N x S x S x 3` uint8 `.npy` files under
-`TINYVIZ_CACHE` (default `~/.cache/tinyviz`); training and analysis then read arrays. `S` is
-the size chosen when the cache is built (`SIZE`, 64, by default: Tiny ImageNet's own; 32
-suits CIFAR-sized images, more suits transfer learning), and a data set remembers the size
-it was last built at, so later commands need not repeat it.
+decode once, in parallel over all cores (a set of a few hundred images in this process), into
+`N x S x S x 3` uint8 `.npy` files under `TINYVIZ_CACHE` (default `~/.cache/tinyviz`);
+training and analysis then read arrays. `S` is the size chosen when the cache is built
+(`SIZE`, 64, by default: Tiny ImageNet's own; 32 suits CIFAR-sized images, more suits
+transfer learning), and a data set remembers the size it was last built at, so later
+commands need not repeat it.
 The cache folder is keyed by the archive's fingerprint and the size, so a changed archive is
-decoded anew, and it is written to a temporary folder and renamed, so a killed build leaves
-nothing behind. Reopening never reads the archive: a zip is known by its size and mtime, a
-folder by the mtimes of the folders its file list came from (`Archive.watched`).
+decoded anew, and it is written to `<folder>.partial/` and renamed when complete, so nothing
+half-built is ever opened. Reopening never reads the archive: a zip is known by its size and
+mtime, a folder by the mtimes of the folders its file list came from (`Archive.watched`).
+
+A decode is a `runtime.tasks.Task` (`decode_task`): one process at a time decodes a data set
+at a size, whoever asks (the command line, a page's script run, or a background process a
+page started for a large data set, `start_decode`), and the others wait for it and open
+what it built; its progress (images, and the time left at the measured speed) is in the
+task's progress file for every page to show. A killed decode resumes: the chunks already
+decoded into `<folder>.partial/` are kept (`chunks.json`), and a partial build nobody
+resumes is removed after `PARTIAL_HOURS`.
 
 `val_key` is a digest of what the validation set IS (class order, file names, labels and the
 decoded pixels), stored in the cache's metadata: results computed on the validation set (a
@@ -19,13 +28,15 @@ or folder, wherever it lies, and for no other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
-import tempfile
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -37,14 +48,22 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import CheckpointError, DataError
 from ..io import read_json, write_json
-from .archive import Archive, Classes, locate, open_archive
-from .imagefolder import FORMATS
+from ..runtime.tasks import Task
+from .archive import Archive, Classes, _zip_root, locate, open_archive
+from .imagefolder import FORMATS, is_image_folder
 from .progress import Progress, reporter
 
 SIZE = 64
 MIN_SIZE, MAX_SIZE = 8, 512
 CACHE_VERSION = 1
 CHUNK = 500  # images per decoding task: small enough that progress moves every second or so
+SMALL_BYTES = 16 * 2**20  # a zip this small decodes in a second or two: a page may wait for it
+SMALL_FILES = 3_000  # a folder of fewer files too
+PARTIAL_HOURS = 24.0  # an unfinished decode of another data set is removed after this
+# This many images or fewer are decoded in this process: each spawned worker costs about half a
+# second of CPU and a second or two of waiting to start (imports), more than decoding one chunk of
+# small images (0.3 ms each at 64 px; a 12-megapixel photo takes about 75 ms).
+IN_PROCESS_MAX = CHUNK
 VAL_KEY = "val_key"
 
 
@@ -126,17 +145,131 @@ def load(
     quick = _quick_key(src, size)
     folder = _lookup(root, quick)
     if folder is None:
-        if callable(progress):
-            progress(0, 0)  # reading the archive's index (seconds): the count is not known yet
-        archive = open_archive(src)
-        folder = root / _folder_name(archive, size)
-        if not (folder / "meta.json").exists():
-            _build(archive, folder, size, workers or os.cpu_count() or 1, progress)
-            remember = True
-        _remember(root, quick, folder, _stamps(archive))
+        # one decode of a data set at a time, across processes: the others wait, then open it
+        with decode_task(src, size, root).working(wait=True) as task:
+            folder = _lookup(root, quick)
+            if folder is None:
+                folder = _decode(src, size, root, quick, workers, _both(progress, task))
+                remember = True
     if remember:
         _remember_size(root, src, size)
     return _open(src, folder)
+
+
+def _decode(src: Path, size: int, root: Path, quick: str, workers, progress) -> Path:
+    progress(0, 0)  # reading the archive's index (seconds): the count is not known yet
+    workers = workers or os.cpu_count() or 1
+    # a large data set's decoders start now, while the list of its images is read (the
+    # seconds each worker spends starting Python and opening the zip overlap with it)
+    pool = _start_pool(src, size, workers) if workers > 1 and not is_small(src) else None
+    try:
+        archive = open_archive(src)
+        folder = root / _folder_name(archive, size)
+        if not (folder / "meta.json").exists():
+            _build(archive, folder, size, workers, progress, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    _remember(root, quick, folder, _stamps(archive))
+    return folder
+
+
+def _start_pool(src: Path, size: int, workers: int) -> ProcessPoolExecutor:
+    """`workers` decoding processes, started at once (each opens the archive for itself)."""
+    src = Path(src)
+    kind = "zip" if not src.is_dir() else "images" if is_image_folder(src) else "folder"
+    ctx = get_context("spawn")  # fork is unsafe once torch has started threads
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(str(src), kind, size)
+    )
+    for _ in range(workers):
+        pool.submit(int)  # a trivial task: the processes start now, not at the first chunk
+    return pool
+
+
+def decode_task(src: Path, size: int, root: Path | None = None) -> Task:
+    """The task that decodes the data set at `src` at `size` (its lock, progress and log in
+    `<cache root>/jobs/`)."""
+    root = Path(root) if root else cache_root()
+    key = hashlib.sha256(_quick_key(Path(src), size).encode()).hexdigest()[:16]
+    return Task(root / "jobs", f"decode-{key}")
+
+
+def is_small(src: Path) -> bool:
+    """Whether the data set decodes in a second or two (a page's script run may wait for
+    it): a zip of at most `SMALL_BYTES`, a folder of fewer than `SMALL_FILES` files."""
+    src = Path(src)
+    if not src.is_dir():
+        try:
+            return src.stat().st_size <= SMALL_BYTES
+        except OSError:
+            return True  # nothing there: the one-line error comes at once
+    seen = 0
+    for _, _, names in os.walk(src):
+        seen += len(names)
+        if seen >= SMALL_FILES:
+            return False
+    return True
+
+
+def start_decode(path, size: int | None = None):
+    """Make sure the data set at `path` is decoded at `size` (default: its last size) or
+    being decoded by a background process (`tinyviz data PATH`), shared by every session
+    and the command line: returns the task's state."""
+    import sys
+
+    src, root = locate(path).resolve(), cache_root()  # the child's root too (TINYVIZ_CACHE)
+    size = check_size(size) if size else last_size(root, src)
+    task = decode_task(src, size, root)
+    cmd = [sys.executable, "-m", "tinyviz", "data", str(src), f"--size={size}"]
+    return task.start(cmd)
+
+
+def _both(progress: bool | Progress, task) -> Progress | bool:
+    """The caller's progress (a callback, a terminal bar or nothing) and the task's
+    progress file, written as images done of a total with the time left."""
+    state = {"start": None, "first": None}
+
+    def report(done: int, total: int) -> None:
+        if callable(progress):
+            progress(done, total)
+        now = time.monotonic()
+        if not total:
+            task(0.0, "reading the data set's list of images", True)
+            return
+        if state["start"] is None:
+            state["start"] = now
+            task(0.0, f"decoding {total:,} images", True)
+            return
+        if done and state["first"] is None:
+            state["first"] = (now, done)
+        left = None
+        if state["first"] is not None and done > state["first"][1]:
+            t0, d0 = state["first"]
+            left = (total - done) * (now - t0) / (done - d0)
+        task(done / total, f"{done:,} of {total:,} images decoded", seconds_left=left)
+
+    if callable(progress) or not progress:
+        return report
+    return _with_bar(report)
+
+
+def _with_bar(report: Progress) -> Progress:
+    """A terminal bar (stderr) as well as the task's progress."""
+    bar = {}
+
+    def both(done: int, total: int) -> None:
+        report(done, total)
+        if total and "bar" not in bar:
+            from tqdm import tqdm
+
+            bar["bar"] = tqdm(total=total, desc="decoding", unit="img")
+        if "bar" in bar:
+            bar["bar"].update(done - bar["bar"].n)
+            if done >= total:
+                bar["bar"].close()
+
+    return both
 
 
 def open_decoded(path=None, *, size: int | None = None, root: Path | None = None):
@@ -265,45 +398,77 @@ def _open(src: Path, folder: Path) -> TinyImageNet:
 
 
 def _build(
-    archive: Archive, folder: Path, size: int, workers: int, progress: bool | Progress
+    archive: Archive,
+    folder: Path,
+    size: int,
+    workers: int,
+    progress: bool | Progress,
+    pool: ProcessPoolExecutor | None = None,
 ) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
+    _remove_stale_partials(folder.parent, keep=_partial(folder))
+    tmp = _partial(folder)
+    corrupt = _decode_all(archive, tmp, size, workers, progress, pool)
+    files = {"train": [r for r, _ in archive.train], "val": [r for r, _ in archive.val]}
+    if archive.kind not in ("zip", "folder"):  # the user's own images: skip what failed
+        files = {name: _drop(tmp, name, rels, set(corrupt)) for name, rels in files.items()}
+        if not files["train"] or not files["val"]:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(
+                f"no {'training' if not files['train'] else 'validation'} image of "
+                f"{archive.source} could be decoded ({len(corrupt):,} unreadable files)"
+            )
+    val = np.load(tmp / "val_images.npy", mmap_mode="r")
+    labels = np.load(tmp / "val_labels.npy")
+    key = content_key(archive.classes.wnids, files["val"], labels, val)
+    meta = {
+        "version": CACHE_VERSION,
+        "source": str(archive.source),
+        "fingerprint": archive.fingerprint,
+        "kind": archive.kind,
+        "layout": archive.layout,
+        "size": size,
+        "classes": archive.classes.to_json(),
+        "files": files,
+        "corrupt": corrupt,
+        "built": time.time(),
+        VAL_KEY: key,
+    }
+    del val
+    (tmp / PLAN).unlink(missing_ok=True)
+    (tmp / DONE).unlink(missing_ok=True)
+    (tmp / "meta.json").write_text(json.dumps(meta))
     try:
-        corrupt = _decode_all(archive, tmp, size, workers, progress)
-        files = {"train": [r for r, _ in archive.train], "val": [r for r, _ in archive.val]}
-        if archive.kind not in ("zip", "folder"):  # the user's own images: skip what failed
-            files = {name: _drop(tmp, name, rels, set(corrupt)) for name, rels in files.items()}
-            if not files["train"] or not files["val"]:
-                raise DataError(
-                    f"no {'training' if not files['train'] else 'validation'} image of "
-                    f"{archive.source} could be decoded ({len(corrupt):,} unreadable files)"
-                )
-        val = np.load(tmp / "val_images.npy", mmap_mode="r")
-        labels = np.load(tmp / "val_labels.npy")
-        key = content_key(archive.classes.wnids, files["val"], labels, val)
-        meta = {
-            "version": CACHE_VERSION,
-            "source": str(archive.source),
-            "fingerprint": archive.fingerprint,
-            "kind": archive.kind,
-            "layout": archive.layout,
-            "size": size,
-            "classes": archive.classes.to_json(),
-            "files": files,
-            "corrupt": corrupt,
-            "built": time.time(),
-            VAL_KEY: key,
-        }
-        del val
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same cache first
-            if not (folder / "meta.json").exists():
-                raise
-    finally:
+        os.replace(tmp, folder)
+    except OSError:  # built already (by a version without the decode lock): keep that one
+        if not (folder / "meta.json").exists():
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+PLAN, DONE = "plan.json", "chunks.json"  # in a partial build: what it is, what is decoded
+
+
+def _partial(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".partial")
+
+
+def _remove_stale_partials(root: Path, keep: Path) -> None:
+    """Unfinished decodes of other data sets (or sizes) left for `PARTIAL_HOURS`: nobody
+    resumed them, and each can hold gigabytes. (Ours is resumed, never removed; one that is
+    being written is written by the holder of its data set's decode lock, which touches it
+    with every chunk.)"""
+    try:
+        found = [p for p in root.glob("*.partial") if p != keep and p.is_dir()]
+    except OSError:
+        return
+    for path in found:
+        try:
+            age = time.time() - max(path.stat().st_mtime, (path / DONE).stat().st_mtime)
+        except OSError:
+            age = time.time() - path.stat().st_mtime if path.exists() else 0.0
+        if age > PARTIAL_HOURS * 3600:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _drop(out: Path, name: str, rels: list[str], bad: set[str]) -> list[str]:
@@ -326,53 +491,104 @@ def _drop(out: Path, name: str, rels: list[str], bad: set[str]) -> list[str]:
     return [r for r, k in zip(rels, keep, strict=True) if k]
 
 
-def _decode_all(archive: Archive, out: Path, size: int, workers: int, progress) -> list[str]:
-    """Decode both splits into `out`; returns the names of images that failed to decode."""
+def _decode_all(
+    archive: Archive, out: Path, size: int, workers: int, progress, pool=None
+) -> list[str]:
+    """Decode both splits into `out` (resuming the chunks a killed decode finished there),
+    in `pool` when given (else one made here if there is more than a chunk); returns the
+    names of images that failed to decode."""
+    plan = {
+        "fingerprint": archive.fingerprint,
+        "size": size,
+        "counts": [len(archive.train), len(archive.val)],
+        "chunk": CHUNK,
+    }
+    done_before = _resumable(out, plan)
     jobs, total = [], 0
     for name, items in (("train", archive.train), ("val", archive.val)):
-        np.save(out / f"{name}_labels.npy", np.array([lab for _, lab in items], np.int16))
         path = out / f"{name}_images.npy"
-        np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), size, size, 3)).flush()
+        if not done_before:
+            np.save(out / f"{name}_labels.npy", np.array([lab for _, lab in items], np.int16))
+            np.lib.format.open_memmap(path, "w+", np.uint8, (len(items), size, size, 3)).flush()
         rels = [r for r, _ in items]
         jobs += [
             (str(path), start, rels[start : start + CHUNK]) for start in range(0, len(rels), CHUNK)
         ]
         total += len(rels)
+    write_json(out / PLAN, plan)
     what = "Tiny ImageNet" if archive.kind in ("zip", "folder") else archive.source.name
     report, close = reporter(progress, total, f"decoding {what}", unit="img")
-    report(0)  # the bar shows from the first second, not after the first chunk
-    corrupt: list[str] = []
-    done = 0
+    finished = {
+        _job_id(job): bad for job in jobs if (bad := done_before.get(_job_id(job))) is not None
+    }
+    corrupt = [rel for bad in finished.values() for rel in bad]
+    done = sum(len(job[2]) for job in jobs if _job_id(job) in finished)
+    todo = [job for job in jobs if _job_id(job) not in finished]
+    report(done)  # the bar shows from the first second, not after the first chunk
+
+    def finish(job, bad: list[str]) -> None:
+        nonlocal done, corrupt
+        finished[_job_id(job)] = bad
+        write_json(out / DONE, finished)  # a killed decode resumes after this chunk
+        corrupt, done = corrupt + bad, done + len(job[2])
+        report(done)
+
     init = (str(archive.source), archive.kind, size)
     try:
-        if min(workers, len(jobs)) <= 1:  # one chunk: starting processes would cost more
+        # a chunk's worth (a small folder data set: two splits are two jobs, but few images):
+        # starting processes (seconds each, in a server) would cost more than decoding
+        if pool is None and (total <= IN_PROCESS_MAX or min(workers, len(todo)) <= 1):
             _init_worker(*init)
-            results = ((_decode_chunk(*job), len(job[2])) for job in jobs)
-            for bad, n in results:
-                corrupt, done = corrupt + bad, done + n
-                report(done)
+            for job in todo:
+                finish(job, _decode_chunk(*job))
             return corrupt
-        ctx = get_context("spawn")  # fork is unsafe once torch has started threads
-        with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=init
-        ) as pool:
-            sizes = {pool.submit(_decode_chunk, *job): len(job[2]) for job in jobs}
-            for fut in as_completed(sizes):  # in the order they finish: the bar moves steadily
-                corrupt, done = corrupt + fut.result(), done + sizes[fut]
-                report(done)
+        with contextlib.ExitStack() as own:
+            if pool is None:
+                pool = own.enter_context(_start_pool(archive.source, size, workers))
+            futures = {pool.submit(_decode_chunk, *job): job for job in todo}
+            for fut in as_completed(futures):  # in the order they finish: the bar moves steadily
+                finish(futures[fut], fut.result())
         return corrupt
     finally:
         close()
+
+
+def _job_id(job) -> str:
+    """A chunk's name in `chunks.json`: its split's file and first row."""
+    return f"{Path(job[0]).name}:{job[1]}"
+
+
+def _resumable(out: Path, plan: dict) -> dict[str, list[str]]:
+    """The chunks a killed decode of the same plan finished in `out` ({} when there is
+    none: `out` is made afresh)."""
+    try:
+        same = read_json(out / PLAN) == plan
+        done = read_json(out / DONE) if same else None
+    except CheckpointError:
+        done = None
+    if isinstance(done, dict) and all(isinstance(v, list) for v in done.values()):
+        return {str(k): [str(r) for r in v] for k, v in done.items()}
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return {}
 
 
 _WORKER: tuple[Callable[[str], bytes], int] | None = None  # (read an item, size)
 
 
 def _init_worker(source: str, kind: str = "zip", size: int = SIZE) -> None:
-    """A worker reads items straight from a folder (no second listing), or opens the zip."""
+    """A worker reads items straight from a folder (no second listing), or from the zip's
+    members (its central directory only: no layout check, classes or fingerprint)."""
     global _WORKER
     if kind == "zip":
-        read = open_archive(source).read
+        zf = zipfile.ZipFile(source)
+        prefix = _zip_root(Path(source), zf.namelist())
+
+        def read(rel: str) -> bytes:
+            try:
+                return zf.read(prefix + rel)
+            except (KeyError, zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise DataError(f"{source} is truncated or corrupt at {rel}: {e}") from None
     else:
         base = Path(source) if kind == "images" else _tiny_root(Path(source))
         read = lambda rel: (base / rel).read_bytes()  # noqa: E731
@@ -485,11 +701,14 @@ def val_key(data: TinyImageNet) -> str:
                 stamp = meta_path.stat().st_mtime_ns
             except OSError:
                 pass  # a read-only cache: computed again by the next process
+    if len(_VAL_KEYS) >= _VAL_KEYS_MAX:
+        _VAL_KEYS.pop(next(iter(_VAL_KEYS)))  # the oldest: bounded however many sets come
     _VAL_KEYS[(str(data.cache), stamp)] = key
     return key
 
 
 _VAL_KEYS: dict[tuple[str, int | None], str] = {}
+_VAL_KEYS_MAX = 32
 
 
 def content_key(wnids, files, labels, images: np.ndarray) -> str:

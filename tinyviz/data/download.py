@@ -5,6 +5,12 @@ after it has been checked (size, optional SHA-256, and a full layout check with
 `open_archive`). A killed or failed download therefore never leaves a half file under the
 final name, where `locate` would find it and every later run would trip over it. Every
 failure is a one-line `DataError`, like the rest of the data layer.
+
+A download is a `runtime.tasks.Task` (`download_task`, one per destination): one process at
+a time fetches into a destination, whoever asks (`tinyviz download`, or the background
+process a page starts with `start_download`); the others wait and keep its file. Its
+progress (bytes, and the time left at the speed so far) is in the task's progress file.
+A broken download is not resumed: its partial file is removed, as above.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import DataError
+from ..runtime.tasks import Task
 from .archive import URL, open_archive
+from .cache import cache_root
 from .progress import Progress, reporter
 
 FILENAME = "tiny-imagenet-200.zip"
@@ -28,7 +36,15 @@ FILENAME = "tiny-imagenet-200.zip"
 OFFICIAL_SIZE = 248_100_043
 CHUNK = 1 << 20
 
-__all__ = ["FILENAME", "OFFICIAL_SIZE", "URL", "describe_missing", "download"]
+__all__ = [
+    "FILENAME",
+    "OFFICIAL_SIZE",
+    "URL",
+    "describe_missing",
+    "download",
+    "download_task",
+    "start_download",
+]
 
 
 def download(
@@ -50,17 +66,74 @@ def download(
     final = Path(dest) / FILENAME
     if not force and final.exists() and _is_good(final, sha256):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{FILENAME}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    try:
-        with open(tmp, "xb") as out:  # "x": a fresh file with the umask's permissions
-            digest = _fetch(url, out, progress, timeout)
-        _check_digest(url, digest, sha256)
-        _verify(tmp, url)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # one download into a destination at a time: another asker waits, then keeps its file
+    with download_task(dest).working(wait=True) as task:
+        if not force and final.exists() and _is_good(final, sha256):
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{FILENAME}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            with open(tmp, "xb") as out:  # "x": a fresh file with the umask's permissions
+                digest = _fetch(url, out, _both(progress, task), timeout)
+            task(1.0, "checking the download", True)
+            _check_digest(url, digest, sha256)
+            _verify(tmp, url)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
     return final
+
+
+def download_task(dest: str | os.PathLike = Path("data")) -> Task:
+    """The task that downloads into `dest` (its lock and progress in `<cache>/jobs/`)."""
+    where = str(Path(dest).resolve())
+    return Task(
+        cache_root() / "jobs", f"download-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+    )
+
+
+def start_download(dest: str | os.PathLike = Path("data")):
+    """Make sure the official zip is downloaded into `dest` or being downloaded by a
+    background process (`tinyviz download --dest DEST`): returns the task's state."""
+    import sys
+
+    where = Path(dest).resolve()
+    cmd = [sys.executable, "-m", "tinyviz", "download", f"--dest={where}"]
+    return download_task(where).start(cmd)
+
+
+def _both(progress: bool | Progress, task) -> Progress | bool:
+    """The caller's progress and the task's progress file, in megabytes of the total."""
+
+    def report(done: int, total: int) -> None:
+        if callable(progress):
+            progress(done, total)
+        mb = (
+            f"{done / 2**20:,.0f} of {total / 2**20:,.0f} MB"
+            if total
+            else f"{done / 2**20:,.0f} MB"
+        )
+        task(done / total if total else 0.0, f"downloading: {mb}")
+
+    if callable(progress) or not progress:
+        return report
+
+    from tqdm import tqdm
+
+    bar: dict = {}
+
+    def with_bar(done: int, total: int) -> None:
+        report(done, total)
+        if "bar" not in bar:
+            bar["bar"] = tqdm(
+                total=total or None, desc="downloading Tiny ImageNet", unit="B",
+                unit_scale=True, unit_divisor=1024,
+            )  # fmt: skip
+        bar["bar"].update(done - bar["bar"].n)
+        if total and done >= total:
+            bar["bar"].close()
+
+    return with_bar
 
 
 def describe_missing() -> str:

@@ -101,7 +101,10 @@ def open_image_folder(p: Path) -> Archive:
     train_items = tuple((rel, index[c]) for c, rels in train for rel in rels)
     val_items = tuple((rel, index[c]) for c, rels in val for rel in rels)
     if not val_items:
-        raise DataError(f"{root} has no validation images")
+        raise DataError(
+            f"{root} has no validation images: give each class at least two images (one is "
+            "kept for validation), or add a val/ folder"
+        )
     digest = hashlib.sha1(f"{KIND}\0{layout}\0{classes.to_json()}\n".encode())
     for rel, label in train_items + val_items:
         st = os.stat(root / rel)
@@ -140,7 +143,10 @@ def _class_files(root: Path, split: str, watched: list[str]) -> dict[str, list[s
         rel = name if split == "." else f"{split}/{name}"
         files = _images_under(root, rel, watched)
         if not files:
-            raise DataError(f"class folder {rel}/ has no images ({', '.join(EXTENSIONS[:5])}...)")
+            raise DataError(
+                f"class folder {rel}/ has no images (JPEG, PNG, WEBP, GIF, BMP, TIFF or HEIC "
+                f"files) in {root}"
+            )
         out[name] = sorted(files, key=natural_key)
     return out
 
@@ -179,8 +185,9 @@ def _classes(root: Path, folders: list[str], watched: list[str]) -> Classes:
         watched.append(CLASSES_FILE)
         order, shown = _read_classes_file(listed, folders)
     if not MIN_CLASSES <= len(order) <= MAX_CLASSES:
+        folders = "class folder" if len(order) == 1 else "class folders"
         raise DataError(
-            f"{root} has {len(order)} class folders: tinyviz takes {MIN_CLASSES} to "
+            f"{root} has {len(order)} {folders}: tinyviz takes {MIN_CLASSES} to "
             f"{MAX_CLASSES:,} classes"
         )
     return Classes(tuple(order), tuple(shown), tuple(shown))

@@ -33,7 +33,6 @@ What is derived from the outputs lives beside this module (`confusion`, `channel
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -70,10 +69,10 @@ EXACT = ("logp.npy", "features.npy")
 _FOLDER = re.compile(r"[0-9a-f]{16}-n\d+-w[0-9a-f]{16}")
 _LEGACY = re.compile(r".+-n\d+-w\d+-\d+")  # format 1: named after the cache folder and mtime
 _F16_MAX = float(np.finfo(np.float16).max)
-_KEY_LOCKS: dict[str, threading.Lock] = {}
+_KEY_LOCKS: dict[str, list] = {}  # key -> [lock, users]: only keys in use (`key_lock`)
 _KEY_GUARD = threading.Lock()
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 _PROBLEMS: dict[tuple, str | None] = {}  # `problem` per folder and version of its files
+_PROBLEMS_MAX = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,21 +208,10 @@ class Analysis:
 
 
 def weights_digest(path: Path) -> str:
-    """sha256 of a weights file, remembered per (path, size, mtime): a copy, a clone or an
-    fp16 export of the same bytes gets the same analysis, rewritten weights a new one."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        raise CheckpointError(f"{path} is missing") from None
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[memo] = h.hexdigest()
-    return _DIGESTS[memo]
+    """sha256 of a weights file (`io.file_digest`, remembered per path, size and mtime in a
+    bounded memo): a copy, a clone or an fp16 export of the same bytes gets the same
+    analysis, rewritten weights a new one."""
+    return io.file_digest(Path(path))
 
 
 def _weights_file(run_dir: Path, snapshot: str | None, epoch: int | None = None) -> Path:
@@ -312,8 +300,8 @@ def problem(folder: Path) -> str | None:
             continue
     memo = (str(folder), tuple(stamp))
     if memo not in _PROBLEMS:
-        if len(_PROBLEMS) > 256:
-            _PROBLEMS.clear()
+        if len(_PROBLEMS) >= _PROBLEMS_MAX:
+            _PROBLEMS.pop(next(iter(_PROBLEMS)))  # the oldest: the memo stays bounded
         try:
             _load_checked(folder)
             _PROBLEMS[memo] = None
@@ -542,10 +530,22 @@ def compute_cache(
     return compute(run_dir, data, device=device, progress=progress, limit=limit)
 
 
-def key_lock(key: str) -> threading.Lock:
-    """A lock per cache key (a path), so two sessions never compute the same thing at once."""
+@contextlib.contextmanager
+def key_lock(key: str) -> Iterator[None]:
+    """Hold the lock of a cache key (a path), so two sessions never compute the same thing
+    at once. A key's lock exists only while someone holds or waits for it: the table stays
+    as small as the work in progress, however many keys a server sees."""
     with _KEY_GUARD:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
+        entry = _KEY_LOCKS.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _KEY_GUARD:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _KEY_LOCKS[key]
 
 
 # ------------------------------------------------------------------ computing

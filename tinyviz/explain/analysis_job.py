@@ -192,12 +192,16 @@ class Gate:
     - "running": nothing is stored yet; `job` says how far the pass is and when the
       subset (else the full set) should arrive.
     - "failed": the job stopped with `reason`; `folder` is the subset if one is stored.
+
+    `note`: when a stored analysis was found unusable and is computed again, the one line
+    that says so (else "").
     """
 
     state: str
     folder: Path | None
     job: AnalysisJob | None = None
     reason: str = ""
+    note: str = ""
 
     @property
     def drawable(self) -> bool:
@@ -225,15 +229,16 @@ def gate(run: Run, data, *, start_job: bool = True, retry: bool = False) -> Gate
     folder = analysis.available(run.path, data)
     if folder is not None and folder.name != analysis.SUBSET:
         return Gate("ready", folder)
+    note = analysis.rejected(run.path, data) or ""  # a bad stored file counts as missing
     try:
         job = start(run, data, retry=retry) if start_job else status(run, data)
     except (TinyvizError, OSError) as e:
-        return Gate("failed", folder, None, f"it cannot be started: {e}")
+        return Gate("failed", folder, None, f"it cannot be started: {e}", note)
     if job.state == "done":  # finished between the two looks
         return Gate("ready", analysis.available(run.path, data))
     if job.state == "failed":
-        return Gate("failed", folder, job, job.message)
-    return Gate("partial" if folder is not None else "running", folder, job)
+        return Gate("failed", folder, job, job.message, note)
+    return Gate("partial" if folder is not None else "running", folder, job, note=note)
 
 
 def describe(job: AnalysisJob) -> str:

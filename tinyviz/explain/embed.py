@@ -22,6 +22,7 @@ disk: a run folder can come from someone else, and unpickling it could run their
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -37,9 +38,15 @@ from .. import io
 from . import analysis, mirror
 
 METHODS = ("pca", "tsne", "umap")
+MAP_BUDGET = 16 * 2**20  # bytes of class-subset maps kept per run; the least recently used go
+PARTS = ("json", "coords.npy", "indices.npy", "mean.npy", "components.npy")  # of one map
 PRE_PCA = 50
 NEIGHBOURS_FOR_PLACING = 8
 TSNE_PLACE_ITERATIONS = 50
+# Fewer points are fitted on one thread: each of the 750 iterations is then too short to pay
+# for waking the others (120 points: 0.6 s of CPU on one thread, 10 s or more on two cores
+# that other processes also use).
+TSNE_THREADED_MIN = 1000
 HOW = {
     "projection": "placed by the map's own PCA projection",
     "transform": "placed by openTSNE's transform against the fitted map",
@@ -149,7 +156,7 @@ def _tsne(x: np.ndarray, dims: int, seed: int, report):
         n_components=dims,
         perplexity=perplexity,
         negative_gradient_method=method,
-        n_jobs=-1,
+        n_jobs=-1 if len(x) >= TSNE_THREADED_MIN else 1,
         random_state=seed,
         callbacks=callback,
         callbacks_every_iters=every,
@@ -232,6 +239,8 @@ def cached_embedding(
         _write(base, emb, fitted[0])
         if method == "tsne":
             _remember(base, fitted)
+        if classes is not None:
+            prune_maps(base)
         return emb
 
 
@@ -366,6 +375,7 @@ def _write(base: Path, emb: Embedding, pca: PCA) -> None:
 
 def _read(base: Path) -> Embedding:
     meta = json.loads(_path(base, "json").read_text())
+    _used(base)
     ev = meta["explained_variance"]
     return Embedding(
         meta["method"],
@@ -375,6 +385,67 @@ def _read(base: Path) -> Embedding:
         None if ev is None else np.array(ev, np.float32),
         meta["params"],
     )
+
+
+def _used(base: Path) -> None:
+    """A map read is a map used: its JSON's mtime orders the maps for `prune_maps`."""
+    with contextlib.suppress(OSError):  # a read-only copy: it is never pruned either
+        _path(base, "json").touch(exist_ok=True)
+
+
+def _scope(base: Path) -> Path:
+    """The run (or its mirror) a map belongs to: the folder above its `analysis/`, and
+    above `epochs/E/` for an epoch view's (the run-folder contract's names)."""
+    from ..runs.folder import RunFolder
+
+    for parent in base.parents:
+        if parent.name == RunFolder.ANALYSIS:
+            home = parent.parent
+            return home.parent.parent if home.parent.name == RunFolder.EPOCHS else home
+    return base.parent
+
+
+def stored_maps(scope: Path) -> list[tuple[Path, int, int]]:
+    """Every class-subset map stored under `scope` (a run or its mirror): (base, bytes,
+    when last used in ns), least recently used first. Maps of all classes are not counted:
+    there are at most a few per analysis (a method and dims each)."""
+    found = []
+    for meta in Path(scope).rglob("embed-*-c*-s*.json"):
+        base = meta.with_name(meta.name[: -len(".json")])
+        size = 0
+        for part in PARTS:
+            try:
+                size += _path(base, part).stat().st_size
+            except OSError:
+                continue
+        try:
+            used = meta.stat().st_mtime_ns
+        except OSError:
+            continue
+        found.append((base, size, used))
+    return sorted(found, key=lambda m: m[2])
+
+
+def prune_maps(keep: Path, budget: int | None = None) -> int:
+    """Delete the least recently used class-subset maps of `keep`'s run until they fit
+    `budget` bytes (`MAP_BUDGET`); `keep`, just written, stays. Returns the bytes left."""
+    budget = MAP_BUDGET if budget is None else budget
+    maps = stored_maps(_scope(Path(keep)))
+    total = sum(size for _, size, _ in maps)
+    for base, size, _ in maps:
+        if total <= budget:
+            break
+        if base == Path(keep):
+            continue
+        with _FITTED_GUARD:
+            _FITTED.pop(str(base), None)
+        for part in PARTS:  # the JSON first: a reader never finds half a map
+            try:
+                _path(base, part).unlink()
+            except OSError:
+                continue
+        total -= size
+    return total
 
 
 def _load(base: Path, part: str) -> np.ndarray:

@@ -26,7 +26,7 @@ from scipy.linalg import orthogonal_procrustes
 
 from .. import io
 from ..errors import CheckpointError
-from ..runs.folder import MAX_WEIGHTS, RunFolder, open_run
+from ..runs.folder import MAX_WEIGHTS, Run, RunFolder, open_run
 from . import analysis, embed
 
 FINAL = "final"  # the stop of the slider that is the run's own weights
@@ -47,12 +47,13 @@ class EpochView:
         return self.folder is not None
 
 
-def views(run_dir: Path, data=None) -> tuple[EpochView, ...]:
+def views(run: Run | Path, data=None) -> tuple[EpochView, ...]:
     """The run's epoch views in epoch order, each with its stored analysis of `data` (none
     looked for without `data`). Reads files only: nothing is computed. A view whose weights
     file is no safetensors file (its header, as `open_run` checks the run's own) is left
-    out: a run folder can come from someone else."""
-    run = open_run(Path(run_dir))
+    out: a run folder can come from someone else. Pages pass their opened `Run`; a path is
+    opened here."""
+    run = run if isinstance(run, Run) else open_run(Path(run))
     top1 = {m.epoch: m.val_top1 for m in run.metrics}
     found = []
     for epoch in filter(lambda e: _holds_weights(run.folder, e), run.epoch_views()):

@@ -9,11 +9,14 @@ the pointer first rests on a point of that sheet: measured on the real validatio
 Slots are given in class order, so the points of one cluster mostly share a sheet.
 
 Sheets are named by a digest of what they show (data set, split, images, tile size), so they
-are written once and can be served as static files.
+are written once and can be served as static files. Every class subset shows other points,
+so its sheets are other files: the folder is kept within `BUDGET` bytes, the least
+recently used sheets going first (`build` touches the sheets it hands out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io as pyio
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ TILE = 32
 PER_ROW = 50
 PER_SHEET = PER_ROW * PER_ROW
 QUALITY = 75
+BUDGET = 128 * 2**20  # bytes of sheets kept (a whole data set's 110,000 thumbnails: 33 MB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,16 +101,22 @@ def build(
     by_slot = indices[np.argsort(slots)]
     digest = hashlib.sha1(f"{tag}|{tile}|{per_row}|".encode() + by_slot.tobytes()).hexdigest()
     per = per_row * per_row
-    files = []
+    files, written = [], False
     for k in range(max(1, -(-len(by_slot) // per))):
         name = f"{digest[:16]}-{k}.jpg"
         path = Path(folder) / name
-        if not path.exists():
+        if path.exists():
+            with contextlib.suppress(OSError):
+                path.touch()  # used now: the last to go
+        else:
             chunk = by_slot[k * per : (k + 1) * per]
             tiles = thumbnails(np.asarray(images_u8[np.sort(chunk)]), tile)
             tiles = tiles[np.argsort(np.argsort(chunk))]  # back to slot order
             buf = pyio.BytesIO()
             Image.fromarray(sheet(tiles, per_row)).save(buf, "JPEG", quality=QUALITY)
             io.write_bytes(path, buf.getvalue())
+            written = True
         files.append(name)
+    if written:
+        io.keep_within(Path(folder), BUDGET, keep=set(files), pattern="*.jpg")
     return Sprites(tuple(files), slots, tile, per_row)

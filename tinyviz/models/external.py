@@ -38,6 +38,9 @@ NORMALIZATIONS = {
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
     "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    # pixels 0-255, as Keras' image_dataset_from_directory gives them to a model that
+    # rescales them itself (a `Rescaling(1/255)` layer first)
+    "255": ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),
 }
 PROBE = 64  # the side of the blank image the layers are found with (the data set's size)
 
@@ -66,15 +69,21 @@ class Preprocessing:
             raise ValueError("normalisation needs 3 means and 3 positive standard deviations")
 
     def describe(self) -> str:
-        """'resized to 224 (bicubic), ImageNet normalisation, RGB' for a page."""
+        """'resized to 224 (bicubic), ImageNet normalisation, RGB, NCHW' for a page."""
         size = f"resized to {self.size} ({self.interpolation})" if self.size else "size as given"
         named = next((k for k, v in NORMALIZATIONS.items() if v == (self.mean, self.std)), "custom")
-        norm = {"imagenet": "ImageNet", "tf": "(x - 0.5) / 0.5", "none": "no"}.get(named, "custom")
-        return f"{size}, {norm} normalisation, {self.channels.upper()}, {self.layout.upper()}"
+        norm = {
+            "imagenet": "ImageNet normalisation",
+            "tf": "(x - 0.5) / 0.5 normalisation",
+            "none": "pixels 0-1",
+            "255": "pixels 0-255",
+        }.get(named, "custom normalisation")
+        return f"{size}, {norm}, {self.channels.upper()}, {self.layout.upper()}"
 
 
 def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """`imagenet`, `tf`, `none` or `M1,M2,M3:S1,S2,S3` as (mean, std); ValueError if not."""
+    """`imagenet`, `tf`, `none`, `255` or `M1,M2,M3:S1,S2,S3` as (mean, std); ValueError if
+    not."""
     if text in NORMALIZATIONS:
         return NORMALIZATIONS[text]
     mean, sep, std = text.partition(":")
@@ -85,7 +94,8 @@ def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         m = s = ()
     if not sep or len(m) != 3 or len(s) != 3 or min(s) <= 0:
         raise ValueError(
-            f"--normalize wants imagenet, tf, none or M1,M2,M3:S1,S2,S3 (positive S), not {text!r}"
+            "--normalize wants imagenet, tf, none, 255 or M1,M2,M3:S1,S2,S3 (positive S), "
+            f"not {text!r}"
         )
     return m, s
 

@@ -66,6 +66,20 @@ def input_size(model) -> int:
     return 0
 
 
+def takes_0_255(model) -> bool:
+    """Whether the model rescales its input itself: its first layer is a `Rescaling` to
+    [0, 1] or [-1, 1] (scale 1/255 or 1/127.5), the usual head of a model trained on
+    `image_dataset_from_directory`'s 0-255 pixels."""
+    layers = [la for la in getattr(model, "layers", ()) if type(la).__name__ != "InputLayer"]
+    if not layers or type(layers[0]).__name__ != "Rescaling":
+        return False
+    scale = getattr(layers[0], "scale", None)
+    try:
+        return any(abs(float(scale) - s) < 1e-6 for s in (1 / 255, 1 / 127.5))
+    except (TypeError, ValueError):  # a per-channel scale: not guessed
+        return False
+
+
 def save(model, path: Path) -> None:
     """Save as a `.keras` file (what the run keeps, whatever the model came as)."""
     model.save(str(path))

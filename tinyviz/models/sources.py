@@ -205,7 +205,8 @@ def _import(where: str, spec: str):
 
 def default_preprocessing(arch: Arch, net: nn.Module | None = None) -> Preprocessing:
     """What the route's models expect: ImageNet statistics for torchvision and user code,
-    timm's own data config for timm, [0, 1] pixels for ONNX and Keras files."""
+    timm's own data config for timm, [0, 1] pixels for ONNX and Keras files, except 0-255
+    pixels for a Keras model whose first layer rescales them (`keras_net.takes_0_255`)."""
     if arch.route == "timm" and net is not None:
         from timm.data import resolve_data_config
 
@@ -221,4 +222,10 @@ def default_preprocessing(arch: Arch, net: nn.Module | None = None) -> Preproces
     if arch.route in ("torchvision", "code"):
         mean, std = NORMALIZATIONS["imagenet"]
         return Preprocessing(mean=mean, std=std)
+    if arch.route == "keras" and net is not None:
+        from tinyviz.models import keras_net
+
+        if keras_net.takes_0_255(net):
+            mean, std = NORMALIZATIONS["255"]
+            return Preprocessing(mean=mean, std=std)
     return Preprocessing()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchvision.models import ResNet18_Weights, ResNet50_Weights
-
 from tinyviz.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
 from tinyviz.models.pretrained import load_backbone, torchvision_state_dict
 from tinyviz.models.registry import register_model
@@ -50,6 +48,8 @@ def imagenet_resnet(
 @register_model(family="resnet", source=SOURCE)
 def tv_resnet18(num_classes: int = 200, pretrained: bool = True, **options: Any) -> ResNet:
     """torchvision's ImageNet ResNet-18 (IMAGENET1K_V1) with a new head; input resized inside."""
+    from torchvision.models import ResNet18_Weights  # here: importing torchvision takes seconds
+
     weights = ResNet18_Weights.IMAGENET1K_V1
     return imagenet_resnet(BasicBlock, (2, 2, 2, 2), weights, num_classes, pretrained, **options)
 
@@ -57,5 +57,7 @@ def tv_resnet18(num_classes: int = 200, pretrained: bool = True, **options: Any)
 @register_model(family="resnet", source=SOURCE)
 def tv_resnet50(num_classes: int = 200, pretrained: bool = True, **options: Any) -> ResNet:
     """torchvision's ImageNet ResNet-50 (IMAGENET1K_V2) with a new head; input resized inside."""
+    from torchvision.models import ResNet50_Weights
+
     weights = ResNet50_Weights.IMAGENET1K_V2
     return imagenet_resnet(Bottleneck, (3, 4, 6, 3), weights, num_classes, pretrained, **options)

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import io
 from ..models import keras_net, onnx_net, sources
 from ..models.external import ExternalModel, Layers
-from .folder import MAX_WEIGHTS, RunConfig, RunFolder
+from .folder import MAX_WEIGHTS, ImportInfo, RunConfig, RunFolder
 
 
 def rebuild(config: RunConfig, run_dir: Path | None) -> ExternalModel:
@@ -40,3 +40,17 @@ def rebuild(config: RunConfig, run_dir: Path | None) -> ExternalModel:
         keras=info.route == "keras",
         order=info.output_order,
     )
+
+
+def describe(info: ImportInfo) -> str:
+    """How an imported run turns pixels into its outputs, in one line for the Models page:
+    what a student checks when its score is not what their own code measured."""
+    # names the user chose, shown as `shown_name` says; user code by its file's name only
+    arch = io.shown_name(sources.Arch(info.route, info.arch).label)
+    if info.route == "tinyviz":
+        how = f"tinyviz's {arch} (its own resizing and normalisation)"
+    else:
+        kind = {"onnx": "an ONNX graph", "keras": "a Keras model"}.get(info.route, arch)
+        how = f"{kind}; {info.preprocess.describe()}"
+    order = f"; classes in the order of {io.shown_name(info.class_order)}"
+    return f"{io.shown_name(info.file)}: {how}{order if info.class_order else ''}"

@@ -114,7 +114,7 @@ def class_order(classes_file: Path | None, data, keep: bool = False) -> tuple[li
     wnids = list(data.classes.wnids)
     if classes_file is None:
         if keep:
-            return list(range(len(wnids))), "the data set's order"
+            return list(range(len(wnids))), "the data set"
         ranked = sorted(wnids)
         return [ranked.index(w) for w in wnids], "class folders sorted by name"
     text = io.read_bytes(Path(classes_file), max_bytes=io.MAX_JSON).decode("utf-8", "replace")
@@ -334,12 +334,18 @@ def _line(e: BaseException) -> str:
 # ------------------------------------------------------------------- after import
 
 
-def near_chance(top1: float, classes: int) -> str:
-    """A warning when an imported model scores near chance, else ''."""
+CLI_OPTIONS = "--classes, --normalize, --size, --channels"
+
+
+def near_chance(top1: float, classes: int, options: str = CLI_OPTIONS) -> str:
+    """A warning when an imported model scores near chance, else '': under twice chance, and
+    under a quarter of the way from chance to 100% (so that two classes at 90% pass).
+    `options`: where the user sets class order and preprocessing (the page has its own)."""
     chance = 1.0 / max(classes, 1)
-    if top1 >= CHANCE_FACTOR * chance:
+    if top1 >= min(CHANCE_FACTOR * chance, chance + (1 - chance) / 4):
         return ""
     return (
-        f"top-1 {top1:.1%} is near chance ({chance:.1%}): its class order or preprocessing may "
-        "differ from what it was trained with (see --classes, --normalize, --size, --channels)"
+        f"top-1 {top1:.1%} is near chance ({chance:.1%} with {classes:,} classes): if the model "
+        "learned anything, the class order or preprocessing used here is likely not what it was "
+        f"trained with (see {options})"
     )

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from .. import io
 from ..errors import CheckpointError, JobError
+from . import pids
 
 try:
     import fcntl
@@ -188,9 +189,16 @@ def enter_child() -> None:
     """Called first by a job's entry point: lower our own priority as the launcher asked
     (once: the setting is not passed on to our own children)."""
     nice = os.environ.pop(NICE_ENV, "")
-    if nice.lstrip("-").isdigit() and int(nice) and hasattr(os, "nice"):
+    if nice.lstrip("-").isdigit():
+        lower_priority(int(nice))
+
+
+def lower_priority(by: int) -> None:
+    """Lower this process's CPU priority by `by` (the process does it to itself: never
+    `preexec_fn` in the threaded server). Refusals (a raise without the right) are ignored."""
+    if by and hasattr(os, "nice"):
         with contextlib.suppress(OSError):
-            os.nice(int(nice))
+            os.nice(int(by))
 
 
 def reap() -> None:
@@ -208,32 +216,15 @@ def child(pid: int | None) -> subprocess.Popen | None:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether process `pid` is running: a finished child of ours is reaped, a zombie is
-    dead, a process of another user is alive, and any other error means it is gone."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+    """Whether process `pid` is running: a finished child of ours is reaped (so it is no
+    zombie of ours); any other process as `pids.alive` says (a zombie is dead)."""
     proc = child(pid)
     if proc is not None:
         alive = proc.poll() is None
         if not alive:
             reap()
         return alive
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return not _is_zombie(pid)  # exists, someone else's
-    except OSError:
-        return False
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A process that has exited but not been reaped by its parent (Linux's /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+    return pids.alive(pid)
 
 
 def terminate(pid: int | None, wait: float = 15.0) -> None:
@@ -468,6 +459,7 @@ __all__ = [
     "enter_child",
     "holder",
     "is_error",
+    "lower_priority",
     "log_tail",
     "new_ticket",
     "pid_alive",

@@ -6,8 +6,11 @@ Kept apart so the trainer, the evaluator and the dashboard make the same choices
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import platform
+import re
 import sys
+from pathlib import Path
 
 import torch
 
@@ -53,15 +56,31 @@ def environment(device: torch.device) -> dict:
         "platform": platform.platform(),
         "device": str(device),
     }
-    try:
-        import torchvision
-
-        env["torchvision"] = torchvision.__version__
-    except ImportError:  # pragma: no cover - torchvision is a requirement
-        pass
+    version = _torchvision_version()
+    if version:
+        env["torchvision"] = version
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     else:
         env["cpu_threads"] = torch.get_num_threads()
     return env
+
+
+def _torchvision_version() -> str | None:
+    """`torchvision.__version__` (build tag included, as in `0.29.1+cu130`), read from its
+    `version.py` unless torchvision is imported already: importing it takes seconds (it
+    imports torch's compiler), and only the models built from torchvision's need it."""
+    loaded = sys.modules.get("torchvision")
+    if loaded is None:
+        spec = importlib.util.find_spec("torchvision")
+        path = Path(spec.origin).parent / "version.py" if spec and spec.origin else None
+        text = path.read_text() if path and path.is_file() else ""
+        found = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]$", text, re.M)
+        if found:
+            return found.group(1)
+        try:  # an install laid out otherwise: ask the package
+            import torchvision as loaded
+        except ImportError:  # pragma: no cover - torchvision is a requirement
+            return None
+    return loaded.__version__

@@ -1,0 +1,86 @@
+"""Images on a page: the photo uploader with its rules, enlarged pictures, grids, and the
+colour strip of the heat maps."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from tinyviz.demo import heatmaps
+
+UPLOAD_TYPES = "JPEG, PNG, WEBP, GIF, BMP, TIFF or HEIC"
+
+
+# The browser refuses a file that is too large or of another type before it is sent, and
+# says why only on hover: the rules stay under the uploader, and each refused file's chip
+# shows its reason in red.
+_UPLOAD_CSS = (
+    "<style>[data-testid=stFileChip] [role=alert]{position:static;width:auto;height:auto;"
+    "clip:auto;clip-path:none;overflow:visible;white-space:normal;margin-left:.5rem;"
+    "color:#b91c1c;font-size:.8rem}</style>"
+)
+
+
+def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
+    """A file uploader for photos (`st.file_uploader`, typed), with its rules written under it.
+
+    Its types end in MIME types, so Streamlit leaves the check of a file's name to us: a
+    crafted request can deliver a file of any name, which Streamlit would refuse with an
+    exception, drawn as a traceback box; `load_upload` reads the content, which no name can
+    fake, and refuses it in one line.
+    """
+    from tinyviz.demo import images
+
+    where = where or st
+    images.prepare()  # a decoder worker starts while the visitor picks a photo
+    st.html(_UPLOAD_CSS)
+    files = where.file_uploader(
+        label,
+        type=list(images.UPLOAD_TYPES),
+        accept_multiple_files=multiple,
+        key=key,
+        max_upload_size=images.BROWSER_MAX_MIB,
+    )
+    where.caption(
+        f"Up to {images.describe_size(images.MAX_BYTES)} a file: {UPLOAD_TYPES}. "
+        "A file marked in red was not taken: too large, or another type."
+    )
+    return files
+
+
+def enlarge(rgb, px: int = 128):
+    """A small image scaled up for display (bicubic), so 64 x 64 pictures are not tiny."""
+    return Image.fromarray(np.asarray(rgb, np.uint8)).resize((px, px), Image.Resampling.BICUBIC)
+
+
+def big(rgb: np.ndarray, size: int = 192) -> np.ndarray:
+    """A small image enlarged with square pixels, so 64 x 64 stays honest on screen."""
+    return np.asarray(
+        Image.fromarray(np.asarray(rgb, np.uint8)).resize((size, size), Image.Resampling.NEAREST)
+    )
+
+
+def image_grid(images, captions: list[str], per_row: int = 8, px: int = 128) -> None:
+    """Images (H x W x 3 uint8) in rows of `per_row`, each with a small caption."""
+    for start in range(0, len(images), per_row):
+        cols = st.columns(per_row)
+        for col, img, cap in zip(
+            cols, images[start : start + per_row], captions[start : start + per_row], strict=False
+        ):
+            col.image(enlarge(img, px), caption=cap, width="stretch")
+
+
+def heat_scale(low: str = "low", high: str = "high", **blend) -> None:
+    """The colour scale of the heat maps drawn next to it: a strip of the very colours
+    (`heatmaps.colour_stops(**blend)`, the same blending as the maps), `low` to `high`."""
+    stops = ", ".join(heatmaps.colour_stops(**blend))
+    st.html(
+        '<div style="display:flex;align-items:center;gap:.5em;font-size:.8rem;color:#555">'
+        f"<span>{html.escape(low)}</span>"
+        '<div style="flex:1;min-width:60px;height:12px;border-radius:3px;'
+        f'border:1px solid #ddd;background:linear-gradient(to right, {stops})"></div>'
+        f"<span>{html.escape(high)}</span></div>"
+    )

@@ -1,0 +1,33 @@
+"""Names and labels drawn as plain text.
+
+Names of files, runs and classes come from someone else: they are drawn as text, never
+interpreted. A file called `**x**![](http://...)` must not fetch anything, so everything
+a page writes into Markdown goes through `plain` (every Markdown, HTML and LaTeX
+character escaped) or, for file and run names, `file_name`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tinyviz.io import shown_name
+
+# Where Streamlit's Markdown would make a link of escaped text too (GFM autolinks:
+# "http://", "www.", "a@b.c"): an invisible word joiner after these breaks the link.
+_AUTOLINK = re.compile(r"(?i)www(?=\.)|@|\\:(?=//)")
+
+
+def plain(text: str) -> str:
+    """`text` made safe for `st.markdown`: every Markdown, HTML and LaTeX character escaped,
+    and URLs and e-mail addresses shown as text, not links."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "`*_{}[]<>#!|$~:":
+        out = out.replace(ch, "\\" + ch)
+    out = _AUTOLINK.sub(lambda m: m.group(0) + "\u2060", out)
+    return " ".join(out.split())
+
+
+def file_name(name) -> str:
+    """A file or run folder name for `st.markdown`: characters that hide or reorder text
+    written as escapes (`tinyviz.io.shown_name`, as everywhere a name is shown), then `plain`."""
+    return plain(shown_name(name))

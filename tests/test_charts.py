@@ -1,0 +1,148 @@
+"""The charts are built from plain data, without Streamlit or a run: each one here from a
+few numbers, checked for what a visitor reads off it (its data, its selection, its scales)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pages.charts import channels, compare, confusion, embedding, leaderboard, predictions, training
+
+CHARTS = Path(__file__).resolve().parents[1] / "pages" / "charts"
+
+
+def spec(chart) -> dict:
+    return json.loads(chart.to_json())
+
+
+def rows(chart) -> list[dict]:
+    """Every data row of an Altair chart's datasets, in one list."""
+    return [r for values in spec(chart).get("datasets", {}).values() for r in values]
+
+
+def params(d) -> set[str]:
+    """The names of every selection parameter anywhere in a spec."""
+    found = set()
+    if isinstance(d, dict):
+        for p in d.get("params", []) or []:
+            found.add(p["name"])
+        for v in d.values():
+            found |= params(v)
+    elif isinstance(d, list):
+        for v in d:
+            found |= params(v)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(CHARTS.glob("*.py")), ids=lambda p: p.name)
+def test_no_chart_module_imports_streamlit_or_tinyviz(path):
+    tree = ast.parse(path.read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in names if n.split(".")[0] in ("streamlit", "tinyviz")]
+
+
+def test_the_confusion_charts_place_cells_by_the_order_and_take_clicks():
+    matrix = np.array([[5, 1, 0], [0, 4, 2], [3, 0, 6]])
+    rates = matrix / matrix.sum(1, keepdims=True)
+    order = np.array([2, 0, 1])  # class 2 first
+    cells = confusion.cells(matrix, rates, order, ["a", "b", "c"])
+    assert len(cells) == np.count_nonzero(matrix)
+    c2 = cells[(cells.t == 2) & (cells.p == 0)].iloc[0]
+    assert (c2.x, c2.y, c2["count"]) == (1, 0, 3)  # answered a (second), true c (first)
+    whole = confusion.overview(cells, 3, (0, 1), (1, 0))
+    assert "cell" in params(spec(whole))
+    assert spec(whole)["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    zoom = confusion.block(matrix, rates, ["a", "b", "c"], order[:2], (2, 0), "zoom")
+    drawn = rows(zoom)
+    assert {r["count"] for r in drawn if r["count"]} <= {3, 5, 6}  # classes c and a only
+    assert "cell" in params(spec(zoom))
+
+
+def test_the_channel_bars_rank_channels_and_mark_the_chosen_one():
+    chart = channels.channel_bars(np.array([0.5, 2.0, 1.0]), channel=2)
+    drawn = {r["channel"]: r for r in rows(chart)}
+    assert [drawn[k]["rank"] for k in range(3)] == [2, 0, 1]
+    assert [k for k, r in drawn.items() if r["chosen"]] == [2]
+    assert "channel" in params(spec(chart))
+    prefers = rows(channels.preferred_classes(["cat", "dog", "cat"], of=3))
+    assert {r["class"]: r["count"] for r in prefers} == {"cat": 2, "dog": 1}
+
+
+def test_the_agreement_table_counts_and_shares():
+    chart = compare.agreement(np.array([[6, 2], [1, 1]]), 10)
+    got = {(r["A"], r["B"]): (r["images"], r["share"]) for r in rows(chart)}
+    assert got[("A right", "B wrong")] == (2, 0.2) and got[("A wrong", "B wrong")] == (1, 0.1)
+    wins = pd.DataFrame({"class": ["x", "x"], "model": ["A", "B"], "accuracy": [0.9, 0.4]})
+    assert {r["model"]: r["accuracy"] for r in rows(compare.class_wins(wins))} == {
+        "A": 0.9,
+        "B": 0.4,
+    }
+
+
+def test_the_models_charts_take_the_leaderboard_rows():
+    bars = pd.DataFrame(
+        {"run": ["r1", "s"], "model": ["m", ""], "top1": [0.6, 0.5], "measured_on": ["", ""],
+         "who": ["ours", "published"]}
+    )  # fmt: skip
+    colour = spec(leaderboard.top1_bars(bars))["encoding"]["color"]["scale"]
+    assert colour["domain"] == ["ours", "imported", "published"]
+    curves = pd.DataFrame({"run": ["r"] * 2, "epoch": [1, 1], "split": ["val", "train"],
+                           "top1": [0.5, 0.4]})  # fmt: skip
+    assert len(rows(leaderboard.training_curves(curves, "top1"))) == 2
+    trials = pd.DataFrame({"trial": [0, 1], "lr": [0.1, 0.01], "weight_decay": [1e-4, 1e-3],
+                           "val_top1": [0.3, 0.4], "run": ["a", "b"],
+                           "best": [False, True]})  # fmt: skip
+    scatter = spec(leaderboard.search_scatter(trials))
+    assert scatter["layer"][0]["encoding"]["x"]["scale"] == {"type": "log"}
+
+
+def test_training_curves_split_train_from_val():
+    metrics = [
+        {"epoch": e, "train_top1": 0.1 * e, "val_top1": 0.2 * e, "train_loss": 3 - e,
+         "val_loss": 2.5 - e} for e in (1, 2)
+    ]  # fmt: skip
+    drawn = training.epoch_curves(metrics, epochs=5)
+    assert set(drawn) == {"top1", "loss"}
+    top1 = rows(drawn["top1"])
+    assert {r["split"] for r in top1} == {"train", "val"} and len(top1) == 4
+    assert spec(drawn["top1"])["encoding"]["x"]["scale"]["domain"] == [1, 5]
+
+
+def test_the_top5_bars_keep_duplicate_names_apart_and_colour_the_truth():
+    class Pred:
+        names, wnids, probs, classes = (
+            ["cat", "cat", "dog"],
+            ["n1", "n2", "n3"],
+            [0.5, 0.3, 0.2],
+            [4, 7, 9],
+        )
+
+    drawn = rows(predictions.top5_chart(Pred(), {"n3": "dog, domestic dog"}, true_class=7))
+    assert [r["class"] for r in drawn] == ["cat (n1)", "cat (n2)", "dog"]
+    assert [r["hit"] for r in drawn] == [False, True, False]
+    assert drawn[2]["full"] == "dog, domestic dog"
+
+
+def test_class_colours_repeat_the_palette_past_its_end():
+    names = [f"c{i}" for i in range(30)]
+    group_of, domain, colours = embedding.class_colours(names, np.arange(30))
+    assert list(group_of) == names and len(domain) == len(colours) == 30
+    assert colours[0] == colours[26] and len(set(colours)) == 26
+    _, few, ten = embedding.class_colours(names, np.array([3, 1, 3]))
+    assert few == ["c1", "c3"] and len(ten) == 2
+
+
+def test_no_helper_module_takes_a_pages_address():
+    """Streamlit's legacy pages mode (a deep link before the navigation exists) lists every
+    `pages/*.py` by its name without leading underscores: `_data.py` beside `data.py`
+    would stop the app with "two pages resolve to /data"."""
+    files = sorted(CHARTS.parent.glob("*.py"))
+    pages = {p.stem for p in files if not p.stem.startswith("_")}
+    helpers = {p.stem.lstrip("_") for p in files if p.stem.startswith("_")}
+    assert pages and not pages & helpers
