@@ -108,3 +108,35 @@ def test_no_page_or_command_help_names_a_report_by_its_number():
             and pattern.search(node.value)
         ]
     assert not found
+
+
+def test_no_string_on_a_page_or_the_command_line_says_seed():
+    """Every string literal of the pages (all their modules, charts too), app.py and the
+    command line, docstrings aside: none names a report as "seed 00N"."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"\bseeds?\b.{0,4}\d{3}|\bseed paper|\bseeds'", re.IGNORECASE)
+    files = [*root.glob("pages/**/*.py"), root / "app.py", root / "tinyviz" / "cli.py"]
+    found = []
+    for path in files:
+        tree = ast.parse(path.read_text())
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{path.relative_to(root)}:{node.lineno}: {node.value[:60]}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docs
+            and pattern.search(node.value)
+        ]
+    assert len(files) > 20 and not found
