@@ -76,10 +76,9 @@ def note(fam: familiar.Familiarity | None) -> None:
         else "How often this check is right has not been measured for this model."
     )
     st.caption(
-        f"Unfamiliarity {fam.score:.1f}; 95% of the validation photos score at most "
-        f"{fam.threshold:.1f}. It adds up how far the photo's features lie from those of the "
-        f"photos the model knows and how unsure its best guess is ({fam.confidence:.0%}). "
-        + how_well,
+        f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score adds how "
+        "far the photo's features lie from those of the photos the model knows to how weak its "
+        f"best guess is ({fam.confidence:.0%}). " + how_well,
         help="The distance to the 10th nearest validation photo in the model's feature space, "
         "and 1 minus its top probability, each counted in standard deviations over the "
         "validation photos, then summed (bench/unfamiliar.py measured this score"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from pages import _cache, _images, _state
 from pages._text import plain
+from pages.charts import sanity as charts
+from pages.charts.sanity import RANDOM
 from tinyviz.demo.heatmaps import heat_to_rgb
 from tinyviz.explain import faithfulness, saliency, sanity, tasks
 from tinyviz.models.describe import part_title
@@ -26,8 +27,6 @@ TASK = "sanity"
 VERDICT = {"passes": ":green[passes]", "partly": ":orange[partly]", "fails": ":red[fails]"}
 PAPER = "https://arxiv.org/abs/1810.03292"
 SETTINGS = sanity.Settings()  # what the page asks for (the command line's defaults)
-RANDOM = "random order"
-PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#9d755d", "#72b7b2")
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -112,7 +111,8 @@ def completeness(att: saliency.Attribution) -> str:
     )
 
 
-def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt.Chart:
+def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False):
+    """The cascade chart of `trusts` (`charts.sanity.cascade`): ρ at each step."""
     stages = ["none", *rep.stage_titles]
     rows = pd.DataFrame(
         [
@@ -126,22 +126,7 @@ def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt
             for k, stage in enumerate(stages)
         ]
     )
-    x = alt.X(
-        "random down to:N",
-        sort=stages,
-        title="weights randomized down to (top layer first)" if axis else None,
-        axis=alt.Axis(labelAngle=-30) if axis else None,
-    )
-    y = alt.Y(
-        "rho:Q",
-        scale=alt.Scale(domain=[-0.2, 1]),
-        title="rank correlation with the original map" if axis else None,
-        axis=alt.Axis() if axis else alt.Axis(values=[0, 1], title=None, grid=True),
-    )
-    colour = alt.Color("method:N", legend=alt.Legend(orient="right") if axis else None)
-    tips = ["method", "random down to", alt.Tooltip("rho:Q", format=".2f")]
-    base = alt.Chart(rows).encode(x=x, y=y, color=colour, tooltip=tips)
-    return (base.mark_line() + base.mark_point(size=25, filled=True)).properties(height=height)
+    return charts.cascade(rows, stages, height=height, axis=axis)
 
 
 # ---------------------------------------------------------------- the section
@@ -262,54 +247,13 @@ def _faith_rows(rep: sanity.TrustReport, trusts) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _faith_chart(rows: pd.DataFrame, curve: str, height: int = 260) -> alt.Chart:
-    """One curve of every method: the probability of the class against the share of pixels
-    deleted (or inserted), most salient first; each method in its own colour on both charts,
-    its area in the legend; the random order dashed grey."""
-    part = rows[rows.curve == curve]
-    labels = list(dict.fromkeys(part.label))
-    methods = list(dict.fromkeys(part.method))
-    colours = [
-        "#9e9e9e" if m == RANDOM else PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)
-    ]
-    return (
-        alt.Chart(part)
-        .mark_line(point=alt.OverlayMarkDef(size=14))
-        .encode(
-            x=alt.X(
-                "fraction:Q",
-                title=f"share of pixels {'blurred' if curve == 'deletion' else 'put back'}, "
-                "most salient first",
-                axis=alt.Axis(format="%"),
-            ),
-            y=alt.Y("p:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color(
-                "label:N",
-                sort=labels,
-                scale=alt.Scale(domain=labels, range=colours),
-                legend=alt.Legend(title=f"{curve} (area)", orient="bottom", columns=2),
-            ),
-            strokeDash=alt.condition(
-                alt.datum.method == RANDOM, alt.value([4, 3]), alt.value([1, 0])
-            ),
-            tooltip=[
-                "method",
-                alt.Tooltip("fraction:Q", format=".0%", title="pixels"),
-                alt.Tooltip("p:Q", format=".2f", title="probability"),
-                alt.Tooltip("area:Q", format=".3f"),
-            ],
-        )
-        .properties(height=height)
-    )
-
-
 def _faithfulness(rep: sanity.TrustReport) -> None:
     """Deletion and insertion of every method beside each other, areas in the legends."""
     rows = _faith_rows(rep, rep.methods)
     st.markdown("**Faithfulness: deletion and insertion curves**")
     left, right = st.columns(2, gap="medium")
-    left.altair_chart(_faith_chart(rows, "deletion"), width="stretch")
-    right.altair_chart(_faith_chart(rows, "insertion"), width="stretch")
+    left.altair_chart(charts.faithfulness(rows, "deletion"), width="stretch")
+    right.altair_chart(charts.faithfulness(rows, "insertion"), width="stretch")
     st.caption(
         "The class probability as the most salient pixels are blurred away (deletion: a "
         "faithful map makes it fall at once, a small area) or put back into a blurred copy "
@@ -319,39 +263,11 @@ def _faithfulness(rep: sanity.TrustReport) -> None:
     )
 
 
-def _faith_small(rep: sanity.TrustReport, trust: sanity.MethodTrust) -> alt.Chart:
+def _faith_small(rep: sanity.TrustReport, trust: sanity.MethodTrust):
     """Under a map: its deletion and insertion curves, and the random order's dashed."""
     rows = _faith_rows(rep, [trust])
     rows["which"] = np.where(rows.method == RANDOM, "random " + rows.curve, rows.curve)
-    return (
-        alt.Chart(rows)
-        .mark_line()
-        .encode(
-            x=alt.X("fraction:Q", axis=None),
-            y=alt.Y(
-                "p:Q",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(values=[0, 1], title=None, grid=True),
-            ),
-            color=alt.Color(
-                "curve:N",
-                scale=alt.Scale(domain=["deletion", "insertion"], range=["#e45756", "#4c78a8"]),
-                legend=None,
-            ),
-            strokeDash=alt.condition(
-                alt.datum.method == RANDOM, alt.value([3, 3]), alt.value([1, 0])
-            ),
-            opacity=alt.condition(alt.datum.method == RANDOM, alt.value(0.5), alt.value(1.0)),
-            detail="which:N",
-            tooltip=[
-                "which:N",
-                alt.Tooltip("fraction:Q", format=".0%", title="pixels"),
-                alt.Tooltip("p:Q", format=".2f", title="probability"),
-                alt.Tooltip("area:Q", format=".3f"),
-            ],
-        )
-        .properties(height=60)
-    )
+    return charts.faithfulness_small(rows)
 
 
 def _missing(run: Run, data, net) -> None:
