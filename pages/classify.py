@@ -142,7 +142,7 @@ for n_file, file in enumerate(inputs):
                 run_name = f"{run.name}, {k} snapshots" if k else run.name
                 said = verdict(pred)
                 fam = _familiar.familiarity(run, _dataset.model_input(run, up))  # final weights
-                bold = said.sure and (fam is None or fam.familiar)
+                bold = said.sure and (fam is None or fam.verdict is not False)
                 size = "###" if per_row < 3 else "####"
                 with st.container(key=f"tv_cls_head_{n_file}_{j}"):
                     st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")

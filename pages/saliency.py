@@ -6,6 +6,7 @@ from pages import (
     _attribution,
     _cache,
     _dataset,
+    _familiar,
     _images,
     _pick_image,
     _queued,
@@ -61,6 +62,8 @@ with chart:
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
     st.altair_chart(top5_chart(pred, full, true_class=truth), width="stretch")
+    if truth is None:  # an upload: does it look like any of the classes at all?
+        _familiar.note(_familiar.familiarity(run, rgb))
 with opts:
     probs = dict(zip(top, pred.probs, strict=True))
     target = st.selectbox(
@@ -154,7 +157,7 @@ for start in range(0, len(chosen), 3):
             # upload's white stays white, as in the model's input)
             st.image(overlay(_images.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
             on = described[att.layer].title if att.layer in described else att.layer
-            extra = f", on {on} (`{att.layer}`)" if att.layer else ""
+            extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")
             if att.delta is not None:
                 st.caption(_sanity.completeness(att))

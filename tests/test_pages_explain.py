@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagetest import ok, open_page, texts
+from pagetest import chart_rows, ok, open_page, texts
 
 from tinyviz import runs
 from tinyviz.data import load
@@ -89,8 +89,16 @@ def test_saliency_shows_scores_curves_and_randomized_maps(app_env, tmp_path, mon
     assert list(frame["method"]) == ["Vanilla gradient", "Grad-CAM"]
     assert set(frame["sanity"]) <= {"passes", "partly", "fails"}
     strip = at.image[-1].proto.imgs  # the check image's maps, original then each step
-    assert [i.caption for i in strip][:3] == ["the image", "original", "random to fc"]
-    assert len(strip) == len(report.stages) + 2
+    captions = [i.caption for i in strip]
+    assert captions[:3] == ["the image", "original", "random down to Classifier (the last layer)"]
+    assert len(strip) == len(report.stages) + 2 and not any("fc" in c for c in captions)
+    # the deletion and insertion curves beside their areas: under each map, and the section's
+    legends = set()
+    for i, chart in enumerate(at.get("vega_lite_chart")):
+        for d in chart.proto.datasets:
+            legends |= set(chart_rows(at, i, d.name).get("label", []))
+    assert f"Vanilla gradient · area {gradient.deletion_auc:.2f}" in legends
+    assert f"random order · area {report.random_insertion_auc:.2f}" in legends
 
 
 def test_slow_saliency_methods_show_their_place_in_the_queue_then_their_maps(app_env, queue_worker):
