@@ -34,9 +34,9 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
         column_config={
             "run": st.column_config.TextColumn("run", width=fits(table, "run")),
             "model": st.column_config.TextColumn("model", width=fits(table, "model", cap=240)),
-            "source": st.column_config.TextColumn(
+            "source": st.column_config.TextColumn(  # a report's title and author: whole
                 "from",
-                width=fits(table, "source", cap=240),
+                width=fits(table, "source", cap=520),
                 help="ours, imported from a file (tinyviz import), or the report that published it",
             ),
             "top1": st.column_config.ProgressColumn(
