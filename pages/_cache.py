@@ -30,6 +30,7 @@ from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
 from tinyviz.runtime.device import limit_threads
+from tinyviz.runtime.janitor import Janitor
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)
@@ -203,8 +204,10 @@ def warm_up() -> threading.Thread:
     seconds to import, and a visitor's first click on such a page should not wait for it
     (an import the page needs meanwhile simply waits for this one to finish). Also keeps
     torch in the server to one thread per operation (`limit_threads`): each session's
-    script runs in a thread of its own, and the heavy work runs in niced workers."""
+    script runs in a thread of its own, and the heavy work runs in niced workers. And
+    starts the server's `Janitor`, which gives memory back once a crowd has left."""
     limit_threads(SERVER_THREADS)
+    _janitor()
 
     def work() -> None:
         for name in WARM_MODULES:
@@ -214,6 +217,11 @@ def warm_up() -> threading.Thread:
     thread = threading.Thread(target=work, name="tinyviz-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+@st.cache_resource(show_spinner=False)
+def _janitor() -> Janitor:
+    return Janitor().start()
 
 
 def warm_run(run: Run | None, data_path: str) -> None:
