@@ -35,19 +35,25 @@ def _familiarity(
     key: str,
     device: str,
     _rgb: np.ndarray,
+    lane: str = _cache.EXPLAIN,
 ) -> familiar.Familiarity | None:
-    net = _cache._model(path, stamp, None, device)
+    net = _cache._model(path, stamp, None, device, lane=lane)
     return predict.familiarity(net, _rgb, _checker(path, stamp, folder, saved))
 
 
-def familiarity(run: Run, rgb: np.ndarray) -> familiar.Familiarity | None:
-    """The photo's familiarity to the run (its final weights); None before its analysis."""
+def familiarity(
+    run: Run, rgb: np.ndarray, lane: str = _cache.EXPLAIN
+) -> familiar.Familiarity | None:
+    """The photo's familiarity to the run (its final weights; `lane`: whose model object,
+    `_cache`); None before its analysis."""
     folder = familiar.find_analysis(run.path)
     if folder is None:
         return None
     saved = familiar.stamp(folder, run.path)
     key = _cache.image_key(rgb)
-    return _familiarity(str(run.path), run.stamp, str(folder), saved, key, _state.device(), rgb)
+    return _familiarity(
+        str(run.path), run.stamp, str(folder), saved, key, _state.device(), rgb, lane
+    )
 
 
 def note(fam: familiar.Familiarity | None) -> None:

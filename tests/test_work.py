@@ -150,6 +150,34 @@ def test_a_failed_request_says_why_and_waits_to_be_asked_again(own_run, queue_wo
     assert work.status(req).state == "failed"
 
 
+def test_a_request_whose_worker_died_is_reported_failed_and_not_queued_again(
+    own_run, tmp_path, monkeypatch
+):
+    """A worker killed while computing a request (out of memory, say) leaves it in the
+    queue with its name in the slot's `current` file: the slot's next worker reports it as
+    failed, with why, instead of computing it again (it could kill that worker too); the
+    page then says so, and asking again does not queue it."""
+    from queueworker import QueueWorker
+
+    run, data = own_run
+    req = saliency_request(run, data, 0, "occlusion")
+    worker = QueueWorker(tmp_path / "queue")
+    monkeypatch.setattr(work, "queue", lambda: worker.queue)
+    worker.queue.submit(req.name, req.to_json())
+    (entry,) = (tmp_path / "queue").glob("req-*")
+    (tmp_path / "queue" / "slot-0.current").write_text(entry.name)  # what the dead one left
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while worker.queue.names() and time.monotonic() < deadline:  # a bound, not a race
+            time.sleep(0.01)
+        now = work.request(req)
+        assert now.state == "failed" and "worker stopped while computing" in now.error
+        assert not worker.queue.names() and not worker.entered.is_set()  # never computed
+    finally:
+        worker.stop()
+
+
 def test_an_image_handed_to_the_workers_is_named_by_its_content_and_read_only_from_there(tmp_path):
     rgb = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
     path = work.save_image(rgb)

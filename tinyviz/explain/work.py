@@ -59,7 +59,7 @@ from . import mirror
 
 QUEUE_SLOTS = 1  # heavy background computations (and workers) at once on this machine
 WORKER_IDLE = 20.0  # seconds a worker waits for the next request before it ends
-ABANDON = 60.0  # seconds a waiting request lives without anyone asking about it
+ABANDON = 20.0  # seconds a waiting request lives unasked (a waiting page asks every second)
 MODELS = 4  # models a worker keeps loaded
 CHANNEL_MAPS = "channel-maps"  # in the run's analysis folder (or its mirror)
 CHANNEL_MAPS_BUDGET = 32 * 2**20  # bytes of stored channel maps kept per run (oldest go)
