@@ -1,7 +1,7 @@
 """How well each shipped run tells photos of none of its classes from validation images.
 
     python bench/unfamiliar.py --data PATH [--run checkpoints/resnet18-push ...]
-                               [--per-class 10] [--out bench/results/unfamiliar_cpu.txt]
+                               [--compare] [--store] [--out bench/results/unfamiliar_cpu.txt]
 
 In-distribution: the 10,000 Tiny ImageNet validation images. Out of distribution, built here
 from what the installed libraries bundle (no download), each image resized to 64 x 64 the
@@ -12,27 +12,45 @@ way uploads are (Pillow's LANCZOS):
   field, a stained tissue, the moon, a motorcycle, a retina);
 * photos of classes: the same of scikit-image's photos whose subject IS a class (chelsea the
   tabby cat, a cup of coffee: espresso, a rocket: projectile). A good score does not flag
-  them; their AUROC should stay near 0.5;
+  them; their AUROC should stay near 0.5 or below;
 * textures: crops of scikit-image's brick, grass, gravel, text and page images, and
   procedural checkerboards, stripes, smooth noise, colour gradients and flat colours;
-* noise: uniform, Gaussian and salt-and-pepper pixel noise.
+* noise: uniform, Gaussian and salt-and-pepper pixel noise;
+* held-out classes (`--compare`, runs with a frozen backbone only): the linear head is
+  trained again here (logistic regression on the training bank's features) without 20 of
+  the 200 classes; those classes' validation images are then out of distribution.
 
-The scores (higher: stranger), as the literature has them:
+Table 1 is the dashboard's score (`tinyviz.explain.familiar`) and its two parts on all
+10,000 validation images, from the run's stored analysis (each validation image against
+the other 9,999: leave one out), so only the out-of-distribution images pass through the
+model:
 
-* knnK: the distance to the K-th nearest validation image of the normalised penultimate
-  features, projected on the principal components stored with the run's analysis (the
-  score `tinyviz.explain.familiar` uses; Sun et al. 2022). Validation images are scored
-  against the other 9,999 (leave one out), so no new pass over the validation set is needed;
-* msp: 1 - the largest softmax probability (Hendrycks & Gimpel 2017), from the stored
-  log-probabilities;
-* maxlogit and energy (-logsumexp of the logits; Liu et al. 2020): these need the logits,
-  which the analysis does not store, so they are measured on a stratified subset of
-  `--per-class` validation images per class, through the model here; `knn10@sub` and
-  `msp@sub` are the stored scores on the same subset, to compare like with like.
+* knn10: the distance to the 10th nearest validation image of the normalised penultimate
+  features projected on the analysis' principal components (Sun et al. 2022);
+* msp: 1 - the largest softmax probability (Hendrycks & Gimpel 2017);
+* knn10+msp: both standardised by their mean and spread over the validation images, summed
+  (the dashboard's score).
 
-For each, the AUROC (1.0: every out-of-distribution image scores above every validation
-image) and, at the threshold the dashboard uses (the 95th percentile of the validation
-scores: 5% of validation images flagged), the fraction of each set flagged.
+Table 2 (`--compare`) is what the choice was made against, on a stratified subset of
+`--val-per-class` validation images per class, with a bank of `--train-per-class`
+training images per class (none of them a validation image), all through the model here:
+maxlogit and energy (-logsumexp of the logits; Liu et al. 2020), Mahalanobis distance to
+the nearest class mean with a shared covariance (Lee et al. 2018; Ledoit-Wolf shrinkage) in
+the analysis' principal components and on the whole normalised features, ViM (Wang et al.
+2022: the features' norm outside their principal subspace, scaled, minus the energy), kNN
+with the training bank instead of the validation one (projected and whole), and the sums of
+the standardised distances with msp. The passes are kept in `CACHE`, keyed by the weights
+and the images, so a second run only computes the scores.
+
+For each score, the AUROC (1.0: every out-of-distribution image scores above every
+validation image) and, at the threshold the dashboard uses (the 95th percentile of the
+validation scores: 5% of validation images flagged), the fraction of each set flagged.
+
+Table 3 is what the dashboard says of each run: the dashboard score's AUROC on photos,
+textures and noise, and whether it can tell at all (an AUROC on photos of at least
+`familiar.CAN_TELL`). `--store` writes that measurement into each run's calibration file
+(`familiar.Measured`); for the shipped runs, run it with `TINYVIZ_WRITE_SHIPPED=1` so that
+it lands beside their analysis and ships with them.
 """
 
 from __future__ import annotations
@@ -153,7 +171,7 @@ def ood_sets(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-# ------------------------------------------------------------------ the scores
+# ------------------------------------------------------------------ the passes
 
 
 def outputs(model, images: np.ndarray, batch: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -171,40 +189,45 @@ def outputs(model, images: np.ndarray, batch: int = 50) -> tuple[np.ndarray, np.
     return np.concatenate(logits), np.concatenate(feats)
 
 
-def passes(run, model_of, data, sets: dict[str, np.ndarray], sub: np.ndarray) -> dict:
-    """Logits and features of the validation subset and of each set, through the model;
-    kept in `CACHE` (keyed by the weights' digest and what went in), so scores can be
-    studied again without the passes."""
-    import hashlib
+class Passes:
+    """A run's (logits, features) of named image sets, each kept in `CACHE` under the
+    weights' digest and the images' bytes, and the model loaded only for a missing one."""
 
-    from tinyviz.explain.analysis import weights_digest
-    from tinyviz.runs.folder import RunFolder
+    def __init__(self, run) -> None:
+        from tinyviz.explain.analysis import weights_digest
+        from tinyviz.runs.folder import RunFolder
 
-    key = hashlib.sha256(weights_digest(RunFolder(run.path).weights).encode())
-    key.update(sub.tobytes())
-    for name in sorted(sets):
-        key.update(name.encode() + sets[name].tobytes())
-    path = CACHE / f"{run.name}-{key.hexdigest()[:16]}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    model = model_of()
-    found = {}
-    for name, images in [("val", data.val.images[sub]), *sets.items()]:
-        found[f"{name}/logits"], found[f"{name}/features"] = outputs(model, images)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **found)
-    return found
+        self.run = run
+        self.digest = weights_digest(RunFolder(run.path).weights)[:16]
+        self.model = None
+        self.seconds = 0.0
+
+    def __call__(self, name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import hashlib
+
+        images = np.ascontiguousarray(images)
+        key = hashlib.sha256(self.digest.encode() + name.encode() + images.tobytes())
+        path = CACHE / f"{self.run.name}--{name.replace(' ', '_')}-{key.hexdigest()[:16]}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                return z["logits"].astype(np.float64), z["features"].astype(np.float32)
+        start = time.perf_counter()
+        if self.model is None:
+            import torch
+
+            from tinyviz.runs.weights import load_model
+
+            self.model = load_model(self.run, device=torch.device("cpu")).eval()
+        logits, feats = outputs(self.model, images)
+        self.seconds += time.perf_counter() - start
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(path, logits=logits.astype(np.float32), features=feats.astype(np.float16))
+        return logits.astype(np.float64), feats.astype(np.float32)
 
 
-def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
-    from scipy.special import logsumexp, softmax
+# ------------------------------------------------------------------ the scores
 
-    return {
-        "msp": 1 - softmax(logits, 1).max(1),
-        "maxlogit": -logits.max(1),
-        "energy": -logsumexp(logits, 1),
-    }
+Scores = tuple[np.ndarray, dict[str, np.ndarray]]  # validation's, and each set's
 
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
@@ -214,94 +237,318 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
     return float(roc_auc_score(y, np.r_[inside, outside]))
 
 
-def measure(run_dir: Path, data, sets: dict[str, np.ndarray], per_class: int) -> list[dict]:
-    """One row per score: validation images, AUROC and flagged fraction per set."""
-    import torch
+def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    from scipy.special import logsumexp
 
+    from tinyviz.explain.familiar import doubt
+
+    return {"msp": doubt(logits), "maxlogit": -logits.max(1), "energy": -logsumexp(logits, 1)}
+
+
+def summed(*parts: Scores) -> Scores:
+    """The sum of scores standardised by their validation mean and spread (the dashboard's
+    way of adding the distance and the doubt)."""
+    z = [(lambda x, v=v: (x - v.mean()) / max(v.std(), 1e-9)) for v, _ in parts]
+    val = sum(f(v) for f, (v, _) in zip(z, parts, strict=True))
+    names = parts[0][1]
+    return val, {s: sum(f(o[s]) for f, (_, o) in zip(z, parts, strict=True)) for s in names}
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def kth_distance(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Distance of unit rows to their k-th nearest unit row of `bank`."""
+    out = np.empty(len(queries))
+    for s in range(0, len(queries), 2048):
+        sims = queries[s : s + 2048] @ bank.T
+        out[s : s + 2048] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+    return np.sqrt(np.maximum(2 - 2 * out, 0))
+
+
+def mahalanobis(bank: np.ndarray, labels: np.ndarray):
+    """min over classes of the Mahalanobis distance to the class mean, with one shared
+    covariance (Ledoit-Wolf) fitted on `bank`'s rows."""
+    from sklearn.covariance import LedoitWolf
+
+    means = np.stack([bank[labels == c].mean(0) for c in np.unique(labels)])
+    precision = (
+        LedoitWolf().fit(bank - means[np.searchsorted(np.unique(labels), labels)]).precision_
+    )
+
+    def score(x: np.ndarray) -> np.ndarray:
+        d = x @ precision
+        sq = (d * x).sum(1)[:, None] - 2 * d @ means.T + ((means @ precision) * means).sum(1)
+        return sq.min(1)
+
+    return score
+
+
+def vim(features: np.ndarray, logits: np.ndarray):
+    """ViM (Wang et al. 2022) fitted on a bank's features and logits: the head's weights are
+    recovered by least squares (the head is linear), the origin moved to -W^+ b, the
+    principal subspace of the moved features kept (half the dimensions, at most 256)."""
+    from scipy.special import logsumexp
+
+    fit, *_ = np.linalg.lstsq(np.c_[features, np.ones(len(features))], logits, rcond=None)
+    w, b = fit[:-1].T, fit[-1]
+    origin = -np.linalg.pinv(w) @ b
+    dims = min(features.shape[1] // 2, 256)
+    _, _, vt = np.linalg.svd(features - origin, full_matrices=False)
+    null = vt[dims:].T
+
+    def residual(f: np.ndarray) -> np.ndarray:
+        return np.linalg.norm((f - origin) @ null, axis=1)
+
+    alpha = logits.max(1).mean() / residual(features).mean()
+    return lambda f, z: alpha * residual(f) - logsumexp(z, 1)
+
+
+# ------------------------------------------------------------------ table 1: the dashboard's
+
+
+DASHBOARD = "knn10+msp (dashboard)"
+
+
+def dashboard_scores(run_dir: Path, sets: dict[str, np.ndarray]):
+    """knn10, msp and their sum (the dashboard's score, through `familiar.Checker` itself)
+    on all validation images (stored analysis, leave one out) and on each set; the checker
+    and the seconds spent in passes."""
+    from tinyviz.explain import familiar
+    from tinyviz.runs.folder import open_run
+
+    checker = familiar.checker(run_dir)
+    if checker is None:
+        raise SystemExit(f"{run_dir} has no stored analysis: run `tinyviz analyse {run_dir}`")
+    cal, bank = checker.calibration, checker.bank
+    passes = Passes(open_run(run_dir))
+    val_distance = bank.kth_distance(bank.vectors, cal.k, leave_out=True).astype(np.float64)
+    val_doubt = familiar.load_doubts(checker.folder)
+    out: dict[str, Scores] = {
+        f"knn{cal.k}": (val_distance, {}),
+        "msp": (val_doubt, {}),
+        DASHBOARD: (cal.combine(val_distance, val_doubt), {}),
+    }
+    for name, images in sets.items():
+        logits, feats = passes(name, images)
+        out[f"knn{cal.k}"][1][name] = checker.distances(feats)
+        out["msp"][1][name] = familiar.doubt(logits)
+        out[DASHBOARD][1][name] = checker.scores(feats, logits)
+    return out, checker, passes.seconds
+
+
+# ------------------------------------------------------------------ table 2: the comparison
+
+
+def compared_scores(
+    run_dir: Path, data, sets: dict[str, np.ndarray], val_per_class: int, train_per_class: int
+) -> tuple[dict[str, Scores], dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """Every score on a validation subset, with a training bank (see the module's text)."""
     from tinyviz.explain import analysis, familiar
     from tinyviz.runs.folder import open_run
-    from tinyviz.runs.weights import load_model
 
     run = open_run(run_dir)
+    passes = Passes(run)
     folder = familiar.find_analysis(run_dir)
-    if folder is None:
-        raise SystemExit(f"{run.name} has no stored analysis: run `tinyviz analyse {run_dir}`")
-    bank = familiar.load_bank(folder)
-    stored = analysis.read(folder).outputs
-    sub = analysis.subset_rows(stored.labels, per_class)
-    start = time.perf_counter()
-    passed = passes(run, lambda: load_model(run, device=torch.device("cpu")), data, sets, sub)
-    seconds = time.perf_counter() - start
-    ood = {name: (passed[f"{name}/logits"], passed[f"{name}/features"]) for name in sets}
-    sub_logits = passed["val/logits"]
-    val: dict[str, np.ndarray] = {}
-    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in sets}
-    for k in KS:
-        val[f"knn{k}"] = bank.kth_distance(bank.vectors, k, leave_out=True)
-        for name, (_, feats) in ood.items():
-            out[name][f"knn{k}"] = bank.kth_distance(bank.embed(feats), k)
-    val["msp"] = 1 - np.exp(np.asarray(stored.logp, np.float32).max(1))
-    val["knn10@sub"], val["msp@sub"] = val["knn10"][sub], val["msp"][sub]
-    for score, values in logit_scores(sub_logits).items():
-        if score != "msp":
-            val[score] = values
-    for name, (logits, _) in ood.items():
-        out[name].update(logit_scores(logits))
-        out[name]["knn10@sub"], out[name]["msp@sub"] = out[name]["knn10"], out[name]["msp"]
+    projected = familiar.load_bank(folder)
+    val_rows = analysis.subset_rows(data.val.labels, val_per_class)
+    train_rows = analysis.subset_rows(data.train.labels, train_per_class)
+    train_labels = np.asarray(data.train.labels)[train_rows]
+    v_logits, v_feats = passes(f"val{val_per_class}", data.val.images[val_rows])
+    t_logits, t_feats = passes(f"train{train_per_class}", data.train.images[train_rows])
+    ood = {name: passes(name, images) for name, images in sets.items()}
+
+    def score(fn) -> Scores:
+        return fn(v_feats, v_logits), {s: fn(f, z) for s, (z, f) in ood.items()}
+
+    out: dict[str, Scores] = {}
+    for name in ("msp", "maxlogit", "energy"):
+        out[name] = score(lambda f, z, n=name: logit_scores(z)[n])
+    in_pca, t_pca = projected.embed, projected.embed(t_feats)
+    out["knn10, validation bank"] = score(
+        lambda f, z: projected.kth_distance(in_pca(f), familiar.K)
+    )
+    for k in (1, 5, 10, 20):
+        out[f"knn{k}, training bank"] = score(lambda f, z, k=k: kth_distance(t_pca, in_pca(f), k))
+        out[f"knn{k}, training bank, whole features"] = score(
+            lambda f, z, k=k: kth_distance(unit(t_feats), unit(f), k)
+        )
+    pca_maha = mahalanobis(t_pca, train_labels)
+    out["mahalanobis, projected"] = score(lambda f, z: pca_maha(in_pca(f)))
+    whole_maha = mahalanobis(unit(t_feats), train_labels)
+    out["mahalanobis, whole features"] = score(lambda f, z: whole_maha(unit(f)))
+    out["vim"] = score(vim(t_feats, t_logits))
+    for part in ("knn10, validation bank", "knn10, training bank", "mahalanobis, whole features"):
+        for conf in ("msp", "energy"):
+            out[f"{part} + {conf}"] = summed(out[part], out[conf])
+    held = held_out(run, t_feats, train_labels, v_feats, np.asarray(data.val.labels)[val_rows])
+    return out, held, passes.seconds
+
+
+HELD_OUT = 10  # every 10th class is held out: 20 of 200
+
+
+def held_out(run, t_feats, t_labels, v_feats, v_labels) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For a run whose backbone was frozen (only its linear head learned Tiny ImageNet): the
+    head trained again without every `HELD_OUT`-th class, then msp, the training-bank kNN
+    and their sum on the validation images of the kept classes (in) and of the held-out
+    ones (out). Other runs learned every class in their features: {}."""
+    if not run.config.model.options.get("freeze"):
+        return {}
+    from sklearn.linear_model import LogisticRegression
+
+    from tinyviz.explain.familiar import doubt
+
+    keep_t, keep_v = t_labels % HELD_OUT != 0, v_labels % HELD_OUT != 0
+    head = LogisticRegression(max_iter=300).fit(t_feats[keep_t], t_labels[keep_t])
+    msp = doubt(head.decision_function(v_feats))
+    knn = kth_distance(unit(t_feats[keep_t]), unit(v_feats), 10)
+    out = "held-out classes"
+    both = summed((msp[keep_v], {out: msp[~keep_v]}), (knn[keep_v], {out: knn[~keep_v]}))
+    return {
+        "msp": (msp[keep_v], msp[~keep_v]),
+        "knn10, training bank, whole features": (knn[keep_v], knn[~keep_v]),
+        "knn10, training bank, whole features + msp": (both[0], both[1][out]),
+    }
+
+
+# ------------------------------------------------------------------ what the dashboard says
+
+
+def measured(checker, scores: dict[str, Scores]):
+    """The dashboard score's `familiar.Measured` on this run, from table 1."""
+    from tinyviz.explain.familiar import Measured
+
+    val, outs = scores[DASHBOARD]
+    return Measured(
+        auroc=round(auroc(val, outs["photos"]), 4),
+        caught=round(float((outs["photos"] > checker.calibration.threshold).mean()), 4),
+        photos=len(outs["photos"]),
+        textures=round(auroc(val, outs["textures"]), 4),
+        noise=round(auroc(val, outs["noise"]), 4),
+    )
+
+
+def verdicts(found: dict[str, tuple]) -> str:
+    """Table 3: per run, the dashboard score's AUROCs, flagged shares, and what it says."""
+    head = ["run", "AUROC photos", "AUROC textures", "AUROC noise", "flagged: val",
+            "flagged: photos", "the dashboard says"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for run, (m, cal) in found.items():
+        says = "a verdict" if m.can_tell else "this model cannot tell"
+        cells = [run, f"{m.auroc:.3f}", f"{m.textures:.3f}", f"{m.noise:.3f}",
+                 f"{cal.flagged:.1%}", f"{m.caught:.0%}", says]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ the tables
+
+COLUMNS = (*SETS, "held-out classes")
+
+
+def rows_of(run: str, scores: dict[str, Scores], held: dict | None = None) -> list[dict]:
+    """A table row per score; `held`: the held-out classes' (in, out) scores by name."""
+    from tinyviz.explain.familiar import QUANTILE
+
     rows = []
-    for score, inside in val.items():
-        threshold = np.quantile(inside, familiar.QUANTILE)
-        row = {"run": run.name, "score": score, "val": len(inside), "seconds": seconds}
-        for name in sets:
-            row[name] = auroc(inside, out[name][score])
-            row[f"{name} flagged"] = float((out[name][score] > threshold).mean())
+    for score, (val, outs) in scores.items():
+        row = {"run": run, "score": score, "val": len(val)}
+        row["val flagged"] = float((val > np.quantile(val, QUANTILE)).mean())
+        pairs = [(name, val, values) for name, values in outs.items()]
+        if held and score in held:
+            pairs.append(("held-out classes", *held[score]))
+        for name, inside, values in pairs:
+            row[name] = auroc(inside, values)
+            row[f"{name} flagged"] = float((values > np.quantile(inside, QUANTILE)).mean())
         rows.append(row)
     return rows
 
 
-# ------------------------------------------------------------------ the table
-
-
-def table(rows: list[dict], sets: dict[str, np.ndarray]) -> str:
-    head = ["run", "score", "val imgs"] + [f"AUROC {s}" for s in SETS] + ["flagged: photos",
-            "textures", "noise"]  # fmt: skip
+def table(rows: list[dict], columns=COLUMNS) -> str:
+    used = [c for c in columns if any(c in r for r in rows)]
+    head = ["run", "score", "val imgs", *(f"AUROC {c}" for c in used), "flagged: val"]
+    head += [f"flagged: {c}" for c in used]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         cells = [r["run"], r["score"], f"{r['val']:,}"]
-        cells += [f"{r[s]:.3f}" for s in SETS]
-        cells += [f"{r[f'{s} flagged']:.0%}" for s in ("photos", "textures", "noise")]
+        cells += [f"{r[c]:.3f}" if c in r else "" for c in used]
+        cells += [f"{r['val flagged']:.1%}"]
+        cells += [f"{r[f'{c} flagged']:.0%}" if c in r else "" for c in used]
         lines.append("| " + " | ".join(cells) + " |")
-    sizes = ", ".join(f"{name} {len(images)}" for name, images in sets.items())
-    return "\n".join(lines) + f"\n\nout-of-distribution images: {sizes}\n"
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("TINYVIZ_DATA"), help="zip or folder")
     p.add_argument("--run", action="append", help="run folder (default: every shipped run)")
-    p.add_argument("--per-class", type=int, default=10, help="subset for maxlogit and energy")
+    p.add_argument("--compare", action="store_true", help="table 2: every score (slow)")
+    p.add_argument("--compare-run", action="append", metavar="NAME",
+                   help="table 2 for this run only (repeat; default: every run)")  # fmt: skip
+    p.add_argument("--val-per-class", type=int, default=10, help="table 2's validation subset")
+    p.add_argument("--train-per-class", type=int, default=20, help="table 2's training bank")
+    p.add_argument("--store", action="store_true", help="write table 3 into each run's "
+                   "calibration file (TINYVIZ_WRITE_SHIPPED=1 for shipped runs)")  # fmt: skip
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "bench/results/unfamiliar_cpu.txt"))
     args = p.parse_args()
     import torch
 
-    from tinyviz.data import load
-
     torch.set_num_threads(args.threads)
-    data = load(args.data, progress=False)
     run_dirs = args.run or sorted(str(p) for p in (ROOT / "checkpoints").iterdir() if p.is_dir())
+    began = time.perf_counter()
     sets = ood_sets()
-    rows = []
+    first, second, seconds, found = [], [], 0.0, {}
+    data = None
     for run_dir in run_dirs:
-        rows += measure(Path(run_dir), data, sets, args.per_class)
-        print(f"{Path(run_dir).name}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+        name = Path(run_dir).name
+        scores, checker, spent = dashboard_scores(Path(run_dir), sets)
+        first += rows_of(name, scores)
+        seconds += spent
+        found[name] = (measured(checker, scores), checker.calibration)
+        if args.store:
+            from tinyviz.explain.familiar import store_measured
+
+            where = store_measured(checker.folder, checker.calibration, found[name][0], run_dir)
+            print(f"{name}: stored in {where}", file=sys.stderr)
+        if args.compare and (not args.compare_run or name in args.compare_run):
+            if data is None:
+                from tinyviz.data import load
+
+                data = load(args.data, progress=False)
+            scores, held, spent = compared_scores(
+                Path(run_dir), data, sets, args.val_per_class, args.train_per_class
+            )
+            second += rows_of(name, scores, held)
+            seconds += spent
+        print(f"{name}: done ({seconds:.0f} s of passes so far)", file=sys.stderr, flush=True)
     load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    sizes = ", ".join(f"{name} {len(images)}" for name, images in sets.items())
     report = (
         f"unfamiliar on {os.cpu_count()} CPU cores, torch {torch.__version__}, {args.threads} "
         f"threads; load average {load_avg}\n"
-        f"AUROC: validation images (in) against each set (out); flagged: the fraction of a set "
-        f"above the 95th percentile of the validation scores (5% of validation flagged)\n\n"
-        + table(rows, sets)
+        "AUROC: validation images (in) against each set (out); flagged: the fraction of a set "
+        "above the 95th percentile of the validation scores (5% of validation flagged)\n"
+        f"out-of-distribution images: {sizes}\n"
+        f"{time.perf_counter() - began:.0f} s in all, {seconds:.0f} s of them in passes not "
+        f"kept from an earlier run (`CACHE`)\n\n"
+        "Table 1: the dashboard's score (knn10+msp) and its parts, all 10,000 validation "
+        "images\n\n" + table(first)
+    )
+    if second:
+        report += (
+            f"\nTable 2: every score on {args.val_per_class} validation images per class, "
+            f"banks of {args.train_per_class} training images per class; held-out classes: "
+            f"the head trained again without every {HELD_OUT}th class (frozen backbones "
+            "only)\n\n" + table(second)
+        )
+    from tinyviz.explain.familiar import CAN_TELL
+
+    report += (
+        f"\nTable 3: what the dashboard says on each run: a verdict where its score's AUROC on "
+        f"photos is at least {CAN_TELL}, else that the model cannot tell\n\n" + verdicts(found)
     )
     print(report)
     Path(args.out).write_text(report)

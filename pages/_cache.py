@@ -3,9 +3,16 @@
 `st.cache_resource` objects are shared by every session and thread: the services that use a
 cached model take `tinyviz.runtime.locks.model_lock`, so sessions never see each other's
 hooks. Entries are bounded (`max_entries`), so the server's memory stays flat however many
-visitors come and go: at most 8 models (with 16 layer descriptions), 2 snapshot ensembles,
-4 analyses, 4 class-name lists, 256 top-5 lists and 256 saliency maps (64 x 64) are held
-here at once; the pages' own caches are bounded the same way (see their `max_entries`).
+visitors come and go: at most 8 models for the explain pages and 4 for Classify (with 16
+layer descriptions), 2 snapshot ensembles, 4 analyses, 4 class-name lists, 256 top-5 lists
+and 256 saliency maps (64 x 64) are held here at once; the pages' own caches are bounded
+the same way (see their `max_entries`).
+
+Classify has model objects of its own (`lane=CLASSIFY`): an explain page holds its model's
+lock for as long as its short work takes (a cell's channel pushes, three saliency maps: up to
+seconds on a busy CPU), and a visitor's photo must not wait for another visitor's
+explanation. Its models are also kept apart from the explain pages' in the cache, so a crowd
+going through every run never evicts them.
 """
 
 from __future__ import annotations
@@ -29,19 +36,41 @@ from tinyviz.explain import analysis as analysis_store
 from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
+from tinyviz.runtime.device import limit_threads
+from tinyviz.runtime.janitor import Janitor
+
+EXPLAIN, CLASSIFY = "explain", "classify"  # whose model objects (see above)
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)
-def _model(
+def _explain_model(
     path: str, stamp: tuple[int, int], snapshot: str | None, device: str, epoch: int | None = None
 ):
     return load_model(Path(path), snapshot=snapshot, device=device, epoch=epoch)
 
 
-def model(run: Run, snapshot: str | None = None, epoch: int | None = None):
-    """The run's model (a snapshot's, or an epoch view's), shared across sessions; reloaded
-    when its weights change."""
-    return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch)
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _classify_model(path: str, stamp: tuple[int, int], snapshot: str | None, device: str):
+    return load_model(Path(path), snapshot=snapshot, device=device)
+
+
+def _model(
+    path: str,
+    stamp: tuple[int, int],
+    snapshot: str | None,
+    device: str,
+    epoch: int | None = None,
+    lane: str = EXPLAIN,
+):
+    if lane == CLASSIFY and epoch is None:
+        return _classify_model(path, stamp, snapshot, device)
+    return _explain_model(path, stamp, snapshot, device, epoch)
+
+
+def model(run: Run, snapshot: str | None = None, epoch: int | None = None, lane: str = EXPLAIN):
+    """The run's model (a snapshot's, or an epoch view's), shared across sessions (Classify's
+    apart: `lane`); reloaded when its weights change."""
+    return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch, lane)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -114,20 +143,28 @@ def _warm(net, what: str, run_once) -> None:
         done.add(what)
 
 
-def prediction(run: Run, rgb: np.ndarray, ensemble: int = 0):
+def prediction(run: Run, rgb: np.ndarray, ensemble: int = 0, lane: str = EXPLAIN):
     """Top-5 of the run (or of its `ensemble` best snapshots) on a 64 x 64 image; cached."""
-    return _prediction(str(run.path), run.stamp, ensemble, image_key(rgb), _state.device(), rgb)
+    return _prediction(
+        str(run.path), run.stamp, ensemble, image_key(rgb), _state.device(), rgb, lane
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _prediction(
-    path: str, stamp: tuple[int, int], ensemble: int, key: str, device: str, _rgb: np.ndarray
+    path: str,
+    stamp: tuple[int, int],
+    ensemble: int,
+    key: str,
+    device: str,
+    _rgb: np.ndarray,
+    lane: str = EXPLAIN,
 ):
     run = open_run(Path(path))
     nets = (
         _snapshot_models(path, stamp, ensemble, device)
         if ensemble
-        else [_model(path, stamp, None, device)]
+        else [_model(path, stamp, None, device, lane=lane)]
     )
     label = f"{run.name}, {len(nets)} snapshots" if ensemble else run.name
     for net in nets:
@@ -146,6 +183,7 @@ def attribution(
     method: str,
     layer: str | None = None,
     snapshot: str | None = None,
+    lane: str = EXPLAIN,
 ):
     """`explain.attribute` of the run's model on a 64 x 64 image; cached by content."""
     return _attribution(
@@ -158,6 +196,7 @@ def attribution(
         layer,
         _state.device(),
         rgb,
+        lane,
     )
 
 
@@ -172,8 +211,9 @@ def _attribution(
     layer: str | None,
     device: str,
     _rgb: np.ndarray,
+    lane: str = EXPLAIN,
 ):
-    net, x = _model(path, stamp, snapshot, device), to_model_input(_rgb)
+    net, x = _model(path, stamp, snapshot, device, lane=lane), to_model_input(_rgb)
     _warm(net, "backward", lambda: explain.attribute(net, x, target, "gradient"))
     return explain.attribute(net, x, target, method, layer=layer)
 
@@ -193,11 +233,19 @@ WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, 
 )
 
 
+SERVER_THREADS = 1  # torch threads per operation in the server: sessions run side by side
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Import the explain pages' libraries in the background, once per server: they take
     seconds to import, and a visitor's first click on such a page should not wait for it
-    (an import the page needs meanwhile simply waits for this one to finish)."""
+    (an import the page needs meanwhile simply waits for this one to finish). Also keeps
+    torch in the server to one thread per operation (`limit_threads`): each session's
+    script runs in a thread of its own, and the heavy work runs in niced workers. And
+    starts the server's `Janitor`, which gives memory back once a crowd has left."""
+    limit_threads(SERVER_THREADS)
+    _janitor()
 
     def work() -> None:
         for name in WARM_MODULES:
@@ -207,6 +255,11 @@ def warm_up() -> threading.Thread:
     thread = threading.Thread(target=work, name="tinyviz-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+@st.cache_resource(show_spinner=False)
+def _janitor() -> Janitor:
+    return Janitor().start()
 
 
 def warm_run(run: Run | None, data_path: str) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import _cache, _images
+from pages import _cache, _images, _queued
 from tinyviz.demo.heatmaps import heat_to_rgb, overlay
-from tinyviz.explain import channels, speed, work
+from tinyviz.explain import channels, work
 
 HERE = 6  # maps computed in the script run; the rest in the background
 PER_ROW = 6
@@ -72,13 +72,8 @@ def _follow(req: work.Request, n: int) -> None:
     now = work.status(req)
     if not now.active:
         st.rerun(scope="app")
-    eta = now.eta_seconds
-    left = f", {speed.duration(eta)} left" if eta is not None else ""
-    st.progress(
-        now.fraction,
-        text=f"The maps of the other {n} images, computed in the background"
-        + (f": {now.message}{left}" if now.state == "running" else ": starting"),
-    )
+    with st.container(key=_queued.KEY):
+        st.progress(now.fraction, text=f"The maps of the other {n} images: {_queued.describe(now)}")
 
 
 def grid(data, images: list[int]) -> list:

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _defer, _images, _state
+from pages import _cache, _defer, _images, _queued, _state
 from pages._text import plain
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
-from tinyviz.explain import contrastive, saliency, speed, tasks, train_features
+from tinyviz.explain import contrastive, saliency, speed, tasks, train_features, work
 
 TASK = "train-features"
 STARTED = "tv_ctr_started"  # the pair this session last asked for: (run folder, a, b)
@@ -103,10 +103,11 @@ def _maps_ui(key, data, run, net, images, a, b, A, B) -> None:
         required=True,
         key="tv_ctr_method",
     )
-    if not _maps_wanted(run, (key, tuple(images), a, b, method), len(images), method):
+    heats = _heats(key, data, run, net, images, a, b, method)
+    if heats is None:
+        st.image([_images.big(data.val.images[i], 128) for i in images], width=128,
+                 caption=[f"image {i}" for i in images])  # fmt: skip
         return
-    with st.spinner("Contrastive maps..."):
-        heats = [_map(key, i, a, b, method, net, np.asarray(data.val.images[i])) for i in images]
     shown = zip(images, heats, strict=True)
     st.image(
         [overlay(_images.big(data.val.images[i], 128), h, 0.55, weighted=True) for i, h in shown],
@@ -120,19 +121,31 @@ def _maps_ui(key, data, run, net, images, a, b, A, B) -> None:
     )
 
 
-def _maps_wanted(run, what: tuple, n: int, method: str) -> bool:
-    """Whether to draw the maps now: at once when they are quick here, else once asked for,
-    with the time they will take said on the button (a heavy model on a CPU: many seconds)."""
+def _heats(key, data, run, net, images, a, b, method) -> list | None:
+    """The cell's contrastive maps: computed here when they take a moment on this machine,
+    else by a background worker (`explain.work`, "contrastive-maps"; None until stored,
+    its place in the queue shown meanwhile), so they never hold up another visitor."""
     cost = speed.of_run(run, _state.device())
-    seconds = n * cost.saliency_seconds(saliency.method_info(method)) if cost else 0.0
-    if seconds <= speed.FAST_PAGE_SECONDS or st.session_state.get("tv_ctr_drawn") == what:
-        return True
-    if st.button(
-        f"Draw the {n} contrastive maps ({speed.duration(seconds)} here)", key="tv_ctr_maps"
-    ):
-        st.session_state["tv_ctr_drawn"] = what
-        return True
-    return False
+    seconds = len(images) * cost.saliency_seconds(saliency.method_info(method)) if cost else 0.0
+    if seconds <= speed.FAST_PAGE_SECONDS or _state.device() != "cpu":
+        with st.spinner("Contrastive maps..."):
+            return [_map(key, i, a, b, method, net, np.asarray(data.val.images[i])) for i in images]
+    req = work.Request(
+        "contrastive-maps", str(run.path), str(data.source), data.size,
+        {"a": int(a), "b": int(b), "method": method, "images": images, "stamp": list(run.stamp)},
+    )  # fmt: skip
+    maps = work.stored_maps(req, work.CONTRASTIVE)
+    if maps is None:
+        now = work.request(req)
+        maps = work.stored_maps(req, work.CONTRASTIVE) if now.state == "done" else None
+        if maps is None:
+            if now.state == "failed":
+                st.error(f"The contrastive maps could not be computed: {plain(now.error)}")
+            else:
+                label = f"The {len(images)} contrastive maps ({speed.duration(seconds)} of work)"
+                _queued.follow({label: req})
+            return None
+    return list(maps)
 
 
 def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cache, _gate, _images, _map, _state
+from pages import _cache, _gate, _images, _map, _queued, _state
 from pages._text import plain
 from pages.charts import embedding as charts
-from tinyviz.explain import embed, epochs, speed, train_features, wordnet, work
+from tinyviz.explain import embed, epochs, train_features, wordnet, work
 from tinyviz.runs import Run
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -186,15 +186,9 @@ def _follow(req: work.Request) -> None:
     now = work.status(req)
     if not now.active:
         st.rerun(scope="app")
-    eta = now.eta_seconds
-    left = f", {speed.duration(eta)} left" if eta is not None else ""
-    if now.state == "waiting":
-        text = f"Waiting for {now.place} other computation(s) to finish first"
-    elif now.state == "running":
-        text = f"{now.message or 'computing'}{left}"
-    else:
-        text = "Starting (a few seconds)"
-    st.progress(now.fraction, text=text)
+    with st.container(key=_queued.KEY):
+        st.progress(now.fraction, text=f"The {METHODS[req.params['method']]} map: "
+                    + _queued.describe(now))  # fmt: skip
 
 
 def seconds(src: Source, method: str, dims: int, classes: tuple | None) -> float | None:

@@ -1,4 +1,4 @@
-"""The Models page's leaderboard table: every run and seed figure, each column as wide as
+"""The Models page's leaderboard table: every run and published figure, each column as wide as
 its longest text, scores as percentages with one decimal."""
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
         column_config={
             "run": st.column_config.TextColumn("run", width=fits(table, "run")),
             "model": st.column_config.TextColumn("model", width=fits(table, "model", cap=240)),
-            "source": st.column_config.TextColumn(
+            "source": st.column_config.TextColumn(  # a report's title and author: whole
                 "from",
-                width=fits(table, "source", cap=240),
-                help="ours, imported from a file (tinyviz import), or the seed report",
+                width=fits(table, "source", cap=520),
+                help="ours, imported from a file (tinyviz import), or the report that published it",
             ),
             "top1": st.column_config.ProgressColumn(
                 "top-1", format="%.1f%%", min_value=0, max_value=100

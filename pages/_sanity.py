@@ -7,17 +7,20 @@ completeness of Integrated Gradients is `sanity.completeness`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _images, _state
+from pages import _cache, _images, _state
 from pages._text import plain
+from pages.charts import sanity as charts
+from pages.charts.sanity import RANDOM
 from tinyviz.demo.heatmaps import heat_to_rgb
-from tinyviz.explain import saliency, sanity, tasks
+from tinyviz.explain import faithfulness, saliency, sanity, tasks
+from tinyviz.models.describe import part_title
 from tinyviz.runs import Run
 
 TASK = "sanity"
@@ -37,7 +40,17 @@ def report(run: Run, data) -> sanity.TrustReport | None:
     mtime = file.stat().st_mtime if file.exists() else 0.0
     if not mtime:
         return None
-    return _report(str(run.path), run.stamp, str(data.cache), mtime, SETTINGS, data)
+    rep = _report(str(run.path), run.stamp, str(data.cache), mtime, SETTINGS, data)
+    if rep is not None and len(rep.titles) != len(rep.stages):  # stored without them
+        names = _titles(str(run.path), run.stamp, _state.device(), rep.stages)
+        rep = dataclasses.replace(rep, titles=names)
+    return rep
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _titles(path: str, stamp: tuple[int, int], device: str, stages: tuple[str, ...]):
+    net = _cache._model(path, stamp, None, device)
+    return tuple(part_title(net, s) for s in stages)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -68,18 +81,20 @@ def card(rep: sanity.TrustReport | None, method: str) -> None:
         return
     st.markdown(
         f"Sanity {VERDICT[trust.verdict]}: ρ = {trust.after_top:.2f} with the head and the "
-        f"last block random, {trust.score:.2f} on average · deletion "
-        f"{trust.deletion_auc:.2f} (random {rep.random_deletion_auc:.2f}), insertion "
-        f"{trust.insertion_auc:.2f} (random {rep.random_insertion_auc:.2f})",
+        f"last block random, {trust.score:.2f} on average · :red[deletion "
+        f"{trust.deletion_auc:.2f}] (random {rep.random_deletion_auc:.2f}), :blue[insertion "
+        f"{trust.insertion_auc:.2f}] (random {rep.random_insertion_auc:.2f})",
         help="ρ: rank correlation of this map with the map of the same model after its "
         "weights were re-initialised, top layer first (the curve: one step per layer "
         "group; the average is over its steps). A map that explains what the model "
         "learned changes: ρ falls towards 0. "
         "Deletion / insertion: the class probability as the most salient pixels are "
         "blurred away / put back, area under the curve; lower / higher than a random "
-        "pixel order is better.",
+        "pixel order is better. Below: the two curves (deletion red, insertion blue), "
+        "the random order's dashed.",
     )
     st.altair_chart(_curve(rep, [trust], height=70, axis=False), width="stretch")
+    st.altair_chart(_faith_small(rep, trust), width="stretch")
 
 
 def completeness(att: saliency.Attribution) -> str:
@@ -96,8 +111,9 @@ def completeness(att: saliency.Attribution) -> str:
     )
 
 
-def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt.Chart:
-    stages = ["none", *rep.stages]
+def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False):
+    """The cascade chart of `trusts` (`charts.sanity.cascade`): ρ at each step."""
+    stages = ["none", *rep.stage_titles]
     rows = pd.DataFrame(
         [
             {
@@ -110,22 +126,7 @@ def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False) -> alt
             for k, stage in enumerate(stages)
         ]
     )
-    x = alt.X(
-        "random down to:N",
-        sort=stages,
-        title="weights randomized down to (top layer first)" if axis else None,
-        axis=alt.Axis(labelAngle=-30) if axis else None,
-    )
-    y = alt.Y(
-        "rho:Q",
-        scale=alt.Scale(domain=[-0.2, 1]),
-        title="rank correlation with the original map" if axis else None,
-        axis=alt.Axis() if axis else alt.Axis(values=[0, 1], title=None, grid=True),
-    )
-    colour = alt.Color("method:N", legend=alt.Legend(orient="right") if axis else None)
-    tips = ["method", "random down to", alt.Tooltip("rho:Q", format=".2f")]
-    base = alt.Chart(rows).encode(x=x, y=y, color=colour, tooltip=tips)
-    return (base.mark_line() + base.mark_point(size=25, filled=True)).properties(height=height)
+    return charts.cascade(rows, stages, height=height, axis=axis)
 
 
 # ---------------------------------------------------------------- the section
@@ -154,7 +155,10 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
         st.caption(
             f"Mean over {len(rep.images)} validation images (one per class), each map of the "
             f"model's own answer; measured in {_duration(rep.seconds)} on the "
-            f"{rep.device.upper()} ({rep.created})."
+            f"{rep.device.upper()} ({rep.created}).",
+            help="Each step re-initialises one group of layers, ending at the one named. "
+            "Their names in the code: "
+            + "; ".join(f"{t} = `{n}`" for t, n in zip(rep.stage_titles, rep.stages, strict=True)),
         )
     with right:
         st.dataframe(_table(rep), hide_index=True, width="stretch")
@@ -166,6 +170,7 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
             f"random pixel order scores {rep.random_deletion_auc:.2f} and "
             f"{rep.random_insertion_auc:.2f}."
         )
+    _faithfulness(rep)
     _strip(run, data, rep)
 
 
@@ -203,7 +208,7 @@ def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
         key="tv_san_i",
     )
     rgb = np.asarray(data.val.images[rep.images[i]])
-    stages = ["original", *(f"random to {s}" for s in rep.stages)]
+    stages = ["original", *(f"random down to {s}" for s in rep.stage_titles)]
     heat = [maps[i, j, k].astype(np.float32) / 255 for k in range(len(stages))]
     st.image(
         [_images.big(rgb, 112)] + [_images.big(heat_to_rgb(h), 112) for h in heat],
@@ -214,6 +219,55 @@ def _strip(run: Run, data, rep: sanity.TrustReport) -> None:
         "The maps alone (the colour scale above): a map that keeps its shape from left to "
         "right does not depend on what the model learned."
     )
+
+
+# --------------------------------------------------------- faithfulness curves
+
+
+def _faith_rows(rep: sanity.TrustReport, trusts) -> pd.DataFrame:
+    """Long format: one row per method (and the random order), curve and step, with the
+    legend's label ("Grad-CAM · area 0.12") of that curve."""
+    named = [(saliency.method_info(t.method).label, t.deletion, t.insertion) for t in trusts]
+    named.append((RANDOM, rep.random_deletion, rep.random_insertion))
+    rows = []
+    for name, deletion, insertion in named:
+        for curve, values in (("deletion", deletion), ("insertion", insertion)):
+            area = faithfulness.auc(np.asarray(values))
+            for k, p in enumerate(values):
+                rows.append(
+                    {
+                        "method": name,
+                        "curve": curve,
+                        "label": f"{name} · area {area:.2f}",
+                        "area": area,
+                        "fraction": k / max(len(values) - 1, 1),
+                        "p": p,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _faithfulness(rep: sanity.TrustReport) -> None:
+    """Deletion and insertion of every method beside each other, areas in the legends."""
+    rows = _faith_rows(rep, rep.methods)
+    st.markdown("**Faithfulness: deletion and insertion curves**")
+    left, right = st.columns(2, gap="medium")
+    left.altair_chart(charts.faithfulness(rows, "deletion"), width="stretch")
+    right.altair_chart(charts.faithfulness(rows, "insertion"), width="stretch")
+    st.caption(
+        "The class probability as the most salient pixels are blurred away (deletion: a "
+        "faithful map makes it fall at once, a small area) or put back into a blurred copy "
+        "(insertion: it rises at once, a large area); mean over the check images. A method "
+        "whose curve is no better than the dashed random order says little about what the "
+        "model uses."
+    )
+
+
+def _faith_small(rep: sanity.TrustReport, trust: sanity.MethodTrust):
+    """Under a map: its deletion and insertion curves, and the random order's dashed."""
+    rows = _faith_rows(rep, [trust])
+    rows["which"] = np.where(rows.method == RANDOM, "random " + rows.curve, rows.curve)
+    return charts.faithfulness_small(rows)
 
 
 def _missing(run: Run, data, net) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _cache, _state
+from pages import _cache, _classify_ready, _state
 from pages._runs import run_labels
 from tinyviz.errors import TinyvizError
 from tinyviz.io import shown_name
@@ -49,6 +49,7 @@ def sidebar() -> None:
                 st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
             chosen = st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
             _cache.warm_run(next(r for r in found.runs if str(r.path) == chosen), path)
+            _classify_ready.warm(list(found.runs))
         else:
             st.caption("No runs yet.")
         if found.broken:

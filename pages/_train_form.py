@@ -13,6 +13,7 @@ from pages import _augment, _state
 from tinyviz import models
 from tinyviz.config import OPTIMIZERS, SCHEDULES, AugmentConfig, TrainConfig
 from tinyviz.errors import TinyvizError
+from tinyviz.literature import shown_source
 from tinyviz.runs import jobs, roots
 from tinyviz.runs.folder import RunFolder, read_config
 from tinyviz.training import estimate
@@ -165,7 +166,7 @@ def _fields(data, running, device: str, PRESETS: dict) -> None:  # noqa: N803
     c = st.columns([2, 1, 1, 1])
     model = keyed(c[0].selectbox, "Model", "model", models.names())
     spec = models.spec(model)
-    c[0].caption(f"{spec.description} Family: {spec.family}; from: {spec.source}.")
+    c[0].caption(f"{spec.description} Family: {spec.family}; from: {shown_source(spec.source)}.")
     keyed(c[1].number_input, "Epochs", "epochs", 1, 500)
     keyed(
         c[2].selectbox,

@@ -1,4 +1,5 @@
-"""Channels: the validation images that excite one channel most, and where (seed 002)."""
+"""Channels: the validation images that excite one channel most, and where (as in
+Scaling of Inception Layers for Reduced Scale Classification)."""
 
 import numpy as np
 import streamlit as st

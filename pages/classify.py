@@ -134,15 +134,19 @@ for n_file, file in enumerate(inputs):
             run = by_key[key.split("#")[0]]
             k = len(run.snapshots) if key.endswith("#snapshots") else 0
             try:
-                pred = _cache.prediction(run, _dataset.model_input(run, up), ensemble=k)
+                pred = _cache.prediction(
+                    run, _dataset.model_input(run, up), ensemble=k, lane=_cache.CLASSIFY
+                )
             except TinyvizError as e:  # a broken run must not take the other columns down
                 col.error(f"**{plain(run.name)}**: {e}")
                 continue
             with col:
                 run_name = f"{run.name}, {k} snapshots" if k else run.name
                 said = verdict(pred)
-                fam = _familiar.familiarity(run, _dataset.model_input(run, up))  # final weights
-                bold = said.sure and (fam is None or fam.familiar)
+                fam = _familiar.familiarity(  # final weights
+                    run, _dataset.model_input(run, up), lane=_cache.CLASSIFY
+                )
+                bold = said.sure and (fam is None or fam.verdict is not False)
                 size = "###" if per_row < 3 else "####"
                 with st.container(key=f"tv_cls_head_{n_file}_{j}"):
                     st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")
@@ -156,11 +160,13 @@ for n_file, file in enumerate(inputs):
                     )
                     st.markdown(f":gray[{plain(said.detail) or '&nbsp;'}]")
                 _familiar.note(fam)
-                net = _cache.model(run)
+                net = _cache.model(run, lane=_cache.CLASSIFY)
                 method = look if getattr(net, "gradcam_layer", None) else "gradient"
                 snapshot = run.snapshots[0].file if k else None
                 seen_rgb = _dataset.model_input(run, up)
-                att = _cache.attribution(run, seen_rgb, pred.classes[0], method, snapshot=snapshot)
+                att = _cache.attribution(
+                    run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
+                )
                 st.image(overlay(square, att.heat, **HEAT), width="stretch")
                 st.altair_chart(top5_chart(pred, full_names), width="stretch")
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"

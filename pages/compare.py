@@ -17,7 +17,7 @@ MAPS = ("gradcam", "gradient", "guided_backprop")
 st.header("Two models side by side")
 st.caption(
     "The same validation images through two runs trained on the same classes (from scratch "
-    "against transfer, two seeds, two architectures): where they agree, where one is right "
+    "against transfer, two random starts, two architectures): where they agree, where one is right "
     "and the other wrong, and why."
 )
 data = _dataset.require_data()

@@ -106,8 +106,8 @@ with t_val:
 # -------------------------------------------------------------- augmentation
 st.subheader("Training augmentation", anchor=False)
 st.caption(
-    "What the trainer does to each image before the model sees it (seeded; the same "
-    "batched tensor ops as training)."
+    "What the trainer does to each image before the model sees it (repeatable: each "
+    "Re-roll draws a new set; the same batched tensor ops as training)."
 )
 if len(train_idx) == 0:
     st.stop()
@@ -161,6 +161,6 @@ for r in range(2):
         col.image(_images.big(img, 128), caption=cap or " ", width="stretch")
 st.caption(
     f"16 augmented versions of {data.train.files[train_idx[pick - 1]].rsplit('/')[-1]} "
-    f"(seed {seed}). Mixing partners are random training images; training draws one "
+    f"(draw {seed}). Mixing partners are random training images; training draws one "
     "mixing ratio per batch, here each version draws its own."
 )

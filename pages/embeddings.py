@@ -3,14 +3,17 @@
 import numpy as np
 import streamlit as st
 
-from pages import _cache, _emb_map, _gate, _images, _map, _state
+from pages import _cache, _emb_map, _familiar, _gate, _images, _map, _state
 from pages._text import plain
 from tinyviz.demo.images import ImageError, load_upload
 from tinyviz.explain import embed, wordnet
+from tinyviz.literature import cite
+from tinyviz.literature import names as report_names
 
 _state.entry(__file__)
 
 METHODS = _emb_map.METHODS
+FIGURE_11_LABEL = f"{report_names('004')}'s figure 11"  # its seven classes
 FIGURE_11 = [
     "convertible",
     "sports car",
@@ -74,12 +77,12 @@ chosen = st.multiselect(
 )
 if figure_11:  # only on Tiny ImageNet: another data set has not its classes
     cols[2].button(
-        "Seed 004's figure 11",
+        FIGURE_11_LABEL,
         on_click=set_classes,
         args=(figure_11,),
         width="stretch",
-        help="convertible, sports car, plunger, Egyptian cat, Persian cat, "
-        "golden retriever, bullet train",
+        help=f"The seven classes of figure 11 of {cite('004')}: convertible, sports car, "
+        "plunger, Egyptian cat, Persian cat, golden retriever, bullet train",
     )
 cols[3].button("All classes", on_click=set_classes, args=([],), width="stretch", key="tv_emb_all")
 classes = tuple(sorted(chosen)) or None
@@ -126,6 +129,8 @@ with side:
                 caption=f"The model says: {names[int(probs[0].argmax())]} ({probs[0].max():.0%})",
             )
             st.caption(f"The star: {embed.HOW[placed.how]}.")
+            if epoch is None:  # the final weights: those the calibration is of
+                _familiar.note(_familiar.familiarity(run, rgb))
 
 
 # --------------------------------------------------------------------- the map

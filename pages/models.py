@@ -1,4 +1,4 @@
-"""Models: every run as a leaderboard row beside the seeds' figures; training curves."""
+"""Models: every run as a leaderboard row beside the published figures; training curves."""
 
 import pandas as pd
 import streamlit as st
@@ -7,6 +7,7 @@ from pages import _leaderboard, _runs, _state
 from pages._text import file_name, plain
 from pages.charts import leaderboard as charts
 from tinyviz.io import shown_name
+from tinyviz.literature import cite
 from tinyviz.runs import leaderboard
 from tinyviz.runs.imported import describe as describe_import
 from tinyviz.runs.search import find_searches, trial_rows
@@ -16,7 +17,7 @@ _state.entry(__file__)
 st.title("Models")
 st.caption(
     "Every run found under `checkpoints/`, `runs/` and the folders added in the sidebar, "
-    "beside the figures the seed papers publish for Tiny ImageNet."
+    "beside the figures of five published reports on Tiny ImageNet."
 )
 
 broken = _state.found().broken  # listed here too, each with why: never left out in silence
@@ -39,7 +40,7 @@ if group.tiny_imagenet:
     )
 
 ours = pd.DataFrame(leaderboard.rows(runs))
-# the seeds' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
+# the reports' figures are Tiny ImageNet's: beside your own data set's runs they would mislead
 seeds = pd.DataFrame(leaderboard.seed_rows() if group.tiny_imagenet else [], columns=ours.columns)
 best = ours.iloc[0]
 c1, c2, c3, c4 = st.columns(4)
@@ -51,22 +52,26 @@ if len(boosted):
     c3.metric("Best with TTA / ensemble", f"{b.best_top1:.1%}", help=f"{b.run}: {b.best_with}")
 if group.tiny_imagenet:
     seed_best = seeds.dropna(subset=["top1"]).sort_values("top1", ascending=False).iloc[0]
-    c4.metric("Best seed figure", f"{seed_best.top1:.1%}", help=seed_best.run)
+    c4.metric(
+        "Best published figure",
+        f"{seed_best.top1:.1%}",
+        help=f"{seed_best.run}. {seed_best.citation}",
+    )
 else:
     st.caption(
         f"{group.label}: its own validation images, unless a row says otherwise; the "
-        "seeds' published figures are Tiny ImageNet's, so they are not shown beside these "
+        "reports' published figures are Tiny ImageNet's, so they are not shown beside these "
         "runs."
     )
 show_seeds = group.tiny_imagenet and st.toggle(
-    "Show the seeds' published figures in the table", value=True
+    "Show the reports' published figures in the table", value=True
 )
 table = pd.concat([ours, seeds]) if show_seeds else ours
 table = table.sort_values("top1", ascending=False, na_position="last")
 table = _leaderboard.table(table)
 
 bars = table.dropna(subset=["top1"]).assign(
-    who=lambda d: d.source.where(d.source == "ours", "seed paper").mask(
+    who=lambda d: d.source.where(d.source == "ours", "published").mask(
         d.source.str.startswith("imported"), "imported"
     ),
     top1=lambda d: d.top1 / 100,
@@ -109,7 +114,7 @@ ens = pd.DataFrame(leaderboard.ensemble_curves(runs))
 if len(ens):
     st.altair_chart(charts.ensemble_curves(ens), width="stretch")
     st.caption(
-        "As seed 004's figure 6: the K best epochs of one run (by validation top-1), "
+        f"As figure 6 of {cite('004')}: the K best epochs of one run (by validation top-1), "
         "their softmax probabilities averaged. Chosen and scored on the validation set."
     )
 else:
@@ -125,7 +130,7 @@ if not readable:
     st.caption(
         "No search yet: `python -m tinyviz search --model logreg --epochs 1 --trials 8 "
         "--out runs/search-logreg` trains short runs with random learning rates and weight "
-        "decays, as seeds 002 and 004 tuned theirs."
+        f"decays, as {cite('002')} and {cite('004')} tuned theirs."
     )
 else:
     labels = {
@@ -147,6 +152,6 @@ else:
             f"{'s' if record.epochs != 1 else ''}, {limit}), coloured by its best validation "
             "top-1; both axes are logarithmic, as the trials were drawn log-uniformly. "
             f"Ringed in red: the best, {b.val_top1:.1%} at learning rate {b.lr:.2g} and "
-            f"weight decay {b.weight_decay:.2g}. As seed 002's scatter, on a reduced "
-            "training set, to find a range worth a full run."
+            f"weight decay {b.weight_decay:.2g}. As the scatter plot of {cite('002')}, on a "
+            "reduced training set, to find a range worth a full run."
         )

@@ -2,7 +2,18 @@
 
 import streamlit as st
 
-from pages import _cache, _dataset, _images, _pick_image, _runs, _sanity, _state
+from pages import (
+    _attribution,
+    _cache,
+    _dataset,
+    _familiar,
+    _images,
+    _pick_image,
+    _queued,
+    _runs,
+    _sanity,
+    _state,
+)
 from pages._text import plain
 from pages.charts.predictions import top5_chart
 from tinyviz.demo.heatmaps import overlay
@@ -51,6 +62,8 @@ with chart:
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
     st.altair_chart(top5_chart(pred, full, true_class=truth), width="stretch")
+    if truth is None:  # an upload: does it look like any of the classes at all?
+        _familiar.note(_familiar.familiarity(run, rgb))
 with opts:
     probs = dict(zip(top, pred.probs, strict=True))
     target = st.selectbox(
@@ -84,7 +97,12 @@ with opts:
 
 st.markdown(
     "**Methods**"
-    + (" (the slow ones start unticked; the time is estimated for this model here)" if cpu else "")
+    + (
+        " (the slow ones start unticked and are computed in the background, one visitor's "
+        "at a time; the time is estimated for this model here)"
+        if cpu
+        else ""
+    )
 )
 methods = [m for m in explain.METHODS if m.name != "gradcam" or layers]
 ticks = st.columns(3) * 2
@@ -118,20 +136,33 @@ st.caption(
 )
 _images.heat_scale("each map: least", "most (its own maximum)", alpha=alpha, weighted=True)
 trust = _sanity.report(run, data)  # the methods' sanity checks, if stored
+pending = {}  # the slow maps background workers compute: label -> request
 for start in range(0, len(chosen), 3):
     for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
         with col, st.spinner(f"{m.label}..."):
-            att = _cache.attribution(
-                run, rgb, target, m.name, layer=layer if m.name == "gradcam" else None
-            )
+            att, queued = _attribution.get(
+                run, data, rgb, target, m.name, layer if m.name == "gradcam" else None,
+                background=m.name in slow,
+            )  # fmt: skip
+            if queued is not None:
+                req, now = queued
+                st.image(_images.big(rgb, 256), width=256)
+                if now.state == "failed":
+                    st.error(f"**{m.label}** could not be computed: {plain(now.error)}")
+                else:
+                    st.markdown(f"**{m.label}** · {_queued.describe(now)}")
+                    pending[m.label] = req
+                continue
             # weighted: pixels without heat keep the image's own colour (a transparent
             # upload's white stays white, as in the model's input)
             st.image(overlay(_images.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
             on = described[att.layer].title if att.layer in described else att.layer
-            extra = f", on {on} (`{att.layer}`)" if att.layer else ""
+            extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
             st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")
             if att.delta is not None:
                 st.caption(_sanity.completeness(att))
             _sanity.card(trust, m.name)
 
+if pending:
+    _queued.follow(pending)
 _sanity.section(run, data, net, trust)

@@ -162,3 +162,17 @@ def folder_run(tmp_path_factory, folder_data) -> Path:
         model="resnet18", model_options={"width": 8}, epochs=1, batch_size=16, lr=0.05
     )
     return train(cfg, folder_data, out, progress=False, log=lambda s: None)
+
+
+@pytest.fixture
+def queue_worker(tmp_path, monkeypatch):
+    """The background queue in a folder of this test's own, served by a worker in a thread
+    (`tests/queueworker.py`): pages that ask for slow results start no process."""
+    from queueworker import QueueWorker
+
+    from tinyviz.explain import work
+
+    worker = QueueWorker(tmp_path / "queue")
+    monkeypatch.setattr(work, "queue", lambda: worker.queue)
+    yield worker.start()
+    worker.stop()

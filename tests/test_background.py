@@ -154,39 +154,126 @@ def test_the_child_lowers_its_own_priority(tmp_path, monkeypatch):
     assert "preexec_fn" not in seen  # nothing runs between fork and exec in the server
 
 
-def test_a_bounded_queue_runs_one_job_and_tells_the_next_its_place(tmp_path):
-    queue = Queue(tmp_path / "q", slots=1, poll=0.01)
-    release, working = threading.Event(), []
-
-    def job(ticket: str, hold: threading.Event | None) -> None:
-        with queue.turn(ticket):
-            working.append(ticket)
-            if hold is not None:
-                hold.wait(30)
-
-    first = threading.Thread(target=job, args=("a", release))
-    first.start()
-    until(lambda: queue.place("a") == 0)
-    second = threading.Thread(target=job, args=("b", None))
-    second.start()
-    until(lambda: queue.place("b") == 1)
-    assert queue.working() == 1 and working == ["a"]
-    release.set()
-    first.join(30)
-    second.join(30)
-    assert working == ["a", "b"]
-    assert queue.place("a") is None and queue.place("b") is None and queue.working() == 0
+def autogroup_nice(text: str) -> int:
+    return int(text.split("nice")[1])
 
 
-def test_a_queued_job_can_give_up_waiting(tmp_path):
-    queue = Queue(tmp_path / "q", slots=1, poll=0.01)
-    fd = Lock(queue.folder / "slot-0.lock").take()  # the slot is busy for good
-    stop = threading.Event()
+@pytest.mark.skipif(not background.AUTOGROUP.exists(), reason="no autogroup scheduling here")
+def test_a_child_in_its_own_session_lowers_its_sessions_group_too(tmp_path):
+    """Where Linux shares the CPU between sessions first, a niced job in a session of its
+    own would still take as much as the server: its group is lowered with it, and only the
+    group the launcher made for it (a job run by hand from a shell leaves the shell's)."""
+    code = (
+        "from pathlib import Path; from tinyviz.runtime.background import enter_child; "
+        "enter_child(); print(Path('/proc/self/autogroup').read_text().strip())"
+    )
+    ours = autogroup_nice(background.AUTOGROUP.read_text())
+    background.spawn([PY, "-c", code], tmp_path / "own.log", nice=3).wait(timeout=60)
+    assert autogroup_nice(background.log_tail(tmp_path / "own.log", 1)[0]) == min(19, ours + 3)
+    env = {**os.environ, background.NICE_ENV: "3"}
+    same = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert autogroup_nice(same.stdout) == ours  # in our session: our group stays as it is
+
+
+class Gate:
+    """A queue's handler that stops inside each request until the test lets it go on:
+    the test knows what the worker is doing without looking at a clock."""
+
+    def __init__(self) -> None:
+        self.inside = {name: threading.Event() for name in "abcd"}
+        self.go = {name: threading.Event() for name in "abcd"}
+        self.done: list[str] = []
+
+    def __call__(self, name: str, payload: str) -> None:
+        self.inside[name].set()
+        assert self.go[name].wait(30)
+        self.done.append(payload)
+
+
+def serving(queue: Queue, handle, **kw) -> threading.Thread:
+    worker = threading.Thread(target=queue.serve, args=(0, handle), kwargs=kw, daemon=True)
+    worker.start()
+    return worker
+
+
+def test_a_queue_serves_the_oldest_request_first_and_tells_the_others_their_place(tmp_path):
+    queue, gate, stop = (
+        Queue(tmp_path / "q", slots=1, idle=60, poll=0.01),
+        Gate(),
+        threading.Event(),
+    )
+    for name in "abc":
+        queue.submit(name, f"payload {name}")
+    queue.submit("b", "again")  # asked for twice: still one request
+    assert [queue.place(n) for n in "abc"] == [0, 1, 2] and queue.waiting() == 3
+    worker = serving(queue, gate, stop=stop)
+    assert gate.inside["a"].wait(30)
+    assert queue.taken("a") and queue.working() == 1
+    assert (queue.place("b"), queue.place("c"), queue.waiting()) == (1, 2, 2)
+    gate.go["a"].set()
+    assert gate.inside["b"].wait(30)
+    assert queue.place("a") is None and queue.place("c") == 1
     stop.set()
-    with pytest.raises(background.JobError, match="stopped"), queue.turn("t", stop):
-        pass
-    assert queue.place("t") is None  # its ticket went with it
-    os.close(fd)
+    gate.go["b"].set()
+    worker.join(30)
+    assert gate.done == ["payload a", "payload b"]  # c waits for the next worker
+    assert queue.place("c") == 0 and queue.working() == 0
+
+
+def test_a_request_nobody_asked_about_for_long_is_dropped_before_it_starts(tmp_path):
+    queue, gate = Queue(tmp_path / "q", slots=1, idle=0, abandon=60, poll=0.01), Gate()
+    queue.submit("a", "left behind")
+    queue.submit("b", "still wanted")
+    old = time.time() - 120
+    for path in (tmp_path / "q").glob("req-*"):
+        os.utime(path, (old, old))  # nobody asked for two minutes...
+    queue.want("b")  # ...but b's visitor asks now
+    assert queue.place("b") == 0  # a, stale, is not counted before it
+    gate.go["b"].set()
+    queue.serve(0, gate)  # idle=0: serves what waits, then ends
+    assert gate.done == ["still wanted"] and not gate.inside["a"].is_set()
+    assert queue.place("a") is None and queue.place("b") is None
+
+
+def test_a_request_a_dead_worker_was_computing_is_reported_not_computed_again(tmp_path):
+    queue, gate, lost = Queue(tmp_path / "q", slots=1, idle=0, poll=0.01), Gate(), []
+    queue.submit("a", "crashes its worker")
+    (entry,) = (tmp_path / "q").glob("req-*")
+    (tmp_path / "q" / "slot-0.current").write_text(entry.name)  # what a killed worker leaves
+    queue.serve(0, gate, lost=lambda name, payload: lost.append((name, payload)))
+    assert lost == [("a", "crashes its worker")] and not gate.inside["a"].is_set()
+    assert queue.place("a") is None
+
+
+def test_a_failing_request_does_not_stop_its_worker(tmp_path):
+    queue, seen = Queue(tmp_path / "q", slots=1, idle=0, poll=0.01), []
+
+    def handle(name: str, payload: str) -> None:
+        seen.append(name)
+        if name == "a":
+            raise RuntimeError("bad request")
+
+    queue.submit("a", "")
+    queue.submit("b", "")
+    queue.serve(0, handle)
+    assert seen == ["a", "b"] and queue.waiting() == 0
+
+
+def test_workers_start_once_per_slot_and_only_while_requests_wait(tmp_path):
+    queue = Queue(tmp_path / "q", slots=1)
+    hold = [PY, "-c", "import time; time.sleep(60)"]  # holds the slot it was given till killed
+    assert queue.start_workers(lambda k: hold) == 0  # nothing waits: no worker
+    queue.submit("a", "")
+    assert queue.start_workers(lambda k: hold) == 1
+    first = queue.worker(0).launched()
+    assert queue.start_workers(lambda k: hold) == 1 and queue.worker(0).launched() == first
+    queue.worker(0).stop()
+    assert queue.working() == 0
+
+
+def test_a_request_name_cannot_leave_the_queue_folder(tmp_path):
+    with pytest.raises(background.JobError, match="not a request name"):
+        Queue(tmp_path / "q").submit("../x", "")
 
 
 # ------------------------------------------------------------------------- tasks
@@ -222,28 +309,3 @@ def test_a_task_says_where_it_is_from_its_files(tmp_path, monkeypatch):
     until(lambda: not task.files.running())
     background.child(task.files.launched().pid).wait(30)
     assert task.state().error == "error: no such data set"
-
-
-def test_a_queued_task_says_its_place_and_starts_when_the_slot_frees(tmp_path):
-    queue = Queue(tmp_path / "q", slots=1, poll=0.01)
-    first, second = tasks.Task(tmp_path, "a"), tasks.Task(tmp_path, "b")
-    inside, release, done = threading.Event(), threading.Event(), []
-
-    def work(task: tasks.Task, hold: threading.Event | None) -> None:
-        with task.working(queue=queue):
-            inside.set()
-            if hold is not None:
-                hold.wait(30)
-            done.append(task.name)
-
-    a = threading.Thread(target=work, args=(first, release))
-    a.start()
-    inside.wait(30)
-    b = threading.Thread(target=work, args=(second, None))
-    b.start()
-    until(lambda: second.state().state == "waiting")
-    assert second.state().place == 1 and first.state().state == "running"
-    release.set()
-    a.join(30)
-    b.join(30)
-    assert done == ["a", "b"] and second.state().state == "done"

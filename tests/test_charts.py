@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pages.charts import channels, compare, confusion, embedding, leaderboard, predictions, training
+from pages.charts import (
+    channels,
+    compare,
+    confusion,
+    embedding,
+    leaderboard,
+    predictions,
+    sanity,
+    training,
+)
 
 CHARTS = Path(__file__).resolve().parents[1] / "pages" / "charts"
 
@@ -88,10 +97,10 @@ def test_the_agreement_table_counts_and_shares():
 def test_the_models_charts_take_the_leaderboard_rows():
     bars = pd.DataFrame(
         {"run": ["r1", "s"], "model": ["m", ""], "top1": [0.6, 0.5], "measured_on": ["", ""],
-         "who": ["ours", "seed paper"]}
+         "who": ["ours", "published"]}
     )  # fmt: skip
     colour = spec(leaderboard.top1_bars(bars))["encoding"]["color"]["scale"]
-    assert colour["domain"] == ["ours", "imported", "seed paper"]
+    assert colour["domain"] == ["ours", "imported", "published"]
     curves = pd.DataFrame({"run": ["r"] * 2, "epoch": [1, 1], "split": ["val", "train"],
                            "top1": [0.5, 0.4]})  # fmt: skip
     assert len(rows(leaderboard.training_curves(curves, "top1"))) == 2
@@ -146,3 +155,43 @@ def test_no_helper_module_takes_a_pages_address():
     pages = {p.stem for p in files if not p.stem.startswith("_")}
     helpers = {p.stem.lstrip("_") for p in files if p.stem.startswith("_")}
     assert pages and not pages & helpers
+
+
+def test_the_trust_charts_keep_their_height_for_the_curves_and_name_every_area():
+    """A legend of seven methods below the deletion curves once squeezed the plot flat:
+    the height is the plot's own (fit-x), and no legend label is cut."""
+    methods = [f"method {i}" for i in range(6)] + [sanity.RANDOM]
+    faith = pd.DataFrame(
+        [
+            {"method": m, "curve": c, "label": f"{m} · area {a:.2f}", "area": a,
+             "fraction": k / 4, "p": (1 - k / 4) if c == "deletion" else k / 4}
+            for i, m in enumerate(methods)
+            for c, a in (("deletion", 0.1 + i / 100), ("insertion", 0.3 + i / 100))
+            for k in range(5)
+        ]
+    )  # fmt: skip
+    chart = spec(sanity.faithfulness(faith, "deletion", height=220))
+    assert chart["autosize"] == {"type": "fit-x", "contains": "padding"}
+    assert chart["height"] == 220
+    colour = chart["encoding"]["color"]
+    assert colour["scale"]["domain"] == [f"{m} · area {0.1 + i / 100:.2f}"
+                                         for i, m in enumerate(methods)]  # fmt: skip
+    assert colour["scale"]["range"][-1] == "#9e9e9e"  # the random order: grey
+    assert colour["legend"]["labelLimit"] >= 7 * len("Integrated Gradients · area 0.22")
+    assert {r["curve"] for r in rows(sanity.faithfulness(faith, "insertion"))} == {"insertion"}
+    small = faith[faith.method.isin(["method 0", sanity.RANDOM])].assign(which=lambda d: d.curve)
+    assert spec(sanity.faithfulness_small(small))["autosize"]["type"] == "fit-x"
+    stages = ["none", "Classifier (the last layer)", "Stage 4, block 2"]
+    steps = pd.DataFrame(
+        [{"method": "Grad-CAM", "random down to": s, "step": k, "rho": 1 - k / 3}
+         for k, s in enumerate(stages)]
+    )  # fmt: skip
+    full = spec(sanity.cascade(steps, stages, height=300, axis=True))
+    assert full["autosize"]["type"] == "fit-x" and full["height"] == 300
+    x = full["layer"][0]["encoding"]["x"]
+    assert x["sort"] == stages and x["axis"]["labelOverlap"] is False  # every step named
+    # a method's colour is the same on the cascade as on the faithfulness curves
+    both = pd.concat([steps, steps.assign(method="SmoothGrad")])
+    scale = spec(sanity.cascade(both, stages, height=300, axis=True))["layer"][0]["encoding"]
+    assert scale["color"]["scale"] == {"domain": ["Grad-CAM", "SmoothGrad"],
+                                       "range": list(sanity.PALETTE[:2])}  # fmt: skip

@@ -75,6 +75,60 @@ def test_classify_without_a_data_set(monkeypatch, tmp_path):
     assert "Vanilla gradient" in texts(at)
 
 
+def test_a_photo_is_classified_while_an_explanation_holds_the_same_runs_model(app_env, tiny_run):
+    """Classify has model objects of its own: another visitor's explanation holding the
+    explain pages' copy of the run's model (its lock, mid-pass, in another thread) does not
+    hold up a photo."""
+    import threading
+
+    from pages import _cache
+    from tinyviz.runtime.locks import model_lock
+
+    run = runs.open_run(tiny_run)
+    theirs = _cache._model(str(tiny_run), run.stamp, None, "cpu")  # the explain pages'
+    holding, done = threading.Event(), threading.Event()
+
+    def explain() -> None:
+        with model_lock(theirs):
+            holding.set()
+            done.wait(120)
+
+    threading.Thread(target=explain, daemon=True).start()
+    assert holding.wait(30)
+    try:
+        at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(tiny_run)])
+        at.file_uploader(key="tv_cls_files").set_value([("photo.png", png(), "image/png")])
+        ok(at.run(timeout=30))  # it would wait for the lock until `done`
+        assert "Top-5 (" in texts(at) and "Where it looked for" in texts(at)
+    finally:
+        done.set()
+    ours = _cache._model(str(tiny_run), run.stamp, None, "cpu", lane=_cache.CLASSIFY)
+    assert ours is not theirs and model_lock(ours) is not model_lock(theirs)
+
+
+@needs_resnet
+def test_classifys_default_models_are_loaded_before_the_first_photo(app_env, monkeypatch):
+    """The server loads the models Classify shows first (and runs them once) as soon as a
+    page has found the runs: the first visitor's photo loads nothing."""
+    import threading
+
+    from pages import _cache
+
+    page("pages/models.py")  # any page: the sidebar finds the runs
+    warming = [t for t in threading.enumerate() if t.name == "tinyviz-warm-classify"]
+    for thread in warming:
+        thread.join(120)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded for the photo")
+
+    monkeypatch.setattr(_cache, "load_model", no_load)
+    at = page("pages/classify.py")  # its default models
+    at.file_uploader(key="tv_cls_files").set_value([("photo.png", png(), "image/png")])
+    ok(at.run())
+    assert not at.error and texts(at).count("Top-5 (") == 2
+
+
 def jpeg() -> bytes:
     buf = io.BytesIO()
     Image.open(io.BytesIO(png(1, (320, 240)))).save(buf, "JPEG")
@@ -84,7 +138,7 @@ def jpeg() -> bytes:
 # ------------------------------------------------------------------- Saliency
 
 
-def test_saliency_methods_side_by_side(app_env, tiny_run):
+def test_saliency_methods_side_by_side(app_env, tiny_run, queue_worker):
     at = page("pages/saliency.py", tiny_run)
     shown = texts(at)
     for label in ("Vanilla gradient", "Grad-CAM", "Guided backprop", "True:", "Predicted:"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagetest import ok, open_page, texts
+from pagetest import chart_rows, ok, open_page, texts
 
 from tinyviz import runs
 from tinyviz.data import load
@@ -89,14 +89,36 @@ def test_saliency_shows_scores_curves_and_randomized_maps(app_env, tmp_path, mon
     assert list(frame["method"]) == ["Vanilla gradient", "Grad-CAM"]
     assert set(frame["sanity"]) <= {"passes", "partly", "fails"}
     strip = at.image[-1].proto.imgs  # the check image's maps, original then each step
-    assert [i.caption for i in strip][:3] == ["the image", "original", "random to fc"]
-    assert len(strip) == len(report.stages) + 2
+    captions = [i.caption for i in strip]
+    assert captions[:3] == ["the image", "original", "random down to Classifier (the last layer)"]
+    assert len(strip) == len(report.stages) + 2 and not any("fc" in c for c in captions)
+    # the deletion and insertion curves beside their areas: under each map, and the section's
+    legends = set()
+    for i, chart in enumerate(at.get("vega_lite_chart")):
+        for d in chart.proto.datasets:
+            legends |= set(chart_rows(at, i, d.name).get("label", []))
+    assert f"Vanilla gradient · area {gradient.deletion_auc:.2f}" in legends
+    assert f"random order · area {report.random_insertion_auc:.2f}" in legends
 
 
-def test_integrated_gradients_completeness_in_words(app_env, monkeypatch):
+def test_slow_saliency_methods_show_their_place_in_the_queue_then_their_maps(app_env, queue_worker):
+    """On a CPU the slow methods are computed by the background worker: while it is busy
+    the page shows each one's place in the queue; once stored, the maps (and Integrated
+    Gradients' completeness in words) are drawn."""
     at = open_page("pages/saliency.py", app_env["run"])
+    queue_worker.hold()
     at.checkbox(key="tv_sal_m_integrated_gradients").check()
+    at.checkbox(key="tv_sal_m_smoothgrad").check()
     ok(at.run())
+    shown = texts(at)
+    assert "**Integrated Gradients** · in the queue: 1 background computation before it" in shown
+    assert "**SmoothGrad** · " in shown  # next, or begun: the worker is held
+    assert not any(c.value.startswith("Completeness") for c in at.caption)
+    queue_worker.drain()
+    ok(at.run())
+    shown = texts(at)
+    assert "in the queue" not in shown and "starting in the background" not in shown
+    assert "**SmoothGrad** · " in shown and "**Integrated Gradients** · " in shown
     line = next(c.value for c in at.caption if c.value.startswith("Completeness"))
     assert "f(x) − f(black)" in line and "under 5% is good" in line
 
@@ -245,6 +267,7 @@ def test_a_tsne_map_is_computed_in_the_background_with_the_pca_map_meanwhile(
     is drawn under its progress, and the page draws the t-SNE map once it is stored."""
     import os
     import signal
+    import time
 
     from tinyviz.explain import work
     from tinyviz.runtime import background
@@ -270,7 +293,11 @@ def test_a_tsne_map_is_computed_in_the_background_with_the_pca_map_meanwhile(
     finally:
         for proc in launched:
             os.kill(proc.pid, signal.SIGCONT)
-    assert launched[0].wait(240) == 0
+    deadline = time.monotonic() + 240  # computed: its request leaves the queue (a bound)
+    while work.queue().names() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    work.queue().worker(0).stop()  # rather than wait for it to end when idle
+    assert launched[0].wait(60) is not None
     ok(at.run())
     assert not at.info and not at.get("progress")
     (spec,) = plotly_specs(at)

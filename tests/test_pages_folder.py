@@ -70,7 +70,7 @@ def test_explain_pages_render(own_env, path):
             t["name"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]
         }
         assert {"apple", "elephant"} <= legend
-        assert not any(b.label == "Seed 004's figure 11" for b in at.button)
+        assert not any("figure 11" in b.label for b in at.button)
     if path.endswith("saliency.py"):
         assert any(c.endswith("(32 × 32)") for i in at.image for c in i.captions)
 

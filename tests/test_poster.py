@@ -184,7 +184,7 @@ def test_seconds_and_words_of_an_estimate():
 def test_seed_rows_keep_citations_out_of_the_hardware_column():
     rows = leaderboard.seed_rows()
     assert all(r["hardware"] is None for r in rows)
-    assert {r["citation"] for r in rows} == {ref.source for ref in reference.REFERENCES}
+    assert {r["citation"] for r in rows} == {ref.citation for ref in reference.REFERENCES}
 
 
 def test_ensemble_labels_name_tta_only_when_there_was_one(tiny_run, tiny_data, tmp_path):

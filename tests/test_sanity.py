@@ -155,6 +155,7 @@ def test_computed_once_cached_and_keyed_by_weights(run_data, tmp_path, monkeypat
     again = sanity.load(copy, data, settings)
     assert again is not None and again.methods == report.methods
     assert again.stages == report.stages and len(again.images) == 1
+    assert again.stage_titles == report.titles and report.titles[0].startswith("Classifier")
     assert sanity.load(copy, data, sanity.Settings(images=2, steps=2)) is None  # other settings
     maps = sanity.load_maps(copy)
     assert maps.shape[:3] == (1, len(report.methods), len(report.stages) + 1)
@@ -199,3 +200,15 @@ def test_verdict_is_by_the_mean_over_the_cascade():
     assert gbp.after_top == 0.92 and gbp.randomized == 0.31 and gbp.verdict == "fails"
     assert trust((0.64, 0.58, 0.52, 0.48, 0.50, 0.49)).verdict == "partly"  # IG
     assert trust((0.11, 0.19, 0.17, 0.13, 0.09, 0.08)).verdict == "passes"  # Grad-CAM
+
+
+def test_stages_are_named_for_a_visitor(run_data):
+    from tinyviz.models.describe import part_title
+
+    run, _ = run_data
+    model = load_model(run)
+    groups = sanity.layer_groups(model)
+    titles = sanity.stage_titles(model, groups)
+    assert titles[0] == "Classifier (the last layer)" and titles[-1] == "Stem (the first layers)"
+    assert titles[1] == model.layer_title("layer4") and len(set(titles)) == len(groups)
+    assert part_title(model, "stem+x") == "Layers between the last block and the classifier"

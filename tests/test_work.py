@@ -1,17 +1,22 @@
 """Slow results of the explain pages as background work (`tinyviz.explain.work`): asked for
-by a request, computed once by a process of its own whoever asks, stored, then read."""
+by a request, queued for a long-lived niced worker, computed once whoever asks, stored, then
+read; the server's own short work never waits for it."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinyviz.explain import analysis, channels, embed, work
-from tinyviz.runs import load_model
-from tinyviz.runtime import background
+from tinyviz.data.batches import to_model_input
+from tinyviz.demo import predict
+from tinyviz.explain import analysis, channels, embed, saliency, work
+from tinyviz.runs import load_model, open_run
+from tinyviz.runtime.locks import model_lock
 
 
 @pytest.fixture
@@ -23,13 +28,16 @@ def own_run(run_data, tmp_path):
 
 
 def finish(req: work.Request, timeout: float = 240.0) -> None:
-    """Wait for the request's background process (a bound, not a race) and check it."""
-    task = work.task(req)
+    """Wait for the queue's worker process to compute the request (a bound, not a race)."""
     deadline = time.monotonic() + timeout
-    while task.files.running() and time.monotonic() < deadline:
+    while work.status(req).active and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc = background.child(task.files.launched().pid)
-    assert proc is None or proc.wait(60) == 0, task.log_tail(10)
+    now = work.status(req)
+    assert now.state == "done", (now, work.queue().worker(0).log_tail(10))
+
+
+def stop_worker() -> None:
+    work.queue().worker(0).stop()
 
 
 @pytest.mark.slow
@@ -42,12 +50,13 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
          "stop": None},
     )  # fmt: skip
     first = work.request(req)
-    assert first.active  # launched, never computed in the asking thread
-    launched = work.task(req).files.launched()
+    assert first.active  # queued for a worker, never computed in the asking thread
+    launched = work.queue().worker(0).launched()
     assert work.request(req).state in ("starting", "running", "waiting", "done")
+    assert work.queue().names().count(req.name) <= 1  # asked twice: one request
     finish(req)
-    assert work.task(req).files.launched() == launched  # the second ask launched nothing
-    assert work.status(req).state == "done"
+    assert work.queue().worker(0).launched() == launched  # the second ask started nothing
+    stop_worker()
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
@@ -66,6 +75,7 @@ def test_channel_maps_in_the_background_are_the_ones_a_page_would_compute(own_ru
     assert work.channel_maps(req) is None
     work.request(req)
     finish(req)
+    stop_worker()
     got = work.channel_maps(req)
     want = channels.channel_gradients(model, data.val.images[images], layer, 1)
     assert got.shape == want.shape and np.abs(got - want).max() < 2e-3  # stored as float16
@@ -75,3 +85,104 @@ def test_an_unknown_kind_is_one_line():
     req = work.Request("nothing", "/r", "/d", 64)
     with pytest.raises(work.TinyvizError, match="no background work of kind 'nothing'"):
         work.status(req)
+
+
+def saliency_request(run, data, image: int, method: str) -> work.Request:
+    return work.Request(
+        "saliency", str(run), str(data.source), data.size,
+        {"method": method, "target": 0, "layer": None, "snapshot": None,
+         "image": work.save_image(data.val.images[image]), "stamp": list(open_run(run).stamp)},
+    )  # fmt: skip
+
+
+def test_a_heavy_map_waits_its_turn_while_the_servers_short_work_goes_on(own_run, queue_worker):
+    """The worker is stopped inside an Integrated Gradients pass (holding its model's lock):
+    the request says it runs, the next one its place, and the server's own copy of the
+    model answers a top-5 meanwhile; then both maps are stored and read back."""
+    run, data = own_run
+    first = saliency_request(run, data, 0, "integrated_gradients")
+    second = saliency_request(run, data, 1, "smoothgrad")
+    theirs = work.model(first)  # the worker's copy (its thread shares this process's cache)
+    inside, go = threading.Event(), threading.Event()
+
+    def pause(module, args) -> None:
+        inside.set()
+        assert go.wait(60)
+
+    hook = theirs.register_forward_pre_hook(pause)
+    try:
+        assert work.request(first).state in ("waiting", "starting")
+        assert work.request(second).state == "waiting"
+        assert inside.wait(60)
+        assert work.status(first).state == "running"
+        later = work.status(second)
+        assert (later.state, later.place) == ("waiting", 1)
+        assert not model_lock(theirs).acquire(blocking=False)  # the attribution holds it
+        server = load_model(run)  # the server's cached model: another object, its own lock
+        names = list(open_run(run).class_names)
+        top = predict.predict_ensemble([server], data.val.images[2], names, names)
+        assert len(top.classes) == min(5, len(names)) and inside.is_set() and not go.is_set()
+    finally:
+        go.set()
+        hook.remove()
+    queue_worker.drain()
+    att = work.attribution(first)
+    want = saliency.attribute(server, to_model_input(data.val.images[0]), 0, "integrated_gradients")
+    assert att.method == "integrated_gradients" and att.delta is not None
+    assert np.abs(att.heat - want.heat).max() < 1e-4
+    assert (
+        work.status(second).state == "done"
+        and work.attribution(second).heat.shape == att.heat.shape
+    )
+
+
+def test_a_failed_request_says_why_and_waits_to_be_asked_again(own_run, queue_worker):
+    run, data = own_run
+    req = saliency_request(run, data, 0, "occlusion")
+    Path(req.params["image"]).unlink()  # the image it was handed is gone
+    work.request(req)
+    queue_worker.drain()
+    failed = work.request(req)
+    assert failed.state == "failed" and req.params["image"].rsplit("/", 1)[1] in failed.error
+    assert not work.queue().names()  # not queued again by asking
+    assert work.retry(req).state in ("waiting", "starting", "running")
+    queue_worker.drain()
+    assert work.status(req).state == "failed"
+
+
+def test_a_request_whose_worker_died_is_reported_failed_and_not_queued_again(
+    own_run, tmp_path, monkeypatch
+):
+    """A worker killed while computing a request (out of memory, say) leaves it in the
+    queue with its name in the slot's `current` file: the slot's next worker reports it as
+    failed, with why, instead of computing it again (it could kill that worker too); the
+    page then says so, and asking again does not queue it."""
+    from queueworker import QueueWorker
+
+    run, data = own_run
+    req = saliency_request(run, data, 0, "occlusion")
+    worker = QueueWorker(tmp_path / "queue")
+    monkeypatch.setattr(work, "queue", lambda: worker.queue)
+    worker.queue.submit(req.name, req.to_json())
+    (entry,) = (tmp_path / "queue").glob("req-*")
+    (tmp_path / "queue" / "slot-0.current").write_text(entry.name)  # what the dead one left
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while worker.queue.names() and time.monotonic() < deadline:  # a bound, not a race
+            time.sleep(0.01)
+        now = work.request(req)
+        assert now.state == "failed" and "worker stopped while computing" in now.error
+        assert not worker.queue.names() and not worker.entered.is_set()  # never computed
+    finally:
+        worker.stop()
+
+
+def test_an_image_handed_to_the_workers_is_named_by_its_content_and_read_only_from_there(tmp_path):
+    rgb = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
+    path = work.save_image(rgb)
+    assert work.save_image(rgb.copy()) == path and np.array_equal(work.load_image(path), rgb)
+    outside = tmp_path / "x.npy"
+    np.save(outside, rgb)
+    with pytest.raises(work.CheckpointError):
+        work.load_image(str(outside))

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from .config import TTA_MODES, AugmentConfig, TrainConfig, help_of
 from .errors import ConfigError, Stopped, TinyvizError
+from .literature import cite
 
 TRAIN_EXAMPLE = (
     "tinyviz train --data data/tiny-imagenet-200.zip --model resnet18 "
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tta",
         default="none",
         choices=list(TTA_MODES),
-        help="test-time augmentation: none, flip, or seed 004's 10crop",
+        help="test-time augmentation: none, flip, or 10crop (the whole image and its four "
+        f"corners, each also flipped, as in {cite('004')})",
     )
     e.add_argument("--ensemble", type=int, default=1, help="average the best K snapshots")
     e.add_argument("--split", default="val", choices=["val", "train"], help="which images")
@@ -325,6 +327,7 @@ def cmd_download(args) -> int:
 
 def cmd_models(args) -> int:
     from . import models
+    from .literature import shown_source
 
     for name in models.names():
         s = models.spec(name)
@@ -332,7 +335,7 @@ def cmd_models(args) -> int:
             {
                 "name": name,
                 "family": s.family,
-                "source": s.source,
+                "source": shown_source(s.source),
                 "pretrained": s.pretrained,
                 "description": s.description,
             }
@@ -651,6 +654,7 @@ def cmd_sanity(args) -> int:
         {
             "run": str(run.path),
             "stages": list(report.stages),
+            "stage_titles": list(report.stage_titles),
             "images": len(report.images),
             "seconds": report.seconds,
             "random_deletion_auc": round(report.random_deletion_auc, 4),
@@ -847,6 +851,10 @@ def cmd_classify(args) -> int:
     if checker is None:
         print(f"note: {run.name} has no stored analysis yet, so `familiar` is null "
               f"(tinyviz analyse {run.path})", file=sys.stderr)  # fmt: skip
+    elif checker.measured is not None and not checker.measured.can_tell:
+        print(f"note: {run.name} cannot tell photos of its classes from others (AUROC "
+              f"{checker.measured.auroc:.2f}, bench/unfamiliar.py), so `familiar` is null",
+              file=sys.stderr)  # fmt: skip
     size = getattr(run.config.data, "size", None) or 64  # the run's image size
     failed = 0
     for photo in args.photos:
@@ -869,12 +877,22 @@ def cmd_classify(args) -> int:
                     for n, w, p in zip(pred.names, pred.wnids, pred.probs, strict=True)
                 ],
                 "sure": predict.verdict(pred).sure,
-                "familiar": None if fam is None else fam.familiar,
-                "familiar_score": None if fam is None else round(fam.score, 4),
-                "familiar_threshold": None if fam is None else round(fam.threshold, 4),
+                **_familiar_fields(fam),
             }
         )
     return 1 if failed else 0
+
+
+def _familiar_fields(fam) -> dict:
+    """`familiar` (null where the run has no analysis, or cannot tell), its score, the run's
+    threshold and the AUROC the bench measured on the run (null: not measured)."""
+    said = fam.as_json() if fam is not None else {}
+    return {
+        "familiar": said.get("familiar"),
+        "familiar_score": said.get("score"),
+        "familiar_threshold": said.get("threshold"),
+        "familiar_auroc": said.get("auroc"),
+    }
 
 
 def _default_run(kind: str):

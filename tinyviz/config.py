@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from .errors import ConfigError
+from .literature import cite
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["onecycle", "cosine", "step", "constant"]
@@ -51,18 +52,23 @@ class AugmentConfig:
 
     __pydantic_config__ = STRICT
 
-    flip: bool = option(True, "horizontal flip with probability 1/2 (every seed)")
-    translate: int = option(4, "random shift of up to this many pixels (seeds 000, 001)")
-    rotate: float = option(0.0, "random rotation of up to this many degrees (seeds 000-002)")
+    flip: bool = option(True, "horizontal flip with probability 1/2, as in all five reports")
+    translate: int = option(
+        4, f"random shift of up to this many pixels, as in {cite('000', '001')}"
+    )
+    rotate: float = option(
+        0.0,
+        f"random rotation of up to this many degrees, as in {cite('000', '001', '002')}",
+    )
     crop: int = option(
         0,
-        "seed 004: half the images become a random corner crop of this many "
-        "pixels, resized to 64 (0 = off)",
+        "half the images become a random corner crop of this many pixels, resized to 64 "
+        f"(0 = off), as in {cite('004')}",
     )
     brightness: float = option(
-        0.0, "random additive brightness change, fraction of the range (seeds 001, 004)"
+        0.0, f"random additive brightness change, fraction of the range, as in {cite('001', '004')}"
     )
-    contrast: float = option(0.0, "random contrast factor in [1 - c, 1 + c] (seed 004)")
+    contrast: float = option(0.0, f"random contrast factor in [1 - c, 1 + c], as in {cite('004')}")
     mixup: float = option(0.0, "alpha of the Beta(alpha, alpha) mixing of image pairs (0 = off)")
     cutmix: float = option(0.0, "alpha of the Beta(alpha, alpha) box pasting (0 = off)")
     mix_prob: float = option(1.0, "share of batches mixed when mixup or cutmix is on")
@@ -102,10 +108,11 @@ class TrainConfig:
         0.25, "onecycle: fraction of steps rising; cosine: epochs of linear warm-up"
     )
     lr_decay: float = option(
-        0.9, "step schedule: multiply the rate by this every decay_every epochs (seed 004)"
+        0.9,
+        f"step schedule: multiply the rate by this every decay_every epochs, as in {cite('004')}",
     )
     decay_every: int = option(1, "step schedule: epochs between decays")
-    label_smoothing: float = option(0.1, "label smoothing of the loss (seed 004: 0.1)")
+    label_smoothing: float = option(0.1, f"label smoothing of the loss; 0.1 in {cite('004')}")
     ema: float = option(
         0.0, "decay per step of an exponential moving average of the weights (0 = off)"
     )

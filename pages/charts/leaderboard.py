@@ -6,12 +6,12 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-WHO = {"ours": "#4c78a8", "imported": "#f58518", "seed paper": "#bab0ac"}
+WHO = {"ours": "#4c78a8", "imported": "#f58518", "published": "#bab0ac"}
 
 
 def top1_bars(bars: pd.DataFrame) -> alt.Chart:
     """One bar per row (columns run, model, top1 as a fraction, measured_on, who: "ours",
-    "imported" or "seed paper"), best on top."""
+    "imported" or "published"), best on top."""
     return (
         alt.Chart(bars)
         .mark_bar()

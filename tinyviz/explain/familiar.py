@@ -1,20 +1,37 @@
-"""Does a photo look like anything the model was trained on? A score from its own features.
+"""Does a photo look like anything the model was trained on? A score from its own outputs.
 
 A classifier always names one of its classes: a photo of the moon gets "spider web 96%". The
-softmax cannot say "none of these", so the question is asked of the features instead, the
-way Sun et al. (2022, "Out-of-distribution detection with deep nearest neighbors") do: the
-distance from the photo's normalised penultimate features to the `K`-th nearest validation
-image's. A photo of something the model knows lands among validation images of its class; a
-photo of something else lands far from all of them. `bench/unfamiliar.py` measured this
-against the softmax's own confidence and the energy score and picked it (README).
+softmax cannot say "none of these", so the question is asked of two things the model gives:
+
+- its penultimate features: the distance from the photo's normalised features to the `K`-th
+  nearest validation image's (Sun et al. 2022, "Out-of-distribution detection with deep
+  nearest neighbors"). A photo of something the model knows lands among validation images of
+  its class; a photo of something else lands far from all of them;
+- its confidence: 1 - the largest softmax probability (Hendrycks & Gimpel 2017).
+
+Each is standardised by its mean and spread over the validation images, and the score is
+their sum. `bench/unfamiliar.py` measured it against each alone, the energy score, the max
+logit, Mahalanobis distances and ViM, with validation and training banks, on every shipped
+run (README, "Photos of none of the classes"): no score reached an AUROC of 0.9 on photos on
+every run, and the sum was the best on average over the runs with learned features, where
+the distance alone or the confidence alone each fails on some photos (the moon: far from
+every class, yet a confident "spider web").
 
 Everything needed is already in a run's stored analysis (`analysis.COMPACT`): the validation
-features reduced to their principal components, with the projection. A new photo's features
-are projected the same way, so it is compared like with like, and no new pass over the data
-is needed. The calibration is the `QUANTILE` of the validation images' own scores (each
-against the others, leaving itself out): at most 5% of validation images are called
-unfamiliar. It is computed once per analysis folder, which is keyed by content (validation
-set and weights), and stored beside it (`FILE`), so shipped runs ship it.
+features reduced to their principal components, with the projection, and each image's
+largest log-probability. A new photo's features are projected the same way, so it is
+compared like with like, and no new pass over the data is needed. The calibration is the
+`QUANTILE` of the validation images' own scores (each against the others, leaving itself
+out): at most 5% of validation images are called unfamiliar. It is computed once per
+analysis folder, which is keyed by content (validation set and weights), and stored beside
+it (`FILE`), so shipped runs ship it.
+
+How well the score works differs a lot between models, and for some it is no use at all (a
+logistic regression on pixels has no features to speak of: its score is no better than
+chance). So `bench/unfamiliar.py --store` writes what it measured on the run (`Measured`:
+the AUROC on photos of none of the classes, and the share of them flagged) into the same
+file, and below `CAN_TELL` the pages and `tinyviz classify` say that the model cannot tell
+instead of giving a verdict that means nothing.
 """
 
 from __future__ import annotations
@@ -31,14 +48,16 @@ from ..runs.folder import RunFolder
 from . import analysis, mirror
 
 FILE = "familiar.json"
-FORMAT = 1  # bump when the score or the calibration changes meaning
-METHOD = "knn"
+FORMAT = 2  # bump when the score or the calibration changes meaning
+METHOD = "knn+msp"
 K = 10  # the k-th nearest validation image, at most (bench/unfamiliar.py)
 PER_CLASS = 5  # ... and at most a fifth of a class's images (`k_for`)
 QUANTILE = 0.95  # at most 5% of validation images are flagged
+CAN_TELL = 0.7  # the least AUROC on photos of none of the classes for a verdict (`Measured`)
 BLOCK = 2048  # rows of the distance matrix at a time (10,000 x 2,048 floats: 80 MB)
 UNFAMILIAR = (
-    "This photo looks unlike anything the model was trained on: the guesses below are likely wrong."
+    "This photo looks like none of the things this model was trained on, so its answers are "
+    "probably wrong."
 )
 
 
@@ -102,7 +121,8 @@ def _unit(coords: np.ndarray, outside: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The threshold of the score, from the validation images' own scores."""
+    """How to standardise the two parts of the score, and its threshold, from the
+    validation images' own scores."""
 
     k: int
     threshold: float  # scores above it are unfamiliar
@@ -110,9 +130,19 @@ class Calibration:
     images: int  # validation images it was computed on
     flagged: float  # the fraction of them above the threshold
     data_key: str  # the validation set's digest (`tinyviz.data.cache.val_key`)
+    distance_mean: float = 0.0  # of the validation images' k-th neighbour distances
+    distance_sd: float = 1.0
+    doubt_mean: float = 0.0  # of their 1 - top probability
+    doubt_sd: float = 1.0
 
     def as_json(self) -> dict:
         return {"format": FORMAT, "method": METHOD, **self.__dict__}
+
+    def combine(self, distance: np.ndarray, doubt: np.ndarray) -> np.ndarray:
+        """The score: both parts in units of their spread over the validation images."""
+        return (np.asarray(distance, np.float64) - self.distance_mean) / self.distance_sd + (
+            np.asarray(doubt, np.float64) - self.doubt_mean
+        ) / self.doubt_sd
 
 
 def k_for(images: int, classes: int) -> int:
@@ -121,57 +151,136 @@ def k_for(images: int, classes: int) -> int:
     return max(1, min(K, images // (PER_CLASS * max(classes, 1)), images - 1))
 
 
+def doubt(logits: np.ndarray) -> np.ndarray:
+    """1 - the largest softmax probability of each row of (n, C) logits (or one (C,) row)."""
+    z = np.atleast_2d(np.asarray(logits, np.float64))
+    z = z - z.max(1, keepdims=True)
+    return 1 - 1 / np.exp(z).sum(1)
+
+
 def calibrate(
-    bank: Bank, k: int = K, quantile: float = QUANTILE, data_key: str = ""
+    bank: Bank,
+    doubts: np.ndarray | None = None,
+    k: int = K,
+    quantile: float = QUANTILE,
+    data_key: str = "",
 ) -> Calibration:
-    """The `quantile` of the validation images' scores, each against all the others."""
-    scores = bank.kth_distance(bank.vectors, k, leave_out=True)
+    """The `quantile` of the validation images' scores, each against all the others;
+    `doubts` are their 1 - top probability (None: zeros, the distance alone)."""
+    distance = bank.kth_distance(bank.vectors, k, leave_out=True).astype(np.float64)
+    doubts = np.zeros(len(bank)) if doubts is None else np.asarray(doubts, np.float64)
+    if len(doubts) != len(bank):
+        raise CheckpointError(f"{len(doubts)} confidences for {len(bank)} validation images")
+    spread = {
+        "distance_mean": float(distance.mean()),
+        "distance_sd": float(max(distance.std(), 1e-6)),
+        "doubt_mean": float(doubts.mean()),
+        "doubt_sd": float(max(doubts.std(), 1e-6)),
+    }
+    partial = Calibration(min(k, len(bank) - 1), 0.0, quantile, len(bank), 0.0, data_key, **spread)
+    scores = partial.combine(distance, doubts)
     threshold = float(np.quantile(scores, quantile))
     return Calibration(
-        k=min(k, len(bank) - 1),
+        k=partial.k,
         threshold=threshold,
         quantile=quantile,
         images=len(bank),
         flagged=float((scores > threshold).mean()),
         data_key=data_key,
+        **spread,
     )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """How well the score told photos of none of the classes from the validation images on
+    this run, as `bench/unfamiliar.py` measured it (stored in `FILE` by its `--store`)."""
+
+    auroc: float  # natural photos of none of the classes against the validation images
+    caught: float  # the share of those photos above the threshold
+    photos: int  # how many photos (crops of a few photos)
+    textures: float = float("nan")  # the AUROC on textures
+    noise: float = float("nan")  # ... and on pixel noise
+
+    @property
+    def can_tell(self) -> bool:
+        """Whether a verdict means anything: below `CAN_TELL`, photos of other things score
+        about as the model's own classes do."""
+        return self.auroc >= CAN_TELL
+
+    @classmethod
+    def from_json(cls, saved) -> Measured | None:
+        try:
+            m = cls(**{f: float(saved[f]) for f in ("auroc", "caught", "textures", "noise")},
+                    photos=int(saved["photos"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = 0 <= m.auroc <= 1 and 0 <= m.caught <= 1 and m.photos > 0
+        return m if ok else None
 
 
 @dataclass(frozen=True)
 class Familiarity:
     """One photo's score and what it means for a visitor."""
 
-    score: float  # distance to the k-th nearest validation image (higher: stranger)
+    score: float  # the standardised sum (higher: stranger)
     threshold: float
+    distance: float = float("nan")  # to the k-th nearest validation image's features
+    confidence: float = float("nan")  # the top softmax probability
+    measured: Measured | None = None  # how well the score works on this run (None: unknown)
 
     @property
     def familiar(self) -> bool:
+        """Whether the score is within the threshold (what `verdict` says, where it can)."""
         return self.score <= self.threshold
 
     @property
+    def can_tell(self) -> bool:
+        """False where the bench found this run's score no use (`Measured.can_tell`)."""
+        return self.measured is None or self.measured.can_tell
+
+    @property
+    def verdict(self) -> bool | None:
+        """Familiar or not; None where the model cannot tell."""
+        return self.familiar if self.can_tell else None
+
+    @property
     def sentence(self) -> str:
-        """What the page says of an unfamiliar photo ("" when it looks familiar)."""
-        return "" if self.familiar else UNFAMILIAR
+        """What the page says of an unfamiliar photo ("" when it looks familiar, or when the
+        model cannot tell)."""
+        return UNFAMILIAR if self.verdict is False else ""
 
     def as_json(self) -> dict:
-        return {"familiar": self.familiar, "score": round(self.score, 4),
-                "threshold": round(self.threshold, 4)}  # fmt: skip
+        return {
+            "familiar": self.verdict,
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "auroc": None if self.measured is None else round(self.measured.auroc, 3),
+        }
 
 
 @dataclass(frozen=True, eq=False)
 class Checker:
-    """A run's bank and calibration: everything needed to judge a photo's features."""
+    """A run's bank and calibration: everything needed to judge a photo's outputs."""
 
     bank: Bank
     calibration: Calibration
-    folder: Path  # the analysis folder they come from
+    folder: Path | None  # the analysis folder they come from
+    measured: Measured | None = None  # how well it works on this run (`Measured`)
 
-    def scores(self, features: np.ndarray) -> np.ndarray:
+    def distances(self, features: np.ndarray) -> np.ndarray:
         return self.bank.kth_distance(self.bank.embed(features), self.calibration.k)
 
-    def judge(self, features: np.ndarray, logits: np.ndarray | None = None) -> Familiarity:
-        """The familiarity of one image from its (D,) features (and (C,) logits)."""
-        return Familiarity(float(self.scores(features)[0]), self.calibration.threshold)
+    def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The scores of (n, D) features and their (n, C) logits."""
+        return self.calibration.combine(self.distances(features), doubt(logits))
+
+    def judge(self, features: np.ndarray, logits: np.ndarray) -> Familiarity:
+        """The familiarity of one image from its (D,) features and (C,) logits."""
+        distance = float(self.distances(features)[0])
+        unsure = float(doubt(logits)[0])
+        score = float(self.calibration.combine(np.array([distance]), np.array([unsure]))[0])
+        return Familiarity(score, self.calibration.threshold, distance, 1 - unsure, self.measured)
 
 
 # ------------------------------------------------------------------ a run's checker
@@ -208,7 +317,8 @@ def checker(run_dir: Path) -> Checker | None:
     if folder is None:
         return None
     bank = load_bank(folder)
-    return Checker(bank, stored_calibration(folder, bank, Path(run_dir)), folder)
+    cal = stored_calibration(folder, bank, Path(run_dir))
+    return Checker(bank, cal, folder, stored_measured(folder, cal, Path(run_dir)))
 
 
 def load_bank(folder: Path) -> Bank:
@@ -217,6 +327,17 @@ def load_bank(folder: Path) -> Bank:
             return Bank.from_compact(z["pca"], z["components"], z["mean"])
     except (OSError, ValueError, KeyError, EOFError) as e:
         raise CheckpointError(f"{folder / analysis.COMPACT} cannot be read ({e})") from None
+
+
+def load_doubts(folder: Path) -> np.ndarray:
+    """1 - the top probability of each validation image, in the bank's order (its largest
+    stored log-probability)."""
+    try:
+        with np.load(Path(folder) / analysis.COMPACT, allow_pickle=False) as z:
+            top = np.asarray(z["top_logp"], np.float64)
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise CheckpointError(f"{folder / analysis.COMPACT} cannot be read ({e})") from None
+    return 1 - np.exp(np.clip(top.max(1), None, 0.0))
 
 
 def stored_calibration(folder: Path, bank: Bank, run_dir: Path | None = None) -> Calibration:
@@ -231,7 +352,7 @@ def stored_calibration(folder: Path, bank: Bank, run_dir: Path | None = None) ->
             saved = io.read_json(path)
             if _fits(saved, len(bank), k):
                 return Calibration(**{f: saved[f] for f in Calibration.__dataclass_fields__})
-    cal = calibrate(bank, k, data_key=str(meta.get("data_key", "")))
+    cal = calibrate(bank, load_doubts(folder), k, data_key=str(meta.get("data_key", "")))
     with contextlib.suppress(OSError):
         place.parent.mkdir(parents=True, exist_ok=True)
         io.write_json(place, cal.as_json())
@@ -244,8 +365,51 @@ def _fits(saved, images: int, k: int) -> bool:
     want = {"format": FORMAT, "method": METHOD, "k": k, "quantile": QUANTILE}
     try:
         same = all(saved.get(f) == v for f, v in want.items()) and saved["images"] == images
+        numbers = ("threshold", "distance_mean", "distance_sd", "doubt_mean", "doubt_sd")
+        finite = all(np.isfinite(float(saved[f])) for f in numbers)
         return (
-            same and np.isfinite(float(saved["threshold"])) and isinstance(saved["data_key"], str)
+            same
+            and finite
+            and saved["distance_sd"] > 0
+            and saved["doubt_sd"] > 0
+            and (isinstance(saved["data_key"], str))
         )
     except (KeyError, TypeError, ValueError):
         return False
+
+
+def stored_measured(folder: Path, cal: Calibration, run_dir: Path | None = None) -> Measured | None:
+    """The bench's measurement stored beside this calibration (None: not measured), from
+    the file that holds the same calibration."""
+    own = Path(folder) / FILE
+    for path in dict.fromkeys([own, mirror.writable(own, run_dir)]):
+        with contextlib.suppress(CheckpointError):
+            saved = io.read_json(path)
+            if _fits(saved, cal.images, cal.k) and saved["threshold"] == cal.threshold:
+                return Measured.from_json(saved.get("measured"))
+    return None
+
+
+def stamp(folder: Path, run_dir: Path | None = None) -> tuple:
+    """What changes when the calibration file is written (its places' sizes and times), so
+    a cache of a run's checker sees a new measurement."""
+    own = Path(folder) / FILE
+    out = []
+    for path in dict.fromkeys([own, mirror.writable(own, run_dir)]):
+        try:
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def store_measured(
+    folder: Path, cal: Calibration, measured: Measured, run_dir: Path | None = None
+) -> Path:
+    """Write the bench's measurement into the calibration's file (where the run's derived
+    files go: a shipped run's own folder only under `mirror.WRITE_SHIPPED`)."""
+    place = mirror.writable(Path(folder) / FILE, run_dir)
+    place.parent.mkdir(parents=True, exist_ok=True)
+    io.write_json(place, {**cal.as_json(), "measured": dict(measured.__dict__)})
+    return place

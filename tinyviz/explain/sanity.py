@@ -48,6 +48,7 @@ from torch import nn
 from .. import io
 from ..data.batches import to_model_input
 from ..errors import CheckpointError
+from ..models import describe
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import pick_device
@@ -152,9 +153,16 @@ class TrustReport:
     device: str
     created: str = ""
     key: dict = field(default_factory=dict, compare=False)
+    titles: tuple[str, ...] = field(default=(), compare=False)  # `stages` named for a visitor
 
     def method(self, name: str) -> MethodTrust | None:
         return next((m for m in self.methods if m.method == name), None)
+
+    @property
+    def stage_titles(self) -> tuple[str, ...]:
+        """The groups randomized, top first, as a page names them ("Stage 4, block 2"); the
+        module names (`stages`) where the report was stored without them."""
+        return self.titles if len(self.titles) == len(self.stages) else self.stages
 
     @property
     def random_deletion_auc(self) -> float:
@@ -206,6 +214,11 @@ def layer_groups(model: nn.Module) -> tuple[LayerGroup, ...]:
     if head:
         groups.append(LayerGroup(_top_names(head), tuple(head)))
     return tuple(reversed(groups))
+
+
+def stage_titles(model: nn.Module, groups: tuple[LayerGroup, ...]) -> tuple[str, ...]:
+    """The groups' names for a visitor (`describe.part_title`)."""
+    return tuple(describe.part_title(model, g.name) for g in groups)
 
 
 def _top_names(params: list[str]) -> str:
@@ -351,6 +364,7 @@ def check(
     )
     fields = {
         "stages": tuple(g.name for g in groups),
+        "titles": stage_titles(model, groups),
         "targets": tuple(int(t) for t in targets),
         "methods": trusts,
         "random_deletion": _mean_curve([c.deletion for c in rand]),

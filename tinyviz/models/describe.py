@@ -93,3 +93,22 @@ def _output_shapes(model: nn.Module, modules: list[nn.Module], size: int) -> lis
     if bad:
         raise ValueError(f"an inspectable layer has an output of shape {tuple(bad[0])}")
     return [shapes[i] for i in range(len(modules))]
+
+
+def part_title(model: nn.Module, name: str) -> str:
+    """A visitor's name for a module, or for a group of modules joined by "+" (the layer
+    groups of `explain.sanity`): the model's `layer_title` where it has one, else what the
+    group is for ("Classifier", "Stem (first layers)"). The module name stays the code's,
+    for help texts."""
+    parts = name.split("+")
+    titled = getattr(model, "layer_title", None)
+    if titled is not None and len(parts) == 1:
+        title = titled(name)
+        if title != name:
+            return title
+    heads = tuple(getattr(model, "head_modules", ()))
+    if all(any(p == h or p.startswith(h + ".") for h in heads) for p in parts):
+        return "Classifier (the last layer)"
+    if name == "stem":
+        return "Stem (the first layers)"
+    return "Layers between the last block and the classifier"

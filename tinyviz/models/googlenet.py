@@ -80,5 +80,5 @@ class GoogLeNetLike(TinyvizModel):
 
 @register_model(family="inception", source="002")
 def googlenet_like(num_classes: int = 200, **options: Any) -> GoogLeNetLike:
-    """Seed 002's reduced GoogLeNet: conv3x3-128 and four Inception-v1 modules."""
+    """Reduced GoogLeNet: a 3x3 conv (128 channels) and four Inception-v1 modules."""
     return GoogLeNetLike(num_classes, **options)

@@ -1,4 +1,5 @@
-"""The Models page's numbers: one summary row per run, and the seeds' figures beside them.
+"""The Models page's numbers: one summary row per run, and the published reports' figures
+beside them.
 
 Each figure carries what it was measured on. The headline top-1 is `Run.score`, the one
 accuracy a run is shown with everywhere (the evaluated plain single-model score when
@@ -54,7 +55,7 @@ class DataSet:
     """The runs trained on one class list: only they compare with each other."""
 
     label: str
-    tiny_imagenet: bool  # the seeds' published figures compare with these runs
+    tiny_imagenet: bool  # the reports' published figures compare with these runs
     runs: tuple[Run, ...]
 
 
@@ -84,14 +85,15 @@ def rows(runs: list[Run]) -> list[dict]:
 
 
 def seed_rows() -> list[dict]:
-    """The seeds' published figures in the same columns."""
+    """The five reports' published figures (`reference`) in the same columns, each named
+    by its report's title and author (`literature`)."""
     out = []
     for ref in reference.REFERENCES:
         out.append(
             {
-                "run": f"seed {ref.seed}: {ref.model}",
+                "run": f"{ref.report.label}: {ref.model}",
                 "model": ref.family,
-                "source": f"seed {ref.seed}",
+                "source": ref.report.cite,
                 "top1": ref.val_top1,
                 "top5": ref.val_top5,
                 "loss": None,
@@ -104,7 +106,7 @@ def seed_rows() -> list[dict]:
                 "train_minutes": None,
                 "images_per_s": None,
                 "hardware": None,  # the reports rarely say; the notes quote them where they do
-                "citation": ref.source,
+                "citation": ref.citation,
                 "path": "",
             }
         )

@@ -1,7 +1,8 @@
-"""The seeds' published Tiny ImageNet results, for the Models page to show beside our runs.
+"""The five reports' published Tiny ImageNet results, for the Models page beside our runs.
 
-Figures are validation accuracies as fractions, copied from the five seed reports; `None`
-where a report gives none (seed 002 reports no accuracy; most report no top-5). Where a
+Figures are validation accuracies as fractions, copied from the five reports
+(`tinyviz.literature`: their titles and authors); `None` where a report gives none
+("Scaling of Inception Layers" reports no accuracy; most report no top-5). Where a
 report gives an error rate, the accuracy is 1 - error. `family` is the tinyviz model name the
 row corresponds to, or "transfer" for ImageNet-pretrained networks, which compare with our
 transfer models (`tv_resnet50`, `effnet_lite0`). The conditions differ from ours (framework,
@@ -12,33 +13,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import literature
+
 TRANSFER = "transfer"
 
 
 @dataclass(frozen=True)
 class Reference:
-    """One published result."""
+    """One published result; `seed` is the report's key in `literature.REPORTS`."""
 
     seed: str
-    source: str
     model: str
     family: str
     val_top1: float | None
     val_top5: float | None
     notes: str
 
+    @property
+    def report(self) -> literature.Report:
+        return literature.report(self.seed)
 
-_001 = "Matejovicova, Univ. of Cambridge 2018"
+    @property
+    def citation(self) -> str:
+        """The report's title, author and kind, as the Models table shows it."""
+        return self.report.full
+
+
 _001_RECIPE = "Keras, SGD lr 0.01, batch 100, 40 epochs; single model"
-_003 = "Basutkar 2023"
 _003_RECIPE = "TensorFlow, Adam lr 1e-4; single model"
-_000 = "Bastidas, CS231N poster"
-_004 = "Milani, CS231N 2017"
 
 REFERENCES: tuple[Reference, ...] = (
     Reference(
         "000",
-        _000,
         "VGG-like (BN)",
         "vgg_bn",
         0.3453,
@@ -47,7 +53,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "000",
-        _000,
         "Inception-v3-like",
         "inception_v3_like",
         0.4071,
@@ -55,24 +60,20 @@ REFERENCES: tuple[Reference, ...] = (
         "Keras, Adam; single model",
     ),
     Reference(
-        "001", _001, "Logistic regression", "logreg", 0.062, 0.176, f"{_001_RECIPE}; val loss 4.80"
+        "001", "Logistic regression", "logreg", 0.062, 0.176, f"{_001_RECIPE}; val loss 4.80"
     ),
     Reference(
         "001",
-        _001,
         "Fully connected (1 hidden layer)",
         "mlp",
         0.078,
         0.221,
         f"{_001_RECIPE}; val loss 4.60",
     ),
-    Reference(
-        "001", _001, "Simple CNN", "simple_cnn", 0.219, 0.456, f"{_001_RECIPE}; val loss 4.39"
-    ),
-    Reference("001", _001, "VGG-like", "vgg_like", 0.245, 0.488, f"{_001_RECIPE}; val loss 3.98"),
+    Reference("001", "Simple CNN", "simple_cnn", 0.219, 0.456, f"{_001_RECIPE}; val loss 4.39"),
+    Reference("001", "VGG-like", "vgg_like", 0.245, 0.488, f"{_001_RECIPE}; val loss 3.98"),
     Reference(
         "002",
-        "CS231N poster",
         "Reduced GoogLeNet",
         "googlenet_like",
         None,
@@ -81,7 +82,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 1: conv32, max pool, fc1024",
         "simple_cnn",
         0.2207,
@@ -90,7 +90,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 2: two convs",
         "simple_cnn",
         0.2540,
@@ -99,7 +98,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 3: 5 VGG blocks with BN",
         "vgg_bn",
         0.3954,
@@ -108,7 +106,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 4: 5 convs, BN, dropout",
         "vgg_bn",
         0.4240,
@@ -117,7 +114,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 5: ResNet50 transfer",
         TRANSFER,
         0.5513,
@@ -126,7 +122,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "003",
-        _003,
         "Model 6: ResNet101 transfer",
         TRANSFER,
         0.5512,
@@ -135,7 +130,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3-like, Baseline",
         "inception_v3_like",
         0.485,
@@ -144,7 +138,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3-like, Baseline ensemble",
         "inception_v3_like",
         0.522,
@@ -153,7 +146,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3-like, Regularized",
         "inception_v3_like",
         0.461,
@@ -162,7 +154,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3-like, Regularized ensemble",
         "inception_v3_like",
         0.468,
@@ -171,7 +162,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3 transfer, vanilla",
         TRANSFER,
         0.747,
@@ -180,7 +170,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3 transfer, v2",
         TRANSFER,
         0.761,
@@ -189,7 +178,6 @@ REFERENCES: tuple[Reference, ...] = (
     ),
     Reference(
         "004",
-        _004,
         "Inception-v3 transfer, v3",
         TRANSFER,
         0.767,

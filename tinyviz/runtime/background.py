@@ -18,10 +18,12 @@ every reload and the command line find the same job:
 Our own children are kept as `Popen` objects and polled (`reap`), so a finished child never
 lingers as a zombie; `pid_alive` is the one liveness test (a zombie is dead). A job's
 priority is lowered by the child itself (`enter_child`, called by `tinyviz.cli.main`, reads
-`NICE_ENV`), never with `preexec_fn`, which is unsafe in the threaded server.
+`NICE_ENV`), never with `preexec_fn`, which is unsafe in the threaded server; so is its
+session's scheduling group's, without which a niced job would still take a core's share from
+the server wherever Linux groups processes by session (`lower_session_priority`).
 
-`Queue` bounds how many heavy jobs run at once: a job waits for one of its slots, and a
-waiting job knows its place.
+`Queue` bounds how many heavy computations run at once: requests wait in files, in the
+order they came, for one of a few long-lived workers, and each knows its place.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +101,18 @@ class Lock:
         finally:
             os.close(fd)
 
-    def take(self, wait: bool = False) -> int | None:
+    def take(self, wait: bool = False, *, create: bool = True) -> int | None:
         """An open file descriptor holding the lock, or None when another holds it
-        (`wait`: block until it is free). Closing the descriptor releases the lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        (`wait`: block until it is free; not `create`: None when the file is not there).
+        Closing the descriptor releases the lock."""
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
         if fcntl is None:  # pragma: no cover
             return fd
         try:
@@ -187,10 +198,41 @@ def spawn(cmd: list[str], log_path: Path, *, nice: int = 0, hold: int | None = N
 
 def enter_child() -> None:
     """Called first by a job's entry point: lower our own priority as the launcher asked
-    (once: the setting is not passed on to our own children)."""
+    (once: the setting is not passed on to our own children), and our session's scheduling
+    group's with it when the launcher made the session for us (`lower_session_priority`)."""
     nice = os.environ.pop(NICE_ENV, "")
     if nice.lstrip("-").isdigit():
         lower_priority(int(nice))
+        if _session_leader():
+            lower_session_priority(int(nice))
+
+
+AUTOGROUP = Path("/proc/self/autogroup")  # Linux: this session's scheduling group
+
+
+def lower_session_priority(by: int) -> None:
+    """Lower the CPU priority of this process's session as a whole by `by`.
+
+    Linux's autogroup scheduling (on by default in most distributions) gives each session
+    its own scheduling group, and shares the CPU between groups first: a nice value only
+    orders a process against the others of its own session. A job launched in a session of
+    its own (`spawn`) and niced would still get as much CPU as the whole server, so on a
+    2-core machine one visitor's Integrated Gradients slowed every other visitor's Classify
+    as much as if it had run in the server. The group's own nice value is what counts there.
+    Nothing happens where the kernel has no autogroups or refuses."""
+    if by <= 0:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        now = int(AUTOGROUP.read_text().split("nice")[1])
+        AUTOGROUP.write_text(str(min(19, now + int(by))))
+
+
+def _session_leader() -> bool:
+    """Whether this process leads its own session (its launcher made it for it): only then
+    is the session's group ours alone to lower."""
+    with contextlib.suppress(OSError):
+        return os.getsid(0) == os.getpid()
+    return False
 
 
 def lower_priority(by: int) -> None:
@@ -348,106 +390,231 @@ class JobFiles:
 
 # ---------------------------------------------------------------------------- queue
 
+WORKER_LOG_MAX = 1_000_000  # bytes of a worker's log kept when the next worker starts
+
 
 @dataclass(frozen=True)
 class Queue:
-    """At most `slots` heavy jobs at once, the rest waiting in the order they came.
+    """Heavy requests, computed in the order they came by at most `slots` workers at once.
 
-    A job waits inside its own process (`turn`), so a closed tab or a restarted server
-    changes nothing. A waiting job holds the lock of its ticket (`<folder>/wait-*.lock`,
-    named by arrival time), a working one the lock of a slot (`<folder>/slot-K.lock`).
-    Everybody reads the same files, so every session sees a job's place (`place`).
+    A request is a file in `folder`, `req-<ticket>--<name>.json` (named by its arrival,
+    holding what to compute), written once per name by whoever wants it (`submit`). The
+    workers are long-lived background processes, one per slot (`start_workers`), each
+    holding its slot's lock (`slot-K.lock`) for its life: a process per request would pay
+    its imports and model load (seconds on a busy CPU) every time, and every waiting request
+    would hold those libraries in memory. A worker takes the oldest request by locking its
+    file, computes it (`serve`'s handler) and removes it; when nothing has come for `idle`
+    seconds it ends, so its memory goes back.
+
+    Everybody reads the same files, so every session sees a request's place (`place`). A
+    waiting request nobody has asked about (`want`) for `abandon` seconds is dropped: a
+    visitor who left does not keep the others waiting.
     """
 
     folder: Path
     slots: int = 1
-    poll: float = 0.2  # seconds between looks while waiting
+    idle: float = 20.0  # seconds without a request before a worker ends
+    abandon: float = 60.0  # seconds without a `want` before a waiting request is dropped
+    poll: float = 0.2  # seconds between a worker's looks while it has nothing to do
 
-    def _slot(self, k: int) -> Lock:
-        return Lock(self.folder / f"slot-{k}.lock")
+    # ------------------------------------------------------------- asking
 
-    def _tickets(self) -> list[Path]:
-        """The tickets of jobs still waiting, oldest first (dead waiters' are removed)."""
-        try:
-            found = sorted(self.folder.glob("wait-*.lock"))
-        except OSError:
-            return []
-        alive = []
-        for t in found:
-            if Lock(t).held():
-                alive.append(t)
-            else:
-                with contextlib.suppress(OSError):
-                    t.unlink()
-        return alive
+    def submit(self, name: str, payload: str) -> None:
+        """Queue `payload` under `name` (letters, digits, `-`, `_`), unless it waits or is
+        being computed already (then it is only wanted again)."""
+        if not _NAME.fullmatch(name):
+            raise JobError(f"not a request name: {name!r}")
+        if self._find(name) is not None:
+            self.want(name)
+            return
+        io.write_bytes(self.folder / f"req-{new_ticket()}--{name}.json", payload.encode())
+
+    def want(self, name: str) -> None:
+        """Someone still waits for `name`: it is not dropped for `abandon` seconds more."""
+        path = self._find(name)
+        if path is not None:
+            with contextlib.suppress(OSError):  # taken and finished meanwhile
+                os.utime(path)
+
+    def place(self, name: str) -> int | None:
+        """How many requests come before `name` (0: it is next, or being computed), or None
+        when it is not in the queue (never asked for, finished, or dropped)."""
+        ahead, now = 0, time.time()
+        for path in self._requests():
+            taken = Lock(path).held()
+            if self._name(path) == name:
+                return 0 if taken else ahead
+            if taken or not self._stale(path, now):
+                ahead += 1
+        return None
+
+    def names(self) -> list[str]:
+        """The requests in the queue, oldest first (taken, waiting, or stale)."""
+        return [self._name(p) for p in self._requests()]
+
+    def taken(self, name: str) -> bool:
+        """Whether a worker is computing `name` now."""
+        path = self._find(name)
+        return path is not None and Lock(path).held()
+
+    def waiting(self) -> int:
+        """How many requests wait for a worker (not taken, not stale)."""
+        now = time.time()
+        return sum(not Lock(p).held() and not self._stale(p, now) for p in self._requests())
 
     def working(self) -> int:
-        """How many slots are busy now."""
-        return sum(self._slot(k).held() for k in range(self.slots))
+        """How many workers are alive (each holds its slot)."""
+        return sum(Lock(self._slot(k)).held() for k in range(self.slots))
 
-    def place(self, ticket: str) -> int | None:
-        """0 while the job `ticket` works, K when K jobs wait before it, None when it is
-        neither (not started, or finished)."""
-        mine = self.folder / f"wait-{ticket}.lock"
-        if any(self._holds(k, ticket) for k in range(self.slots)):
-            return 0
-        tickets = self._tickets()
-        return tickets.index(mine) + 1 if mine in tickets else None
-
-    def _holds(self, k: int, ticket: str) -> bool:
-        slot = self._slot(k)
-        try:
-            return slot.held() and slot.path.read_text() == ticket
-        except OSError:
-            return False
-
-    @contextlib.contextmanager
-    def turn(self, ticket: str, stop: threading.Event | None = None) -> Iterator[None]:
-        """Wait in line, then hold a slot for the body. `ticket` names this job (unique,
-        sorting by arrival: `new_ticket()`); `stop` ends the wait early (`JobError`)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # locked under a name nobody looks at, then renamed: never seen unlocked (and so
-        # never taken for a dead waiter's ticket and removed)
-        draft = self.folder / f"new-{ticket}.lock"
-        wait_fd = Lock(draft).take()
-        if wait_fd is None:
-            raise Busy(f"ticket {ticket} is already waiting")
-        os.replace(draft, self.folder / f"wait-{ticket}.lock")
-        slot_fd = None
-        try:
-            while slot_fd is None:
-                first = self._tickets()[:1] == [self.folder / f"wait-{ticket}.lock"]
-                if first:
-                    slot_fd = self._free_slot(ticket)
-                if slot_fd is None and (stop.wait(self.poll) if stop else _sleep(self.poll)):
-                    raise JobError("stopped while waiting for its turn")
-        finally:
-            os.close(wait_fd)
-            with contextlib.suppress(OSError):
-                (self.folder / f"wait-{ticket}.lock").unlink()
-        try:
-            yield
-        finally:
-            os.close(slot_fd)
-
-    def _free_slot(self, ticket: str) -> int | None:
+    def start_workers(self, command, *, nice: int = 0) -> int:
+        """Start a worker (`command(slot)`, a command line) on free slots while requests
+        wait for one; returns how many workers are alive. Two sessions asking at once start
+        one worker per slot (the slot's lock is taken before the launch)."""
+        waiting = self.waiting()
         for k in range(self.slots):
-            fd = self._slot(k).take()
-            if fd is not None:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, ticket.encode(), 0)
-                return fd
+            if waiting <= 0:
+                break
+            files = self.worker(k)
+            if files.running():
+                continue
+            _trim(files.log, WORKER_LOG_MAX)
+            with contextlib.suppress(Busy):
+                files.launch(command(k), nice=nice, note={"slot": k})
+                waiting -= self.slots  # one new worker serves them all in turn
+        return self.working()
+
+    def worker(self, slot: int) -> JobFiles:
+        """Slot `slot`'s worker: its lock, launch record and log."""
+        return JobFiles(
+            self._slot(slot),
+            self.folder / f"slot-{slot}.launch",
+            self.folder / f"worker-{slot}.log",
+        )
+
+    # ------------------------------------------------------------- working
+
+    def serve(self, slot: int, handle, *, lost=None, stop: threading.Event | None = None) -> None:
+        """Be slot `slot`'s worker: `handle(name, payload)` each request, oldest first,
+        until none has come for `idle` seconds (or `stop` is set). A handler's exception is
+        printed (to the worker's log) and the next request is served. `lost(name, payload)`:
+        a request the slot's previous worker died computing (it is not computed again)."""
+        fd = _take_inherited(self._slot(slot)) or Lock(self._slot(slot)).take()
+        while fd is not None:
+            try:
+                self._recover(slot, lost)
+                self._work(slot, handle, stop)
+            finally:
+                os.close(fd)
+            # a request that came just as we decided to end found our slot held: look again
+            if (stop is not None and stop.is_set()) or not self.waiting():
+                return
+            fd = Lock(self._slot(slot)).take()  # None: a new worker has the slot
+
+    def _work(self, slot: int, handle, stop) -> None:
+        last = time.monotonic()
+        current = self.folder / f"slot-{slot}.current"
+        while stop is None or not stop.is_set():
+            got = self._take()
+            if got is None:
+                if time.monotonic() - last >= self.idle:
+                    return
+                stop.wait(self.poll) if stop is not None else time.sleep(self.poll)
+                continue
+            path, fd = got
+            try:
+                io.write_bytes(current, path.name.encode())
+                handle(self._name(path), path.read_text())
+            except Exception:  # noqa: BLE001 - one request's failure is its own
+                traceback.print_exc()
+            finally:
+                for done in (path, current):
+                    with contextlib.suppress(OSError):
+                        done.unlink()
+                os.close(fd)
+            last = time.monotonic()
+
+    def _take(self) -> tuple[Path, int] | None:
+        """The oldest request no worker has, locked (stale ones are dropped on the way)."""
+        now = time.time()
+        for path in self._requests():
+            fd = Lock(path).take(create=False)
+            if fd is None:
+                continue
+            st = os.fstat(fd)
+            if st.st_nlink and now - st.st_mtime <= self.abandon:
+                return path, fd
+            with contextlib.suppress(OSError):
+                if st.st_nlink:
+                    path.unlink()  # nobody asked for it for too long
+            os.close(fd)
         return None
+
+    def _recover(self, slot: int, lost) -> None:
+        """The request the slot's last worker was computing when it died, if any."""
+        current = self.folder / f"slot-{slot}.current"
+        try:
+            name = current.read_text().strip()
+        except OSError:
+            return
+        path = self.folder / name
+        with contextlib.suppress(OSError):
+            if name.startswith("req-") and "/" not in name and not Lock(path).held():
+                payload = path.read_text()
+                path.unlink()
+                if lost is not None:
+                    lost(self._name(path), payload)
+        with contextlib.suppress(OSError):
+            current.unlink()
+
+    # ------------------------------------------------------------- files
+
+    def _slot(self, k: int) -> Path:
+        return self.folder / f"slot-{k}.lock"
+
+    def _requests(self) -> list[Path]:
+        try:
+            return sorted(self.folder.glob("req-*--*.json"))
+        except OSError:
+            return []
+
+    def _find(self, name: str) -> Path | None:
+        return next((p for p in self._requests() if self._name(p) == name), None)
+
+    @staticmethod
+    def _name(path: Path) -> str:
+        return path.name[: -len(".json")].split("--", 1)[1]
+
+    def _stale(self, path: Path, now: float) -> bool:
+        try:
+            return now - path.stat().st_mtime > self.abandon
+        except OSError:
+            return True
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,120}")
+
+
+def _take_inherited(path: Path) -> int | None:
+    """The descriptor of `path`'s lock that our launcher took for us (`HELD_ENV`), now ours
+    to close (so the variable goes: nothing else mistakes the number for it later)."""
+    if not _inherited(path):
+        return None
+    return int(os.environ.pop(HELD_ENV))
+
+
+def _trim(log: Path, keep: int) -> None:
+    """Cut a log that grew past `keep` bytes to its last `keep // 2`."""
+    with contextlib.suppress(OSError):
+        if log.stat().st_size > keep:
+            with open(log, "rb") as f:
+                f.seek(-(keep // 2), os.SEEK_END)
+                tail = f.read()
+            io.write_bytes(log, tail)
 
 
 def new_ticket() -> str:
     """A name for a queued job that sorts by arrival (nanoseconds, then our pid)."""
     return f"{time.time_ns():020d}-{os.getpid()}"
-
-
-def _sleep(seconds: float) -> bool:
-    time.sleep(seconds)
-    return False
 
 
 __all__ = [
@@ -460,6 +627,7 @@ __all__ = [
     "holder",
     "is_error",
     "lower_priority",
+    "lower_session_priority",
     "log_tail",
     "new_ticket",
     "pid_alive",

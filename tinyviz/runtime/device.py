@@ -67,6 +67,21 @@ def environment(device: torch.device) -> dict:
     return env
 
 
+def limit_threads(threads: int) -> None:
+    """Run torch's CPU operations on at most `threads` threads, and its inter-op work on
+    one (when it has not started yet).
+
+    The dashboard serves each session from a thread of its own, and each of them would
+    otherwise start a team of one thread per core for every operation: on a 2-core machine
+    busy with other work, a ResNet's forward pass then took three times as long as on one
+    thread (bench/results/crowd_cpu.txt). Sessions run side by side anyway, and background
+    workers leave the server a core.
+    """
+    torch.set_num_threads(max(1, int(threads)))
+    with contextlib.suppress(RuntimeError):  # inter-op work has started: it stays as it is
+        torch.set_num_interop_threads(1)
+
+
 def _torchvision_version() -> str | None:
     """`torchvision.__version__` (build tag included, as in `0.29.1+cu130`), read from its
     `version.py` unless torchvision is imported already: importing it takes seconds (it

@@ -9,13 +9,14 @@ A task lives in a folder as four files named after it (`Task.files`):
 - `<name>.launch`: what was launched (pid, start, command line);
 - `<name>.log`: the process's output;
 - `<name>.progress.json`: how far it is (`TaskState`: a fraction, a message, when it started,
-  the worker's own estimate of the time left, its place in a queue, the error it ended with).
+  the worker's own estimate of the time left, the error it ended with).
 
-Whoever does the work, a launched process or a command typed by hand, does it inside
-`Task.working()`: it holds the lock (or waits for it, `wait`), optionally waits for a slot
-of a `background.Queue` (its place is in the progress file meanwhile), and reports through
-the callback it is given. Whoever wants the work done calls `Task.start(cmd)` (a second
-caller, or one while the work runs, launches nothing) and reads `Task.state()`.
+Whoever does the work, a launched process, a worker of a `background.Queue` or a command
+typed by hand, does it inside `Task.working()`: it holds the lock (or waits for it, `wait`)
+and reports through the callback it is given. Whoever wants the work done calls
+`Task.start(cmd)` (a second caller, or one while the work runs, launches nothing) and reads
+`Task.state()`. A request waiting in a queue is no process yet: its place is the queue's to
+say (`explain.work.status` builds its "waiting" state).
 
 What a task computes, and where its result lies, is the caller's business: it knows when
 the result is there and does not ask the task then.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +45,6 @@ class Report:
 
     def __init__(self, task: Task, started: float) -> None:
         self._task, self.started, self._last = task, started, float("-inf")
-        self.place: int | None = None
 
     def __call__(
         self,
@@ -61,14 +60,14 @@ class Report:
         now = time.monotonic()
         if force or now - self._last >= WRITE_EVERY:
             self._last = now
-            self._task._write(self.started, fraction, message, seconds_left, self.place)
+            self._task._write(self.started, fraction, message, seconds_left)
 
 
 @dataclass(frozen=True)
 class TaskState:
     """What a page shows about a task.
 
-    `state`: "running", "waiting" (for a slot of its queue; `place`: tasks before it),
+    `state`: "running", "waiting" (in a queue, for a worker; `place`: requests before it),
     "starting" (launched, no report yet), "failed" (`error` says why), "stopped" (killed
     or stopped before the end), "done" (the process said so; the caller checks its result)
     or "none" (never started, or its files were cleared).
@@ -125,17 +124,10 @@ class Task:
     # ------------------------------------------------------------- doing the work
 
     @contextlib.contextmanager
-    def working(
-        self,
-        *,
-        wait: bool = False,
-        queue: background.Queue | None = None,
-        stop: threading.Event | None = None,
-    ) -> Iterator[Report]:
+    def working(self, *, wait: bool = False) -> Iterator[Report]:
         """Hold the task's lock while the body works; yields its `Report`. Another holder
         means another process is doing this work: `JobError`, or with `wait`, wait for it
-        to finish (the caller then finds the result and need not work). With `queue`, wait
-        for one of its slots first (the place shows in the progress file). An exception in
+        to finish (the caller then finds the result and need not work). An exception in
         the body is recorded (its first line) and re-raised."""
         with background.Lock(self.files.lock).hold(wait) as holding:
             if not holding:
@@ -143,32 +135,18 @@ class Task:
             report = Report(self, _now())
             report(0.0, "starting", force=True)
             try:
-                with self._turn(queue, report, stop):
-                    yield report
+                yield report
             except BaseException as e:
-                why = str(e).splitlines()[0] if str(e) else type(e).__name__
-                self._write(report.started, 0.0, "failed", None, None, error=why)
+                self.fail(str(e) or type(e).__name__, report.started)
                 raise
             report(1.0, "done", force=True)
 
-    @contextlib.contextmanager
-    def _turn(self, queue, report: Report, stop) -> Iterator[None]:
-        if queue is None:
-            yield
-            return
-        ticket = background.new_ticket()
-        watcher = _PlaceWatcher(queue, ticket, report)
-        watcher.start()
-        try:
-            with queue.turn(ticket, stop):
-                watcher.finish()
-                report.place = None
-                report(0.0, "started", force=True)
-                yield
-        finally:
-            watcher.finish()
+    def fail(self, why: str, started: float | None = None) -> None:
+        """Record that the work failed, and why (its first line): what `state` says next,
+        until the task is cleared. For a worker that saw another one die on this task too."""
+        self._write(started or _now(), 0.0, "failed", None, error=why.splitlines()[0])
 
-    def _write(self, started, fraction, message, seconds_left, place, error: str = "") -> None:
+    def _write(self, started, fraction, message, seconds_left, error: str = "") -> None:
         record = {
             "pid": os.getpid(),
             "started": started,
@@ -176,7 +154,6 @@ class Task:
             "fraction": round(float(min(max(fraction, 0.0), 1.0)), 4),
             "message": message,
             "seconds_left": None if seconds_left is None else round(float(seconds_left), 2),
-            "place": place,
             "error": error,
         }
         with contextlib.suppress(OSError):
@@ -199,13 +176,11 @@ class Task:
         fraction = _number(info.get("fraction")) or 0.0
         message = str(info.get("message", ""))
         left = _number(info.get("seconds_left"))
-        place = info.get("place") if isinstance(info.get("place"), int) else None
         if self.files.running():  # held from the launch on: "starting" until it reports
             ended = message == "done" or info.get("error")  # an earlier worker's last word
             if ended or not background.pid_alive(info.get("pid")):
                 return TaskState("starting", 0.0, "starting", self._launched() or None)
-            kind = "waiting" if place is not None else "running"
-            return TaskState(kind, fraction, message, started, updated, "", place, left)
+            return TaskState("running", fraction, message, started, updated, "", None, left)
         if info.get("error"):
             return TaskState("failed", fraction, message, started, updated, str(info["error"]))
         if not info:
@@ -242,32 +217,6 @@ class Task:
             with contextlib.suppress(OSError):
                 path.unlink()
         return True
-
-
-class _PlaceWatcher:
-    """While a task waits in its queue, its place is written to its progress file once a
-    second, so a page sees it move up."""
-
-    def __init__(self, queue: background.Queue, ticket: str, report: Report) -> None:
-        self.queue, self.ticket, self.report = queue, ticket, report
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="tinyviz-place")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._done.is_set():
-            place = self.queue.place(self.ticket)
-            if place:
-                self.report.place = place
-                self.report(0.0, f"waiting: {place} before it", force=True)
-            self._done.wait(WRITE_EVERY)
-
-    def finish(self) -> None:
-        self._done.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
 
 
 def _number(value) -> float | None:

@@ -1,0 +1,54 @@
+"""The server's janitor (`tinyviz.runtime.janitor`): memory back to the system once a crowd
+has left, and no collection while people click."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tinyviz.runtime import janitor
+
+
+def test_the_janitor_trims_once_when_the_server_falls_quiet_after_work(monkeypatch):
+    clock, trims = [0.0], []
+    monkeypatch.setattr(janitor, "trim", lambda: trims.append(clock[0]) or True)
+    j = janitor.Janitor(every=10.0, quiet=0.05, clock=lambda: clock[0])
+    assert not j.look()  # quiet from the start: nothing was freed
+    clock[0] += 5.0  # half a core for ten seconds: visitors are clicking
+    assert not j.look()
+    clock[0] += 2.0
+    assert not j.look() and not trims  # still busy: nothing while they click
+    clock[0] += 0.2  # under 5% of a core: they have left
+    assert j.look() and trims == [7.2]
+    clock[0] += 0.1
+    assert not j.look() and j.trims == 1  # once per quiet spell, not every ten seconds
+    clock[0] += 3.0
+    assert not j.look()
+    clock[0] += 0.1
+    assert j.look() and j.trims == 2  # the next crowd, gone too
+
+
+FREED = """
+import sys
+from tinyviz.runtime import janitor
+
+def anon():
+    line = next(x for x in open("/proc/self/status") if x.startswith("RssAnon"))
+    return int(line.split()[1]) // 1024
+
+chunks = [bytes(4000) for _ in range(25_000)]  # 100 MB of small blocks on the C heap
+kept = chunks[::64]  # a few stay alive all over it: the heap cannot shrink from its end
+del chunks
+before = anon()
+janitor.trim()
+print(before, anon())
+"""
+
+
+@pytest.mark.skipif(janitor._libc() is None, reason="no glibc malloc_trim here")
+def test_trim_gives_the_freed_heap_back_to_the_system():
+    out = subprocess.run([sys.executable, "-c", FREED], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert before - after > 50, (before, after)  # MB resident that Python had freed

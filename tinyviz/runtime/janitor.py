@@ -1,0 +1,88 @@
+"""Memory back to the system once the dashboard's server is quiet again.
+
+A crowd leaves behind what its sessions freed: Python objects in reference cycles that
+the collector has not reached yet, and the C heap's free pages, which glibc keeps in each
+thread's arena (every session runs in a thread of its own) instead of returning them. The
+server's resident memory then stays at its peak for good (410 MB above its start an hour
+after one crowd had left, issue 19). Streamlit's remedy, a full collection after every
+script run, costs half a second of CPU holding the GIL each time once torch and its
+neighbours are loaded: a crowd paid it on every click and every timed refresh.
+
+So a `Janitor` thread looks at the process's CPU time every `every` seconds; once a whole
+period has passed with the process nearly idle (under `quiet` of a core) after a busy one,
+it collects every generation and asks glibc to give free heap pages back (`malloc_trim`).
+While people click, it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import threading
+import time
+
+QUIET = 0.05  # share of one core under which the process counts as idle
+EVERY = 10.0  # seconds between looks
+
+
+def trim() -> bool:
+    """Collect every generation, then return the C heap's free pages to the system
+    (glibc's `malloc_trim(0)`, all arenas); False where there is no such call."""
+    gc.collect()
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.malloc_trim(0))
+
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return None  # not glibc (musl, macOS): freed memory is the allocator's business
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc
+
+
+class Janitor:
+    """Trims the process (`trim`) when it falls quiet after work: once per quiet spell."""
+
+    def __init__(self, every: float = EVERY, quiet: float = QUIET, clock=time.process_time):
+        self.every, self.quiet, self.clock = every, quiet, clock
+        self.trims = 0
+        self._busy = False  # work since the last trim
+        self._last = clock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tinyviz-janitor", daemon=True)
+
+    def start(self) -> Janitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def look(self) -> bool:
+        """One look (what the thread does every `every` seconds): True when it trimmed."""
+        now = self.clock()
+        used, self._last = now - self._last, now
+        if used > self.quiet * self.every:
+            self._busy = True
+            return False
+        if not self._busy:
+            return False
+        trim()
+        self._busy = False
+        self.trims += 1
+        self._last = self.clock()  # the trim's own CPU is not the next period's work
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.look()
