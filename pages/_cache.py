@@ -259,7 +259,17 @@ def warm_up() -> threading.Thread:
 
 @st.cache_resource(show_spinner=False)
 def _janitor() -> Janitor:
-    return Janitor().start()
+    return Janitor(forget=_forget).start()
+
+
+def _forget() -> None:
+    """Once the server has been quiet a while (a crowd has left, `Janitor`): drop the
+    explain pages' models, layer descriptions, snapshot ensembles and analyses (a crowd going
+    through every run left them all loaded: a quarter of a GB for the shipped runs), and let
+    the sidebar warm the next chosen run again. Classify's models stay: its first photo must
+    load nothing."""
+    for cached in (_explain_model, _layers, _snapshot_models, _analysis, _warm_run):
+        cached.clear()
 
 
 def warm_run(run: Run | None, data_path: str) -> None:
@@ -273,11 +283,12 @@ def warm_run(run: Run | None, data_path: str) -> None:
 
 
 class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads: they
-    fill shared caches on purpose without a session (so no spinner lands on a page)."""
+    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads and the
+    janitor: they fill or clear shared caches on purpose without a session (so no spinner
+    lands on a page)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith("tinyviz-warm")
+        return not (record.threadName or "").startswith(("tinyviz-warm", "tinyviz-janitor"))
 
 
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
