@@ -131,7 +131,7 @@ def test_stop_then_resume_logs_every_epoch_once(tmp_path, tiny_zip):
     jobs_dir, run = tmp_path / "jobs", tmp_path / "run"
     epochs = 12
     jobs.start(small(epochs), run, data=str(tiny_zip), jobs_dir=jobs_dir)
-    wait_for(run, lambda j: j.progress.last is not None or not j.active)  # an epoch saved
+    wait_for(run, lambda j: not j.active or j.progress and j.progress.last)  # an epoch saved
     stopped = jobs.stop(run, jobs_dir=jobs_dir)
     assert stopped.status == "stopped", jobs.log_tail(run)
     assert "Resume continues after epoch" in stopped.message and stopped.resumable
