@@ -601,6 +601,16 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
     return "\n".join(out) + "\n"
 
 
+def command(args, parser) -> str:
+    """The command line that measured this, without the data set's path or where its
+    output went (a results file names no machine's folders)."""
+    shown = ["python bench/crowd.py", f"--contexts {args.contexts}", f"--seconds {args.seconds:g}"]
+    for name in ("think", "answer", "heavy_wait", "after"):
+        if getattr(args, name) != parser.get_default(name):
+            shown.append(f"--{name.replace('_', '-')} {getattr(args, name):g}")
+    return " ".join(shown)
+
+
 def cpu_seconds(pid: int) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     try:
@@ -642,11 +652,15 @@ def main() -> int:
         cpu0 = cpu_seconds(server.pid)
         tally, came, left = asyncio.run(crowd(url, args, photos))
         cpu = f"Server CPU while the crowd was there: {cpu_seconds(server.pid) - cpu0:,.0f} s."
-        time.sleep(args.after)
+        after = []
+        while (waited := time.monotonic() - left) < args.after:  # the crowd has left
+            time.sleep(min(10.0, args.after - waited))
+            after.append(f"+{time.monotonic() - left:.0f} s {memory.now():,.0f} MB")
         each = memory.each()
         end_mb = sum(mb for _, mb in each)
         memory.stop()
         text = report(args, tally, (start_mb, memory.peak(came, left + args.after), end_mb), cpu)
+        text += "After the crowd left: " + ", ".join(after) + "\n"
         text += "At the end: " + ", ".join(f"{w} {mb:,.0f} MB" for w, mb in each) + "\n"
     finally:
         stop_server(server)
@@ -658,9 +672,7 @@ def main() -> int:
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        f"$ python bench/crowd.py --contexts {args.contexts} --seconds {args.seconds:g}\n" + text
-    )
+    out.write_text(f"$ TINYVIZ_DATA=tiny-imagenet-200.zip {command(args, p)}\n" + text)
     print(f"(written to {out})")
     return 0
 

@@ -27,7 +27,7 @@ import time
 
 QUIET = 0.05  # share of one core under which the process counts as idle
 EVERY = 10.0  # seconds between looks
-FORGET_AFTER = 30.0  # seconds of quiet before `forget`
+FORGET_AFTER = 40.0  # seconds of quiet before `forget` (after `server.disconnectedSessionTTL`)
 
 
 def trim() -> bool:
