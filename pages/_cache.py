@@ -259,7 +259,59 @@ def warm_up() -> threading.Thread:
 
 @st.cache_resource(show_spinner=False)
 def _janitor() -> Janitor:
-    return Janitor().start()
+    return Janitor(forget=_forget).start()
+
+
+def _forget() -> None:
+    """Once the server has been quiet a while (a crowd has left, `Janitor`): close the
+    sessions of tabs closed long enough ago (`close_left_sessions`: they hold on to what
+    their pages used), drop the explain pages' models, layer descriptions, snapshot ensembles
+    and analyses (a crowd going through every run left them all loaded: a quarter of a GB for
+    the shipped runs), and let the sidebar warm the next chosen run again. Classify's models
+    stay: its first photo must load nothing."""
+    close_left_sessions()
+    for cached in (_explain_model, _layers, _snapshot_models, _analysis, _warm_run):
+        cached.clear()
+
+
+def close_left_sessions(wait: float = 10.0) -> int:
+    """Shut down the sessions of tabs that closed more than `server.disconnectedSessionTTL`
+    seconds ago; returns how many.
+
+    Streamlit keeps a closed tab's session (its state, its uploads and images, and through
+    them what its pages used: models, analyses) in case the tab reconnects, and lets it go
+    only when another tab disconnects later, without shutting it down (streamlit issue
+    12506): after a crowd has left nothing comes to let theirs go, and over a long day their
+    uploads stay in memory. Their store is Streamlit's own (this version's: where another
+    keeps it elsewhere, nothing happens), and sessions are shut down on the server's event
+    loop, as Streamlit does it."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return 0
+    rt = runtime.get_instance()
+    try:
+        stored = rt._session_mgr._session_storage._cache  # a TTLCache of SessionInfo
+        loop = rt._get_async_objs().eventloop
+        expire = stored.expire
+    except (AttributeError, RuntimeError):
+        return 0
+    closed, done = [], threading.Event()
+
+    def close() -> None:
+        try:
+            for _, info in expire():
+                info.session.shutdown()
+                closed.append(info)
+        finally:
+            done.set()
+
+    try:
+        loop.call_soon_threadsafe(close)
+    except RuntimeError:  # the server is stopping
+        return 0
+    done.wait(wait)
+    return len(closed)
 
 
 def warm_run(run: Run | None, data_path: str) -> None:
@@ -273,11 +325,12 @@ def warm_run(run: Run | None, data_path: str) -> None:
 
 
 class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads: they
-    fill shared caches on purpose without a session (so no spinner lands on a page)."""
+    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads and the
+    janitor: they fill or clear shared caches on purpose without a session (so no spinner
+    lands on a page)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith("tinyviz-warm")
+        return not (record.threadName or "").startswith(("tinyviz-warm", "tinyviz-janitor"))
 
 
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(

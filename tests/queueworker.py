@@ -13,8 +13,8 @@ from tinyviz.runtime.background import Queue
 
 
 class QueueWorker:
-    def __init__(self, folder: Path) -> None:
-        self.queue = Queue(folder, slots=1, idle=3600, abandon=3600, poll=0.01)
+    def __init__(self, folder: Path, abandon: float = 3600) -> None:
+        self.queue = Queue(folder, slots=1, idle=3600, abandon=abandon, poll=0.01)
         self.entered = threading.Event()  # a held request has begun
         self._go = threading.Event()
         self._go.set()

@@ -30,6 +30,27 @@ def test_the_janitor_trims_once_when_the_server_falls_quiet_after_work(monkeypat
     assert j.look() and j.trims == 2  # the next crowd, gone too
 
 
+def test_after_a_longer_quiet_it_forgets_what_only_the_crowd_needed(monkeypatch):
+    clock, trims, forgotten = [0.0], [], []
+    monkeypatch.setattr(janitor, "trim", lambda: trims.append(clock[0]) or True)
+    j = janitor.Janitor(
+        every=10.0, quiet=0.05, forget=lambda: forgotten.append(clock[0]), forget_after=30.0,
+        clock=lambda: clock[0],
+    )  # fmt: skip
+    for _ in range(4):
+        assert not j.look()  # a server nobody has used: nothing to forget
+    clock[0] += 6.0  # a crowd
+    j.look()
+    looks = [j.look() for _ in range(4)]  # then forty seconds of quiet
+    assert looks == [True, False, True, False]  # trimmed at once, forgot 30 s in
+    assert forgotten == [6.0] and len(trims) == 2
+    clock[0] += 0.3  # one visitor reads a page: under 5% of a core, still quiet
+    assert not j.look() and forgotten == [6.0]
+    clock[0] += 6.0  # the next crowd
+    j.look()
+    assert [j.look() for _ in range(3)] == [True, False, True] and len(forgotten) == 2
+
+
 FREED = """
 import sys
 from tinyviz.runtime import janitor

@@ -106,6 +106,19 @@ def test_a_photo_is_classified_while_an_explanation_holds_the_same_runs_model(ap
     assert ours is not theirs and model_lock(ours) is not model_lock(theirs)
 
 
+def test_a_quiet_server_forgets_the_explain_pages_models_but_not_classifys(tiny_run):
+    """What the janitor calls once a crowd has left: the explain pages' models go (the next
+    click loads its own again), Classify's stay loaded for the next photo."""
+    from pages import _cache
+
+    run = runs.open_run(tiny_run)
+    explain = _cache._model(str(tiny_run), run.stamp, None, "cpu")
+    classify = _cache._model(str(tiny_run), run.stamp, None, "cpu", lane=_cache.CLASSIFY)
+    _cache._forget()
+    assert _cache._model(str(tiny_run), run.stamp, None, "cpu") is not explain
+    assert _cache._model(str(tiny_run), run.stamp, None, "cpu", lane=_cache.CLASSIFY) is classify
+
+
 @needs_resnet
 def test_classifys_default_models_are_loaded_before_the_first_photo(app_env, monkeypatch):
     """The server loads the models Classify shows first (and runs them once) as soon as a

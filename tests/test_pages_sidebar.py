@@ -181,3 +181,55 @@ def test_a_large_data_set_is_decoded_in_the_background_and_the_page_follows(
     done = page("pages/data.py")
     assert [m.label for m in done.metric][:3] == ["Classes", "Training images", "Validation images"]
     assert len(launched) == 1 and not done.info
+
+
+def test_closed_tabs_sessions_are_shut_down_once_past_their_time(monkeypatch):
+    """What the janitor does once the server is quiet: Streamlit lets a closed tab's session
+    go only when another tab closes, and without shutting it down (its uploads and images
+    stay); those past their time are shut down, the others kept for a reconnect. Streamlit's
+    own store (its TTLCache) and event loop (a real one, in a thread) are used."""
+    import asyncio
+    import inspect
+    import threading
+    from types import SimpleNamespace
+
+    from streamlit import runtime
+    from streamlit.runtime.caching.ttl_cache import TTLCache
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+    from streamlit.runtime.runtime import Runtime
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    from pages import _cache
+
+    # where this Streamlit keeps them (the function reads the same names)
+    assert isinstance(MemorySessionStorage(ttl_seconds=30)._cache, TTLCache)
+    assert "self._session_storage" in inspect.getsource(WebsocketSessionManager.__init__)
+    assert "self._session_mgr" in inspect.getsource(Runtime.__init__)
+    assert callable(Runtime._get_async_objs)
+
+    clock, shut = [0.0], []
+    stored = TTLCache(maxsize=128, ttl=30, timer=lambda: clock[0])
+
+    def closed_tab(name: str):
+        return SimpleNamespace(session=SimpleNamespace(shutdown=lambda: shut.append(name)))
+
+    stored["left"] = closed_tab("left")
+    clock[0] = 20.0
+    stored["just closed"] = closed_tab("just closed")
+    clock[0] = 35.0  # 35 s and 15 s after they closed
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = SimpleNamespace(
+        _session_mgr=SimpleNamespace(_session_storage=SimpleNamespace(_cache=stored)),
+        _get_async_objs=lambda: SimpleNamespace(eventloop=loop),
+    )
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: server)
+    try:
+        assert _cache.close_left_sessions() == 1
+        assert shut == ["left"] and "just closed" in stored
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

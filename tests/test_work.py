@@ -4,6 +4,7 @@ read; the server's own short work never waits for it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -174,6 +175,40 @@ def test_a_request_whose_worker_died_is_reported_failed_and_not_queued_again(
         now = work.request(req)
         assert now.state == "failed" and "worker stopped while computing" in now.error
         assert not worker.queue.names() and not worker.entered.is_set()  # never computed
+    finally:
+        worker.stop()
+
+
+def test_a_request_its_visitor_left_stops_at_its_next_report_and_leaves_no_failure(
+    own_run, tmp_path, monkeypatch
+):
+    """The worker has begun a request when its visitor leaves (nobody asks about it for
+    longer than `abandon`): it stops at its next progress report instead of computing on
+    for nobody, and leaves no failure, so the next visitor who asks has it computed."""
+    from queueworker import QueueWorker
+
+    run, data = own_run
+    layer = list(load_model(run).channel_layers)[-1]
+    req = work.Request(
+        "channel-gradients", str(run), str(data.source), data.size,
+        {"layer": layer, "channel": 1, "images": [0, 3, 5], "epoch": None},
+    )  # fmt: skip
+    worker = QueueWorker(tmp_path / "queue", abandon=30)
+    monkeypatch.setattr(work, "queue", lambda: worker.queue)
+    worker.start()
+    try:
+        worker.hold()
+        work.request(req)
+        assert worker.entered.wait(60)  # taken: the worker is about to compute it
+        (entry,) = (tmp_path / "queue").glob("req-*")
+        old = time.time() - 120
+        os.utime(entry, (old, old))  # nobody asked about it for two minutes
+        worker.drain()
+        assert work.channel_maps(req) is None  # stopped before the end
+        assert work.status(req).state == "none"  # no failure left behind
+        assert work.request(req).active  # asked again: queued again
+        worker.drain()
+        assert work.channel_maps(req) is not None
     finally:
         worker.stop()
 

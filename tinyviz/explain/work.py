@@ -14,7 +14,9 @@ more than `QUEUE_SLOTS` heavy computations run at once whatever a crowd asks for
 keeps the last `MODELS` models it loaded and the data sets it opened: a process per request
 spent most of its time importing torch and loading the model (bench/results/crowd_cpu.txt).
 It ends after `WORKER_IDLE` seconds without work, so its memory goes back; a request nobody
-asked about for `ABANDON` seconds (its visitor left) is dropped before it starts.
+asked about for `ABANDON` seconds (its visitor left) is dropped before it starts, and stopped
+at its next progress report if it has started (a page asks every second while it waits or
+follows the work), so a crowd that leaves does not keep the worker busy for minutes.
 
 The kinds (`Kind`):
 
@@ -43,6 +45,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +151,16 @@ def task(req: Request) -> Task:
 
 def status(req: Request) -> TaskState:
     """Where the request stands: "done" when its result is stored, "running" (or
-    "starting") while a worker computes it, "waiting" with its `place` in the queue (asking
-    counts as still wanting it), else its task's last state ("failed", "stopped", "none")."""
+    "starting") while a worker computes it, "waiting" with its `place` in the queue, else
+    its task's last state ("failed", "stopped", "none"). Asking counts as still wanting it,
+    while it waits and while it is computed."""
     if _kind(req).stored(req):
         return TaskState("done", 1.0, "done")
     now = task(req).state()
-    if now.active:
-        return now
     q = queue()
+    if now.active:
+        q.want(req.name)
+        return now
     place = q.place(req.name)
     if place is None:
         return now
@@ -204,14 +209,36 @@ def _kind(req: Request) -> Kind:
         raise TinyvizError(f"no background work of kind {req.kind!r}") from None
 
 
-def run(req: Request) -> None:
+class Abandoned(TinyvizError):
+    """Nobody waits for the request any more: its worker stopped computing it."""
+
+
+def run(req: Request, wanted: Callable[[], bool] | None = None) -> None:
     """Compute the request here, holding its task's lock (what a worker does for each
-    request, and `python -m tinyviz.explain.work REQUEST` by hand)."""
+    request, and `python -m tinyviz.explain.work REQUEST` by hand). With `wanted`, each
+    progress report first asks it (at most once a second) and stops the work with
+    `Abandoned` once nobody waits for the result."""
     how = _kind(req)
     with task(req).working() as report:
         if how.stored(req):
             return
+        if wanted is not None:
+            report = _unless_abandoned(report, wanted)
         how.compute(req, dataset(req.data, req.size), report)
+
+
+def _unless_abandoned(report: Callable, wanted: Callable[[], bool], every: float = 1.0):
+    last = [float("-inf")]
+
+    def checked(*args, **kwargs):
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            if not wanted():
+                raise Abandoned("nobody waits for it any more")
+        report(*args, **kwargs)
+
+    return checked
 
 
 # --------------------------------------------------------------------- the worker
@@ -249,10 +276,15 @@ def serve(slot: int) -> None:
 
 
 def handle(name: str, payload: str) -> None:
-    """Compute one request of the queue (a worker's handler)."""
+    """Compute one request of the queue (a worker's handler), unless nobody waits for it
+    any more: then it stops, and leaves no failure behind (whoever asks next has it
+    computed)."""
     req = Request.from_json(payload)
     try:
-        run(req)
+        run(req, wanted=lambda: queue().wanted(name))
+    except Abandoned:
+        task(req).clear()
+        print(f"{name}: stopped, nobody waits for it any more", file=sys.stderr, flush=True)
     except TinyvizError as e:  # recorded in its task (the page says it); the log needs one line
         print(f"{name}: error: {e}", file=sys.stderr, flush=True)
 

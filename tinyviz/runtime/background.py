@@ -408,7 +408,8 @@ class Queue:
 
     Everybody reads the same files, so every session sees a request's place (`place`). A
     waiting request nobody has asked about (`want`) for `abandon` seconds is dropped: a
-    visitor who left does not keep the others waiting.
+    visitor who left does not keep the others waiting. A worker's handler may stop one it
+    computes the same way (`wanted`).
     """
 
     folder: Path
@@ -435,6 +436,12 @@ class Queue:
         if path is not None:
             with contextlib.suppress(OSError):  # taken and finished meanwhile
                 os.utime(path)
+
+    def wanted(self, name: str) -> bool:
+        """Whether `name` is in the queue and someone asked about it within `abandon`
+        seconds (a worker computing it stops when nobody does any more)."""
+        path = self._find(name)
+        return path is not None and not self._stale(path, time.time())
 
     def place(self, name: str) -> int | None:
         """How many requests come before `name` (0: it is next, or being computed), or None
@@ -560,9 +567,9 @@ class Queue:
         with contextlib.suppress(OSError):
             if name.startswith("req-") and "/" not in name and not Lock(path).held():
                 payload = path.read_text()
+                if lost is not None:  # reported before it leaves the queue: a page asking
+                    lost(self._name(path), payload)  # meanwhile does not queue it again
                 path.unlink()
-                if lost is not None:
-                    lost(self._name(path), payload)
         with contextlib.suppress(OSError):
             current.unlink()
 

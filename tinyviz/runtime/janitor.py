@@ -11,7 +11,10 @@ neighbours are loaded: a crowd paid it on every click and every timed refresh.
 So a `Janitor` thread looks at the process's CPU time every `every` seconds; once a whole
 period has passed with the process nearly idle (under `quiet` of a core) after a busy one,
 it collects every generation and asks glibc to give free heap pages back (`malloc_trim`).
-While people click, it does nothing.
+Once the quiet has lasted `forget_after` seconds, it also calls `forget` (the dashboard
+drops the explain pages' models and analyses there: a crowd going through every run left
+them all loaded, and the next visitor's first click loads the one it needs in a fraction
+of a second) and trims again. While people click, it does nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 
 QUIET = 0.05  # share of one core under which the process counts as idle
 EVERY = 10.0  # seconds between looks
+FORGET_AFTER = 40.0  # seconds of quiet before `forget` (after `server.disconnectedSessionTTL`)
 
 
 def trim() -> bool:
@@ -50,12 +54,24 @@ def _libc():
 
 
 class Janitor:
-    """Trims the process (`trim`) when it falls quiet after work: once per quiet spell."""
+    """Trims the process (`trim`) when it falls quiet after work, and calls `forget` once
+    the quiet has lasted `forget_after` seconds: each once per quiet spell."""
 
-    def __init__(self, every: float = EVERY, quiet: float = QUIET, clock=time.process_time):
+    def __init__(
+        self,
+        every: float = EVERY,
+        quiet: float = QUIET,
+        *,
+        forget=None,
+        forget_after: float = FORGET_AFTER,
+        clock=time.process_time,
+    ):
         self.every, self.quiet, self.clock = every, quiet, clock
+        self.forget, self.forget_after = forget, forget_after
         self.trims = 0
         self._busy = False  # work since the last trim
+        self._quiet_for = 0.0  # seconds of quiet since the last work
+        self._forgot = True  # `forget` done since the last work (nothing to forget at first)
         self._last = clock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tinyviz-janitor", daemon=True)
@@ -73,14 +89,21 @@ class Janitor:
         now = self.clock()
         used, self._last = now - self._last, now
         if used > self.quiet * self.every:
-            self._busy = True
+            self._busy, self._forgot, self._quiet_for = True, False, 0.0
             return False
-        if not self._busy:
+        self._quiet_for += self.every
+        forget = (
+            self.forget is not None and not self._forgot and self._quiet_for >= self.forget_after
+        )
+        if not (self._busy or forget):
             return False
+        if forget:
+            self.forget()
+            self._forgot = True
         trim()
         self._busy = False
         self.trims += 1
-        self._last = self.clock()  # the trim's own CPU is not the next period's work
+        self._last = self.clock()  # our own CPU is not the next period's work
         return True
 
     def _run(self) -> None:
