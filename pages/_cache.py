@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import logging
 import threading
 import weakref
 from pathlib import Path
@@ -31,7 +30,7 @@ from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _model(
     path: str, stamp: tuple[int, int], snapshot: str | None, device: str, epoch: int | None = None
 ):
@@ -40,8 +39,12 @@ def _model(
 
 def model(run: Run, snapshot: str | None = None, epoch: int | None = None):
     """The run's model (a snapshot's, or an epoch view's), shared across sessions; reloaded
-    when its weights change."""
-    return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch)
+    when its weights change. Its spinner is drawn here, in the page's run (it shows after
+    half a second, so a loaded model shows none), not by the cache: `_warm_run` calls
+    `_model` from a thread of no page, where a spinner has nowhere to go and Streamlit
+    warned "missing ScriptRunContext" for it."""
+    with st.spinner("Loading the model..."):
+        return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -217,19 +220,6 @@ def warm_run(run: Run | None, data_path: str) -> None:
     decoding shows its own progress on the page that needs it."""
     if run is not None and data_path:
         _warm_run(str(run.path), run.stamp, data_path, _state.device())
-
-
-class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads: they
-    fill shared caches on purpose without a session (so no spinner lands on a page)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith("tinyviz-warm")
-
-
-logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
-    _QuietWarmUp()
-)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

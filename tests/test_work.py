@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tinyviz.explain import analysis, channels, embed, work
+from tinyviz.explain import analysis, channels, embed, map_speed, work
 from tinyviz.runs import load_model
 from tinyviz.runtime import background
 
@@ -50,6 +50,9 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     assert work.status(req).state == "done"
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
+    measured = map_speed._read()  # what the process took, for the page's next estimates
+    assert measured["tsne2d"][-1][0] == len(emb.indices) and measured["tsne2d"][-1][1] > 0
+    assert len(measured["startup"]) >= 1
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
 
 

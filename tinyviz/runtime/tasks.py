@@ -46,6 +46,7 @@ class Report:
     def __init__(self, task: Task, started: float) -> None:
         self._task, self.started, self._last = task, started, float("-inf")
         self.place: int | None = None
+        self.queued = 0.0  # seconds the task waited for a slot of its queue
 
     def __call__(
         self,
@@ -159,8 +160,10 @@ class Task:
         ticket = background.new_ticket()
         watcher = _PlaceWatcher(queue, ticket, report)
         watcher.start()
+        waiting = time.monotonic()
         try:
             with queue.turn(ticket, stop):
+                report.queued = time.monotonic() - waiting
                 watcher.finish()
                 report.place = None
                 report(0.0, "started", force=True)
