@@ -162,6 +162,7 @@ def test_embeddings_draws_every_point_with_sprites_and_training_images(
     from pages import _map
 
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    shutil.rmtree(train_features.folder(confused_run, tiny_data), ignore_errors=True)  # none
     at = ok(open_page("pages/embeddings.py", confused_run))
     at.button(key="tv_emb_all").click()
     ok(at.run())
