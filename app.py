@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _cache, _preload, _sidebar, _state
+from pages import _cache, _images, _preload, _sidebar, _state
 from tinyviz.errors import TinyvizError
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
@@ -34,6 +34,7 @@ if goto := st.session_state.pop(_state.GOTO_KEY, None):
     st.switch_page(goto)  # a deep link that arrived before the navigation existed
 _cache.warm_up()  # the explain pages' libraries, imported in the background once
 _sidebar.sidebar()
+_images.page_style()  # captions whole in image grids
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
 try:
     page.run()

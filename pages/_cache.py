@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import logging
 import threading
 import weakref
 from pathlib import Path
@@ -42,14 +41,14 @@ from tinyviz.runtime.janitor import Janitor
 EXPLAIN, CLASSIFY = "explain", "classify"  # whose model objects (see above)
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _explain_model(
     path: str, stamp: tuple[int, int], snapshot: str | None, device: str, epoch: int | None = None
 ):
     return load_model(Path(path), snapshot=snapshot, device=device, epoch=epoch)
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _classify_model(path: str, stamp: tuple[int, int], snapshot: str | None, device: str):
     return load_model(Path(path), snapshot=snapshot, device=device)
 
@@ -69,8 +68,12 @@ def _model(
 
 def model(run: Run, snapshot: str | None = None, epoch: int | None = None, lane: str = EXPLAIN):
     """The run's model (a snapshot's, or an epoch view's), shared across sessions (Classify's
-    apart: `lane`); reloaded when its weights change."""
-    return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch, lane)
+    apart: `lane`); reloaded when its weights change. Its spinner is drawn here, in the
+    page's run (it shows after half a second, so a loaded model shows none), not by the
+    cache: the warm-up threads call `_model` from no page, where a spinner has nowhere to go
+    and Streamlit warned "missing ScriptRunContext" for it."""
+    with st.spinner("Loading the model..."):
+        return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch, lane)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -322,20 +325,6 @@ def warm_run(run: Run | None, data_path: str) -> None:
     decoding shows its own progress on the page that needs it."""
     if run is not None and data_path:
         _warm_run(str(run.path), run.stamp, data_path, _state.device())
-
-
-class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's "missing ScriptRunContext" warning for our warm-up threads and the
-    janitor: they fill or clear shared caches on purpose without a session (so no spinner
-    lands on a page)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith(("tinyviz-warm", "tinyviz-janitor"))
-
-
-logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
-    _QuietWarmUp()
-)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

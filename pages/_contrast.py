@@ -22,8 +22,8 @@ from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import contrastive, saliency, speed, tasks, train_features, work
 
-TASK = "train-features"
-STARTED = "tv_ctr_started"  # the pair this session last asked for: (run folder, a, b)
+TASK = train_features.TASK
+STARTED = "tv_ctr_started"  # the pair this session last asked for: (run folder, a, b, launched)
 SHOW, CHANNELS, TOP, NEAR = 6, 4, 6, 6
 METHODS = ("gradcam", "gradient", "integrated_gradients")
 
@@ -194,10 +194,10 @@ def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:
         for ch in top[:CHANNELS]:
             best = out.image_index(contrastive.top_images_of_channel(out.features, int(ch), TOP))
             st.markdown(f"Channel **#{ch}** (push {c.mean[ch]:+.2f}): its top validation images")
-            st.image(
-                [_images.big(data.val.images[int(i)], 64) for i in best],
+            st.image(  # 80 px: a class name's longest word fits under it whole, legibly
+                [_images.big(data.val.images[int(i)], 80) for i in best],
                 caption=[run.class_names[int(data.val.labels[int(i)])] for i in best],
-                width=64,
+                width=80,
             )
 
 
@@ -234,14 +234,30 @@ def _nearest_ui(key, data, run, net, images, a, b, A, B) -> None:
 
 
 def _missing(key, data, run, net, a, b, A, B) -> None:
+    """The shown pair's training features are not stored: the button computes them in the
+    background; while the task runs the page says which pair it computes, and a pair asked
+    for meanwhile starts when it ends (`STARTED`: run, a, b, launched)."""
     now = tasks.state(run.path, TASK)
+    here = (str(run.path), a, b)
+    asked = st.session_state.get(STARTED)
+    mine = bool(asked) and tuple(asked[:3]) == here
     if now.active:
-        asked = st.session_state.get(STARTED)
-        if asked and asked[0] == str(run.path) and tuple(asked[1:]) != (a, b):
-            other = " and ".join(plain(run.class_names[k]) for k in asked[1:])
-            st.caption(f"Computing the features of {other} first (asked for before); then these.")
+        doing = train_features.computing(run.path)
+        if doing is None or not {a, b} <= set(doing):
+            other = " and ".join(plain(run.class_names[k]) for k in doing) if doing else ""
+            st.caption(
+                f"Computing the features of {other or 'other classes'} first (asked for "
+                "before, here or in another tab); "
+                + (f"those of {A} and {B} start when it is done." if mine else "then these.")
+            )
+            if not mine and st.button(f"Compute {A} and {B} after it", key="tv_ctr_after"):
+                st.session_state[STARTED] = (*here, False)
+                st.rerun()
         st.fragment(_progress, run_every=2)(run, data, a, b)
         return
+    if mine and len(asked) > 3 and not asked[3]:  # asked for while another pair's ran
+        _start(run, a, b)
+        st.rerun()
     if now.state == "failed":
         st.error(f"Computing the features stopped: {plain(now.error)}")
     n = len(data.train.of_class(a)) + len(data.train.of_class(b))
@@ -249,20 +265,25 @@ def _missing(key, data, run, net, a, b, A, B) -> None:
     st.info(
         f"This needs the model's features of the {n:,} training images of {A} and {B}: about "
         f"{guess:.0f} s on the {_state.device().upper()}, in the background, stored with the "
-        "run (the Embeddings page then draws them too).",
+        "run (the Embeddings page can then draw them too).",
         icon=":material/neurology:",
     )
     if st.button("Compute them", icon=":material/play_arrow:", key="tv_ctr_go"):
-        args = ["train-features", str(run.path), "--classes", str(a), str(b), "--quiet"]
-        args += ["--device", _state.device()]
-        args += ["--data", _state.data_path()] if _state.data_path() else []
-        tasks.start(run.path, TASK, args)
-        st.session_state[STARTED] = (str(run.path), a, b)
+        _start(run, a, b)
         st.rerun()
+
+
+def _start(run, a: int, b: int) -> None:
+    """Launch the task for the pair (a, b), the one on screen, and remember it was asked."""
+    args = ["train-features", str(run.path), "--classes", str(a), str(b), "--quiet"]
+    args += ["--device", _state.device()]
+    args += ["--data", _state.data_path()] if _state.data_path() else []
+    tasks.start(run.path, TASK, args)
+    st.session_state[STARTED] = (str(run.path), a, b, True)
 
 
 def _progress(run, data, a: int, b: int) -> None:
     now = tasks.state(run.path, TASK)
     if not now.active or train_features.is_cached(run.path, data, [a, b]):
         st.rerun(scope="app")
-    st.progress(now.fraction, text=f"Computing training features: {now.message}")
+    st.progress(now.fraction, text=f"Computing the features: {now.message}")

@@ -26,16 +26,23 @@ import streamlit as st
 from pages import _cache, _gate, _images, _map, _queued, _state
 from pages._text import plain
 from pages.charts import embedding as charts
-from tinyviz.explain import embed, epochs, train_features, wordnet, work
+from tinyviz.explain import (
+    embed,
+    epochs,
+    map_speed,
+    speed,
+    sprites,
+    train_features,
+    wordnet,
+    work,
+)
 from tinyviz.runs import Run
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-TAKES = {
-    "pca": "under a second",
-    "tsne": "about 40 s for all 10,000 images, a few seconds for a few classes",
-    "umap": "about 50 s for all images the first time, less after",
-}
 SELECTED = 60  # images of a selection shown
+# Training images on the map, seconds on a shared 2-core machine: fixed, per image, and
+# per thumbnail when their sprite sheets are not written yet (bench/map_speed.py)
+TRAIN_SECONDS = (0.8, 0.65e-3, 0.6e-3)
 SECONDS = "tv_emb_seconds"  # how long each map took to compute here, for its caption
 
 
@@ -119,7 +126,7 @@ def the_map(src: Source, method: str, dims: int, classes: tuple | None):
             req = request(src, method, dims, classes)
             now = work.request(req)  # started, or followed: never computed here
             if now.state != "done":
-                _pending(req, now, method)
+                _pending(req, now, method, estimate(src, method, dims, classes))
                 return (*the_map(src, "pca", dims, classes)[:2], "pca")
         else:
             _compute_here(src, method, dims, classes)
@@ -162,7 +169,25 @@ def _compute_here(src: Source, method: str, dims: int, classes: tuple | None) ->
     st.session_state.setdefault(SECONDS, {})[(src.key, method, dims, classes)] = took
 
 
-def _pending(req: work.Request, now, method: str) -> None:
+def estimate(src: Source, method: str, dims: int, classes: tuple | None) -> float:
+    """Seconds from asking for this t-SNE or UMAP map to seeing it (`map_speed`): one fit,
+    or with epoch views one per stop whose map is not stored."""
+    points = len(embed.select(src.an.outputs.labels, classes and list(classes)))
+    fits = 1
+    if src.aligned:
+        stops = epochs.chain(src.run.path, src.data, src.stop, src.final)
+        wanted = classes and list(classes)
+        fits = sum(
+            not embed.stored_in(
+                where if isinstance(where, Path) else where.folder, method, dims, classes=wanted
+            )
+            for _, where in stops
+        )
+    worker = work.queue().working() > 0  # a running worker: no startup, compiled already
+    return map_speed.estimate(method, dims, points, fits=max(fits, 1), worker=worker)
+
+
+def _pending(req: work.Request, now, method: str, seconds: float) -> None:
     """What the page says while the map is computed: how far, how long, or why it stopped."""
     if now.state == "failed":
         st.error(
@@ -174,21 +199,24 @@ def _pending(req: work.Request, now, method: str) -> None:
             st.rerun()
         return
     st.info(
-        f"The {METHODS[method]} map of these images is being computed in the background "
-        f"(it takes {TAKES[method]}), once for every visitor: the PCA map is shown until "
-        "it is ready.",
+        f"The {METHODS[method]} map of these images is being computed in the background, "
+        f"once for every visitor: {speed.duration(seconds)} here (as the last maps took on "
+        "this machine). The PCA map is shown until it is "
+        "ready.",
         icon=":material/hourglass_top:",
     )
-    st.fragment(_follow, run_every=1)(req)
+    st.fragment(_follow, run_every=1)(req, seconds)
 
 
-def _follow(req: work.Request) -> None:
+def _follow(req: work.Request, seconds: float) -> None:
     now = work.status(req)
     if not now.active:
         st.rerun(scope="app")
+    described = _queued.describe(now)
+    if now.state not in ("waiting", "running"):
+        described = f"starting in the background (the map in {speed.duration(seconds)} in all)"
     with st.container(key=_queued.KEY):
-        st.progress(now.fraction, text=f"The {METHODS[req.params['method']]} map: "
-                    + _queued.describe(now))  # fmt: skip
+        st.progress(now.fraction, text=f"The {METHODS[req.params['method']]} map: {described}")
 
 
 def seconds(src: Source, method: str, dims: int, classes: tuple | None) -> float | None:
@@ -230,8 +258,49 @@ def training_points(src: Source, method: str, dims: int, classes: tuple | None, 
     return _training_points(src.key, src.views, method, dims, classes, cached, src)
 
 
-def has_training_features(src: Source) -> bool:
-    return src.key.epoch is None and bool(train_features.cached_classes(src.run.path, src.data))
+def training_choice(src: Source, classes: tuple | None) -> bool:
+    """The toggle that adds the stored training images of the shown classes to the map:
+    off unless a visitor turns it on, with what it costs said on it (thousands of points to
+    place, thumbnails to cut and a heavier chart to draw: `TRAIN_SECONDS`). None stored
+    (or an epoch's map, whose features are not the final weights'): a toggle that cannot be
+    turned on, saying where they come from."""
+    if src.key.epoch is not None:
+        return False
+    cached = train_features.cached_classes(src.run.path, src.data)
+    shown = [k for k in cached if classes is None or k in classes]
+    idx = np.concatenate([src.data.train.of_class(k) for k in shown] or [np.zeros(0, int)])
+    stored = len(idx)
+    where = (
+        "Training features are computed on the Confusion page (a pair's nearest training "
+        'images: "Compute them") or by `tinyviz train-features RUN`.'
+    )
+    if not stored:
+        st.toggle(
+            "Training images too (none stored for these classes)",
+            value=False,
+            disabled=True,
+            key="tv_emb_train_none",
+            help=where,
+        )
+        return False
+    labels = np.asarray(src.data.train.labels)[idx]
+    sheets = sprites.stored(idx, labels, _map.SPRITES, f"{src.key.data_cache}|train")
+    cost = speed.duration(training_seconds(stored, sheets))
+    return st.toggle(
+        f"Training images too: {stored:,} stored for these classes ({cost} more)",
+        value=False,
+        key="tv_emb_train",
+        help="Open circles: the training images of the shown classes whose features are "
+        f"stored, placed by their nearest validation images. {where}",
+    )
+
+
+def training_seconds(images: int, sheets: bool) -> float:
+    """About how much longer the map takes with `images` training images, now: placed,
+    the larger chart sent and drawn, and their thumbnails' sheets cut unless `sheets` are
+    stored already (bench/map_speed.py measures it)."""
+    fixed, per_image, per_thumbnail = TRAIN_SECONDS
+    return fixed + images * (per_image + (0.0 if sheets else per_thumbnail))
 
 
 def colours(run: Run, labels: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:

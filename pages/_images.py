@@ -24,6 +24,25 @@ _UPLOAD_CSS = (
 )
 
 
+# Image captions never break inside a word ("barbersh/op"): Streamlit's captions wrap with
+# overflow-wrap: break-word, which cuts a word wider than its image. Here a caption is its
+# own container and its letters shrink with it (cqi: a hundredth of its width), so a
+# class name's longest word (13 letters, "confectionery") fits a 64 px thumbnail whole;
+# from about 100 px on, captions keep their usual size.
+CAPTION_CSS = (
+    "<style>[data-testid=stImageCaption]{container-type:inline-size}"
+    "[data-testid=stImageCaption] [data-testid=stCaptionContainer] p{overflow-wrap:normal;"
+    "word-break:normal;font-size:min(0.875rem, 15cqi);line-height:1.25}</style>"
+)
+
+
+def page_style() -> None:
+    """The app's own layout rules (`CAPTION_CSS`), once per script run (app.py), in the
+    sidebar: nothing is added to a page's own elements."""
+    with st.sidebar:
+        st.html(CAPTION_CSS)
+
+
 def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
     """A file uploader for photos (`st.file_uploader`, typed), with its rules written under it.
 

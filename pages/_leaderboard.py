@@ -32,11 +32,13 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
         placeholder="–",
         height=min(36 * (len(table) + 1) + 2, 760),
         column_config={
-            "run": st.column_config.TextColumn("run", width=fits(table, "run")),
-            "model": st.column_config.TextColumn("model", width=fits(table, "model", cap=240)),
+            "run": st.column_config.TextColumn("run", width=fits(table, "run", "run")),
+            "model": st.column_config.TextColumn(
+                "model", width=fits(table, "model", "model", cap=240)
+            ),
             "source": st.column_config.TextColumn(  # a report's title and author: whole
                 "from",
-                width=fits(table, "source", cap=520),
+                width=fits(table, "source", "from", cap=520),
                 help="ours, imported from a file (tinyviz import), or the report that published it",
             ),
             "top1": st.column_config.ProgressColumn(
@@ -50,15 +52,17 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
                 help="with test-time augmentation or a snapshot ensemble",
             ),
             "best_with": st.column_config.TextColumn(
-                "measured with", width=fits(table, "best_with")
+                "measured with", width=fits(table, "best_with", "measured with")
             ),
             "measured_on": st.column_config.TextColumn(
-                "top-1 measured on", width=fits(table, "measured_on", cap=420)
+                "top-1 measured on", width=fits(table, "measured_on", "top-1 measured on", cap=420)
             ),
             "hardware": st.column_config.TextColumn(
                 "hardware", help="blank: the report does not say"
             ),
-            "citation": st.column_config.TextColumn("source", width=fits(table, "citation")),
+            "citation": st.column_config.TextColumn(
+                "source", width=fits(table, "citation", "source")
+            ),
             "params": st.column_config.NumberColumn("parameters", format="compact"),
             "flops": st.column_config.NumberColumn("FLOPs / image", format="compact"),
             "train_minutes": st.column_config.NumberColumn("training (min)", format="%.1f"),
@@ -69,9 +73,9 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def fits(table: pd.DataFrame, column: str, floor: int = 80, cap: int = 2000) -> int:
-    """A column's width in pixels that shows its longest text whole (the table scrolls
-    sideways instead of cutting "measured with" off); at most `cap` (a cell's full text
-    also shows on hover)."""
-    longest = max([len(str(v)) for v in table[column].dropna()] + [len(column)])
-    return min(cap, max(floor, 7 * longest + 28))
+def fits(table: pd.DataFrame, column: str, header: str, floor: int = 80, cap: int = 2000) -> int:
+    """A column's width in pixels that shows its longest text and its `header` whole (the
+    table scrolls sideways instead of cutting "measured with" off); at most `cap` (a cell's
+    full text also shows on hover). A header is bold and has the sort arrow beside it."""
+    longest = max([len(str(v)) for v in table[column].dropna()] + [0])
+    return min(cap, max(floor, 7 * longest + 28, 8 * len(header) + 44))

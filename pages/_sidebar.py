@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _cache, _classify_ready, _state
-from pages._runs import run_labels
+from pages._runs import about, run_labels, short_label
 from tinyviz.errors import TinyvizError
 from tinyviz.io import shown_name
 
@@ -44,11 +44,13 @@ def sidebar() -> None:
         found = _state.found()
         if found.runs:
             options = [str(r.path) for r in found.runs]
-            labels = run_labels(found.runs)
+            labels = run_labels(found.runs, short_label)
             if st.session_state.get(_state.RUN_KEY) not in options:
                 st.session_state[_state.RUN_KEY] = str(_state.default_run(list(found.runs)).path)
             chosen = st.selectbox("Run", options, format_func=labels.get, key=_state.RUN_KEY)
-            _cache.warm_run(next(r for r in found.runs if str(r.path) == chosen), path)
+            run = next(r for r in found.runs if str(r.path) == chosen)
+            st.caption(about(run))  # whole: the field above cuts a long label
+            _cache.warm_run(run, path)
             _classify_ready.warm(list(found.runs))
         else:
             st.caption("No runs yet.")

@@ -25,7 +25,9 @@ def duration(seconds: float) -> str:
 
 
 def panel() -> None:
-    """The latest job: progress, curves, its output, and Stop, Resume or Start again."""
+    """The latest job: progress, curves and its output, followed live (a fragment that
+    reruns every two seconds while a job runs). Its buttons are `controls`, drawn once by
+    the page's own run, not at every rerun of the fragment."""
     now = jobs.current(runs_dir())
     if bool(now and now.active) != st.session_state.get("tv_tr_active"):
         st.rerun()  # started in another tab, or just ended: refresh the whole page
@@ -71,7 +73,16 @@ def panel() -> None:
         language=None,
         wrap_lines=True,
     )
-    if job.active and st.button("Stop", icon=":material/stop:"):
+
+
+def controls(now) -> None:
+    """Stop (the job running, `now`), or Resume or Start again (the latest job), once."""
+    job = now or jobs.latest(runs_dir())
+    if job is None:
+        return
+    # "Stop training", not "Stop": Streamlit's own Stop (of a script run) shows at the top
+    # right while the panel reruns every two seconds, and two "Stop" buttons read as one
+    if job.active and st.button("Stop training", icon=":material/stop:", key="tv_tr_stop"):
         jobs.stop(job, jobs_dir=runs_dir())
         st.rerun()
     if job.resumable and st.button("Resume", icon=":material/replay:", key="tv_tr_resume_job"):
@@ -111,7 +122,8 @@ def recent(running) -> None:
     for r in recent:
         c = st.columns([2.5, 3, 1.8, 1.2, 1.2], vertical_alignment="center")
         c[0].markdown(f"**{plain(r.path.name)}**")
-        c[1].text(r.problem or f"{r.epochs} epochs · best val top-1 {r.best_top1 or 0:.1%}")
+        scored = "not scored" if r.best_top1 is None else f"best val top-1 {r.best_top1:.1%}"
+        c[1].text(r.problem or f"{r.epochs} epochs · {scored}")
         c[2].write(r.job.status)
         c[3].caption(r.model)
         if r.job.resumable and c[4].button(

@@ -34,7 +34,9 @@ choices = list(by_key) + [f"{k}#snapshots" for k, r in by_key.items() if r.snaps
 
 def about(run) -> str:
     kind = "transfer" if run.transfer else "from scratch"
-    return f"{run.top1:.1%} val top-1 · {run.model_name}, {kind}"  # the figure first: lines cut
+    scored = run.score.top1 is not None  # the figure first: lines are cut
+    top1 = f"{_runs.score_text(run)} val top-1" if scored else _runs.score_text(run)
+    return f"{top1} · {run.model_name}, {kind}"
 
 
 def label(key: str) -> str:
@@ -42,7 +44,7 @@ def label(key: str) -> str:
     run = by_key[key.split("#")[0]]
     if key.endswith("#snapshots"):
         return f"{run.name}: {len(run.snapshots)} snapshots"
-    return f"{run.name} · {run.top1:.1%}"
+    return f"{run.name} · {_runs.score_text(run)}"
 
 
 # Column headers stay on one line (cut with "…"), so the columns of many models line up;

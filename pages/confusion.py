@@ -62,17 +62,13 @@ order_by = st.segmented_control(
 conf = confusion(key, order_by, out)
 df = cells(key, order_by, conf)
 pos = np.argsort(conf.order)
-ct, cp = _cell.current(
-    run, conf.pairs
-)  # read once: the charts, the images and "why" all show this cell
-centre = pos[conf.pairs[0].true] if conf.pairs else 0
-start = int(np.clip(centre - BLOCK // 2, 0, max(c - BLOCK, 0)))
-zoom_key = f"tv_conf_zoom_{order_by}_{c}"
+ct, cp = _cell.current(run, conf.pairs)  # read once: every part of the page shows this cell
+zoom_key, around = _cell.zoom(order_by, (ct, cp), pos, BLOCK)  # the block shows the cell
 lo, hi = st.select_slider(
     "Zoom to a block of classes (20 to 40 read best)",
     options=range(c),
     key=zoom_key,
-    value=(start, min(start + BLOCK, c) - 1),
+    value=around,
     format_func=lambda i: f"{i + 1}. {names[conf.order[i]]}",
     persist_state="session",
 )
@@ -80,10 +76,11 @@ hi = min(hi, lo + MAX_BLOCK - 1)
 
 left, right = st.columns([1, 2])
 with left:
+    overview_key = _cell.chart_key("overview", order_by, (ct, cp))
     st.altair_chart(
         charts.overview(df, c, (lo, hi), (pos[cp], pos[ct])),
-        on_select=lambda: _cell.pick(run, "tv_conf_overview_chart"),
-        key="tv_conf_overview_chart",
+        on_select=lambda k=overview_key: _cell.pick(run, k),
+        key=overview_key,
         selection_mode="cell",
     )
     st.caption(
@@ -94,6 +91,7 @@ with left:
     )
 with right:
     block = conf.order[lo : hi + 1]
+    block_key = _cell.chart_key("block", order_by, (ct, cp))
     st.altair_chart(
         charts.block(
             conf.matrix,
@@ -103,8 +101,8 @@ with right:
             (ct, cp),
             f"Classes {lo + 1} to {hi + 1} (counts)",
         ),
-        on_select=lambda k=f"tv_conf_block_chart_{order_by}": _cell.pick(run, k),
-        key=f"tv_conf_block_chart_{order_by}",
+        on_select=lambda k=block_key: _cell.pick(run, k),
+        key=block_key,
         selection_mode="cell",
     )
 
@@ -115,6 +113,7 @@ with pairs_col, st.container(height=460):
     if not conf.pairs:
         st.success("No validation image was misclassified.")
     else:
+        _cell.sync_pairs_list(run, conf.pairs, cell)
         st.radio(
             "Pairs, most images first (true → predicted)",
             range(len(conf.pairs)),

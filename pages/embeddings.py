@@ -94,20 +94,8 @@ axes = (
     else [f"{METHODS[shown]} {i + 1}" for i in range(dims)]
 )
 labels = out.labels[idx]
-train_coords, train_idx = _emb_map.training_points(
-    src,
-    shown,
-    dims,
-    classes,
-    _emb_map.has_training_features(src)
-    and st.toggle(
-        "Training images too (where their features are stored)",
-        value=True,
-        key="tv_emb_train",
-        help="Open circles: the training images of the classes whose features are stored "
-        "(`tinyviz train-features RUN`, or the Confusion page's training neighbours).",
-    ),
-)
+with_training = _emb_map.training_choice(src, classes)  # off unless asked: it costs
+train_coords, train_idx = _emb_map.training_points(src, shown, dims, classes, with_training)
 
 map_col, side = st.columns([3, 1])
 with side:

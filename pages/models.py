@@ -85,13 +85,14 @@ if imported:
             st.text(f"{shown_name(r.name)}: {describe_import(r.imported)}")
 
 st.subheader("Training curves")
+colour_runs = [r.name for r in runs]  # a run's colour, the same in both charts below
 names = [r.name for r in runs if r.imported is None]  # imported runs trained elsewhere
 if imported:
     st.caption(
         f"{', '.join(file_name(r.name) for r in imported)}: trained elsewhere, so no curves here."
     )
 chosen = names and st.multiselect(
-    "Runs", names, default=names[: min(3, len(names))], key="tv_curve_runs"
+    "Runs", names, default=names[: min(3, len(names))], key=f"tv_curve_runs_{group.label}"
 )
 metric = names and st.radio(
     "Metric",
@@ -102,7 +103,7 @@ metric = names and st.radio(
 )
 curves = pd.DataFrame(leaderboard.curves([r for r in runs if r.name in chosen]))
 if len(curves):
-    st.altair_chart(charts.training_curves(curves, metric), width="stretch")
+    st.altair_chart(charts.training_curves(curves, metric, colour_runs), width="stretch")
     st.caption(
         "Solid: validation set after each epoch (single model, no TTA). Dashed: the "
         "running average over the epoch's augmented (and possibly mixed) training "
@@ -112,7 +113,7 @@ if len(curves):
 st.subheader("Snapshot ensembles")
 ens = pd.DataFrame(leaderboard.ensemble_curves(runs))
 if len(ens):
-    st.altair_chart(charts.ensemble_curves(ens), width="stretch")
+    st.altair_chart(charts.ensemble_curves(ens, colour_runs), width="stretch")
     st.caption(
         f"As figure 6 of {cite('004')}: the K best epochs of one run (by validation top-1), "
         "their softmax probabilities averaged. Chosen and scored on the validation set."

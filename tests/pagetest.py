@@ -52,6 +52,23 @@ def chart_rows(at: AppTest, i: int = 0, name: str | None = None):
     return pa.ipc.open_stream(data).read_all().to_pandas()
 
 
+def select_in_chart(at: AppTest, key_start: str, selection: dict) -> AppTest:
+    """What the browser sends when a chart with selections is clicked: the chart whose key
+    starts with `key_start` (a chart's id ends with its key) gets `selection` (for example
+    {"cell": [{"t": 1, "p": 2}]}), the other widgets keep their values; the script runs."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+
+    ids = [c.proto.id for c in at.get("vega_lite_chart")]
+    chosen = [i for i in ids if i.split("-", 2)[-1].startswith(key_start)]  # $$ID-hash-key
+    assert len(chosen) == 1, (key_start, ids)
+    states = WidgetStates()
+    states.CopyFrom(at._tree.get_widget_states())
+    state = states.widgets.add()
+    state.id = chosen[0]
+    state.string_value = json.dumps({"selection": selection})
+    return at._run(states)
+
+
 def png(seed: int = 0, size=(200, 150)) -> bytes:
     rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
     buf = io.BytesIO()

@@ -76,7 +76,11 @@ def test_sprite_sheets_stay_within_their_budget(tmp_path, monkeypatch):
     labels = np.repeat(np.arange(CLASSES), PER_CLASS)
     folder = tmp_path / "sprites"
     folder.mkdir()
-    first = sprites.build(images, np.flatnonzero(labels < 5), labels[labels < 5], folder, "d|val")
+    few = np.flatnonzero(labels < 5)
+    assert not sprites.stored(few, labels[few], folder, "d|val")  # a page's cost estimate
+    first = sprites.build(images, few, labels[few], folder, "d|val")
+    assert sprites.stored(few, labels[few], folder, "d|val")
+    assert not sprites.stored(few, labels[few], folder, "d|train")
     sheet = (folder / first.files[0]).stat().st_size
     monkeypatch.setattr(sprites, "BUDGET", 8 * sheet)
     for classes in subsets(50, seed=3):

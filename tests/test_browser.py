@@ -436,7 +436,76 @@ def test_a_shipped_run_opens_confusion_without_computing_anything(browser, shipp
     pg.get_by_text(re.compile("minus the logit of")).first.wait_for()
     assert pg.get_by_text(re.compile("^Computing the contrastive maps")).count() == 0
     _settled(pg)
+    _the_shown_cell_is_one_state(pg)
     pg.close()
+
+
+def _tooltip(pg) -> tuple[str, str] | None:
+    """(true, predicted) of the matrix cell under the pointer, from the chart's tooltip (a
+    table: each field's name, then its value)."""
+    tip = pg.locator("#vg-tooltip-element")
+    if not (tip.count() and tip.is_visible()):
+        return None
+    cells = [line.strip() for line in tip.inner_text().splitlines() if line.strip()]
+    rows = dict(zip(cells[::2], cells[1::2], strict=False))
+    return (rows["true"], rows["predicted"]) if "true" in rows and "predicted" in rows else None
+
+
+def _why(pg) -> str:
+    return pg.get_by_role("heading", name=re.compile("^Why ")).first.inner_text()
+
+
+def _the_shown_cell_is_one_state(pg) -> None:
+    """Issue 21.3 in the browser (the AppTest does the same with "Compute them"): a cell
+    clicked in the zoomed matrix, then a pair picked in the list, then another class order:
+    the pair stays shown; the cell clicked first, clicked again, is shown again (a chart
+    keeping its own selection sent nothing new, or sent it again after the order change)."""
+    block = pg.locator("[data-testid=stVegaLiteChart] canvas").nth(1)
+    box = block.bounding_box()
+    clicked = None
+    for fy in (0.35, 0.5, 0.65, 0.2, 0.8):  # the cells (the grid layer takes every click)
+        for fx in (0.5, 0.65, 0.8, 0.35, 0.2):
+            x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+            pg.mouse.move(x, y)
+            pg.wait_for_timeout(50)
+            found = _tooltip(pg)
+            if found and found[0] != found[1]:
+                clicked = (x, y, *found)
+                break
+        if clicked:
+            break
+    assert clicked, "no off-diagonal cell found under the pointer"
+    x, y, true, answer = clicked
+    pg.mouse.click(x, y)
+    _settled(pg)
+    pg.get_by_role("heading", name=f"Why {answer} and not {true}?").wait_for()
+    pairs = pg.locator("[data-testid=stRadio] label")
+    other = next(
+        label
+        for label in pairs.all_inner_texts()
+        if re.match(r"^.+ → .+: \d+ of \d+", label)  # a pair, not the list's own label
+        and label.split(":")[0] != f"{true} → {answer}"
+    )
+    pg.locator("[data-testid=stRadio] label").filter(has_text=other).first.click()
+    _settled(pg)
+    a, b = other.split(":")[0].split(" → ")
+    pg.get_by_role("heading", name=f"Why {b} and not {a}?").wait_for()
+    pg.locator("[data-testid=stButtonGroup] button").filter(has_text=re.compile("^name$")).click()
+    _settled(pg)
+    assert _why(pg) == f"Why {b} and not {a}?"  # not back at the cell clicked first
+    checked = pg.locator("[data-testid=stRadio] input:checked")
+    assert checked.count() == 1  # the list shows the pair on screen
+    box = pg.locator("[data-testid=stVegaLiteChart] canvas").nth(1).bounding_box()
+    for fy in (0.2, 0.35, 0.5, 0.65, 0.8):  # the cell clicked first, in the new order
+        for fx in (0.2, 0.35, 0.5, 0.65, 0.8):
+            pg.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            pg.wait_for_timeout(50)
+            if _tooltip(pg) == (true, answer):
+                pg.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                _settled(pg)
+                pg.get_by_role("heading", name=f"Why {answer} and not {true}?").wait_for()
+                return
+    raise AssertionError(f"the cell {true} → {answer} was not found again")
 
 
 def test_the_entry_page_loads_the_explain_pages_chart_code_while_it_is_read(page):

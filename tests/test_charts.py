@@ -97,7 +97,7 @@ def test_the_agreement_table_counts_and_shares():
 def test_the_models_charts_take_the_leaderboard_rows():
     bars = pd.DataFrame(
         {"run": ["r1", "s"], "model": ["m", ""], "top1": [0.6, 0.5], "measured_on": ["", ""],
-         "who": ["ours", "published"]}
+         "data": ["Tiny ImageNet (200 classes)"] * 2, "who": ["ours", "published"]}
     )  # fmt: skip
     colour = spec(leaderboard.top1_bars(bars))["encoding"]["color"]["scale"]
     assert colour["domain"] == ["ours", "imported", "published"]
@@ -109,6 +109,22 @@ def test_the_models_charts_take_the_leaderboard_rows():
                            "best": [False, True]})  # fmt: skip
     scatter = spec(leaderboard.search_scatter(trials))
     assert scatter["layer"][0]["encoding"]["x"]["scale"] == {"type": "log"}
+
+
+def test_a_run_keeps_its_colour_in_both_models_charts_and_top1_is_not_cut():
+    """Issue 21.8: the training curves and the ensemble curves colour a run alike, whatever
+    runs each draws; top-1 runs to 100% so a curve above 90% is whole."""
+    runs = ["b-run", "a-run", "c-run"]
+    curves = pd.DataFrame({"run": ["c-run"] * 2, "epoch": [1, 2], "split": ["val"] * 2,
+                           "top1": [0.93, 0.97], "loss": [0.2, 0.1]})  # fmt: skip
+    ens = pd.DataFrame({"run": ["a-run", "c-run"], "label": ["a-run", "c-run, flip TTA"],
+                        "tta": ["none", "flip"], "members": [1, 1],
+                        "top1": [0.5, 0.6]})  # fmt: skip
+    drawn = spec(leaderboard.training_curves(curves, "top1", runs))
+    colour = drawn["layer"][0]["encoding"]["color"]["scale"]
+    assert colour == spec(leaderboard.ensemble_curves(ens, runs))["encoding"]["color"]["scale"]
+    assert colour["domain"] == runs and len(set(colour["range"])) == 3
+    assert drawn["layer"][0]["encoding"]["y"]["scale"]["domain"] == [0, 1]
 
 
 def test_training_curves_split_train_from_val():

@@ -268,7 +268,9 @@ def test_train_start_watch_second_tab_stop(app_env, tmp_path, monkeypatch):
         assert "**tiny-logreg**: running" in texts(second)
         assert start_button(second).disabled
         assert any("one job at a time" in c.value for c in second.caption)
-        next(b for b in at.button if b.label == "Stop").click()
+        # "Stop training", once: Streamlit's own "Stop" (of a script run) is another one
+        assert [b.label for b in at.button if "Stop" in b.label] == ["Stop training"]
+        next(b for b in at.button if b.label == "Stop training").click()
         ok(at.run())
         wait(at, lambda a: "**tiny-logreg**: stopped" in texts(a))
         assert any(b.label == "Resume" for b in at.button)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -183,6 +184,7 @@ def test_embeddings_draws_every_point_with_sprites_and_training_images(
     from pages import _map
 
     monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    shutil.rmtree(train_features.folder(confused_run, tiny_data), ignore_errors=True)  # none
     at = ok(open_page("pages/embeddings.py", confused_run))
     at.button(key="tv_emb_all").click()
     ok(at.run())
@@ -200,11 +202,19 @@ def test_embeddings_draws_every_point_with_sprites_and_training_images(
     assert "data:image" not in json.dumps(spec)  # no thumbnail in the chart
     sheets = sorted(_map.SPRITES.glob("*.jpg"))
     assert sheets, "the thumbnails' sprite sheet"
+    assert at.toggle(key="tv_emb_train_none").disabled  # none stored: nothing to add
     train_features.compute(confused_run, tiny_data, [1, 2])
     ok(at.run())
     (spec,) = plotly_specs(at)
-    stored = train_features.cached_classes(confused_run, tiny_data)
-    assert drawn(spec, True) == sum(len(tiny_data.train.of_class(k)) for k in stored) > 0
+    assert drawn(spec, False) == len(tiny_data.val) and not drawn(spec, True)  # a choice:
+    stored = train_features.cached_classes(confused_run, tiny_data)  # off until asked for
+    n = sum(len(tiny_data.train.of_class(k)) for k in stored)
+    choice = at.toggle(key="tv_emb_train")
+    assert not choice.value and f"{n:,} stored for these classes" in choice.label
+    assert re.search(r"\((about \d+ s|under a second) more\)", choice.label)
+    ok(choice.set_value(True).run())
+    (spec,) = plotly_specs(at)
+    assert drawn(spec, True) == n > 0
     assert "training images (open circles)" in texts(at)
 
 

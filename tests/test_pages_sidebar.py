@@ -34,8 +34,24 @@ def test_an_added_folder_lists_its_runs(app_env, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(app_env["run"], elsewhere / "copied", ignore=shutil.ignore_patterns("analysis"))
     at = page("pages/models.py", tv_extra_runs=[str(elsewhere)])
-    labels = at.sidebar.selectbox(key="tv_run").options  # as shown: "name  (model, top-1)"
+    labels = at.sidebar.selectbox(key="tv_run").options  # as shown: "name · top-1"
     assert any(label.startswith("copied") for label in labels), labels
+
+
+def test_a_run_without_a_score_says_so_not_zero(app_env, tmp_path):
+    """A run stopped before its first epoch ended has no score: "not scored", never 0.0%
+    (issue 21.8)."""
+    elsewhere = tmp_path / "elsewhere"
+    unscored = shutil.copytree(
+        app_env["run"], elsewhere / "unscored", ignore=shutil.ignore_patterns("analysis")
+    )
+    (unscored / "metrics.jsonl").write_text("")
+    (unscored / "evals.json").unlink(missing_ok=True)
+    at = page("pages/models.py", unscored, tv_extra_runs=[str(elsewhere)])
+    labels = at.sidebar.selectbox(key="tv_run").options
+    assert "unscored · not scored" in labels, labels
+    # the whole name, the model and the score under the narrow picker
+    assert "unscored · resnet18 · not scored" in [c.value for c in at.sidebar.caption]
 
 
 def test_a_broken_run_is_listed_with_its_reason_and_the_app_goes_on(app_env, tmp_path, monkeypatch):
@@ -88,10 +104,12 @@ def test_the_explain_libraries_are_imported_in_the_background_once(monkeypatch):
 
 
 def test_the_chosen_runs_analysis_and_model_are_loaded_in_the_background(
-    app_env, tiny_zip, tiny_data, tmp_path, monkeypatch
+    app_env, tiny_zip, tiny_data, tmp_path, monkeypatch, caplog
 ):
     """The sidebar's run choice starts one thread that fills the shared caches with that
-    run's stored analysis and model, so the first explain page reads neither itself."""
+    run's stored analysis and model, so the first explain page reads neither itself; that
+    thread touches nothing of a page, so Streamlit has nothing to warn of (issue 21.8: the
+    model cache's spinner had it log "missing ScriptRunContext")."""
     from pages import _cache
     from tinyviz.explain import analysis
     from tinyviz.runs import open_run
@@ -107,6 +125,8 @@ def test_the_chosen_runs_analysis_and_model_are_loaded_in_the_background(
     thread = _cache._warm_run(str(run_dir), run.stamp, str(tiny_zip), "cpu")
     thread.join(120)
     assert not thread.is_alive() and len(reads) == 1
+    warned = [r for r in caplog.records if "ScriptRunContext" in r.getMessage()]
+    assert not [r for r in warned if r.threadName.startswith("tinyviz-warm")], warned
     page("pages/confusion.py", run_dir)
     assert len(reads) == 1  # the page found it loaded
 

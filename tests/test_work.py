@@ -15,7 +15,7 @@ import pytest
 
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo import predict
-from tinyviz.explain import analysis, channels, embed, saliency, work
+from tinyviz.explain import analysis, channels, embed, map_speed, saliency, work
 from tinyviz.runs import load_model, open_run
 from tinyviz.runtime.locks import model_lock
 
@@ -60,6 +60,9 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     stop_worker()
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
+    measured = map_speed._read()  # what the process took, for the page's next estimates
+    assert measured["tsne2d"][-1][0] == len(emb.indices) and measured["tsne2d"][-1][1] > 0
+    assert len(measured["startup"]) >= 1
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
 
 

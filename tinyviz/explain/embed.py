@@ -220,7 +220,7 @@ def cached_embedding(
     with analysis.key_lock(str(base)):
         if not refit and _stored(base):
             return _read(base)
-        indices = _select(outputs.labels, classes)
+        indices = select(outputs.labels, classes)
         emb, fitted = _fit(
             outputs.features[indices],
             method,
@@ -332,7 +332,8 @@ def _scaled(progress: analysis.Progress | None, lo: float, hi: float):
     return lambda f, msg: progress(lo + (hi - lo) * f, msg)
 
 
-def _select(labels: np.ndarray, classes: list[int] | None) -> np.ndarray:
+def select(labels: np.ndarray, classes: list[int] | None) -> np.ndarray:
+    """The rows of the images of `classes` (every row for None), in order."""
     if classes is None:
         return np.arange(len(labels), dtype=np.int64)
     return np.flatnonzero(np.isin(labels, list(classes))).astype(np.int64)

@@ -99,11 +99,9 @@ def build(
     indices = np.asarray(indices, np.int64)
     slots = assign_slots(np.asarray(labels)[: len(indices)])
     by_slot = indices[np.argsort(slots)]
-    digest = hashlib.sha1(f"{tag}|{tile}|{per_row}|".encode() + by_slot.tobytes()).hexdigest()
     per = per_row * per_row
     files, written = [], False
-    for k in range(max(1, -(-len(by_slot) // per))):
-        name = f"{digest[:16]}-{k}.jpg"
+    for k, name in enumerate(_names(by_slot, tag, tile, per_row)):
         path = Path(folder) / name
         if path.exists():
             with contextlib.suppress(OSError):
@@ -120,3 +118,25 @@ def build(
     if written:
         io.keep_within(Path(folder), BUDGET, keep=set(files), pattern="*.jpg")
     return Sprites(tuple(files), slots, tile, per_row)
+
+
+def _names(by_slot: np.ndarray, tag: str, tile: int, per_row: int) -> list[str]:
+    """The sheets' file names: the tag and a digest of the images in slot order."""
+    digest = hashlib.sha1(f"{tag}|{tile}|{per_row}|".encode() + by_slot.tobytes()).hexdigest()
+    return [f"{digest[:16]}-{k}.jpg" for k in range(max(1, -(-len(by_slot) // per_row**2)))]
+
+
+def stored(
+    indices: np.ndarray,
+    labels: np.ndarray,
+    folder: Path,
+    tag: str,
+    *,
+    tile: int = TILE,
+    per_row: int = PER_ROW,
+) -> bool:
+    """Whether `build` would find every sheet of these images written already (it then
+    only touches them): what a page's estimate of drawing them needs to know."""
+    indices = np.asarray(indices, np.int64)
+    by_slot = indices[np.argsort(assign_slots(np.asarray(labels)[: len(indices)]))]
+    return all((Path(folder) / name).exists() for name in _names(by_slot, tag, tile, per_row))

@@ -21,11 +21,21 @@ from pathlib import Path
 
 from ..errors import JobError
 from ..runs.folder import RunFolder
-from ..runtime import background
+from ..runtime import background, pids
 from ..runtime.tasks import NICE, Report, Task, TaskState
 from . import mirror
 
-__all__ = ["JobError", "Task", "TaskState", "files", "log_tail", "running", "start", "state"]
+__all__ = [
+    "JobError",
+    "Task",
+    "TaskState",
+    "files",
+    "launched_args",
+    "log_tail",
+    "running",
+    "start",
+    "state",
+]
 
 
 def task(run_dir: Path, name: str) -> Task:
@@ -55,6 +65,18 @@ def state(run_dir: Path, name: str) -> TaskState:
 def start(run_dir: Path, name: str, args: list[str]) -> TaskState:
     """Launch `python -m tinyviz ARGS` for the task unless it is running or starting."""
     return task(run_dir, name).start([sys.executable, "-m", "tinyviz", *args], nice=NICE)
+
+
+def launched_args(run_dir: Path, name: str) -> tuple[str, ...]:
+    """The `tinyviz` arguments of the process doing the task now, when `start` launched it
+    (what the launcher wrote into the lock it holds); () when none runs, or when the
+    process holding the task was started by hand: it takes the lock without writing into
+    it, so the file still names an earlier launch, whose process has ended."""
+    who = files(run_dir, name).holder()  # {} unless the lock is held now
+    cmd, pid = who.get("command"), who.get("pid")
+    if not isinstance(cmd, list) or not isinstance(pid, int) or not pids.alive(pid):
+        return ()
+    return tuple(map(str, cmd[3:]))  # after `python -m tinyviz`
 
 
 def log_tail(run_dir: Path, name: str, n: int = 3) -> list[str]:

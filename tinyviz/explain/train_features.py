@@ -24,9 +24,10 @@ from ..errors import CheckpointError
 from ..runs.folder import RunFolder, open_run
 from ..runs.weights import load_model
 from ..runtime.device import pick_device
-from . import mirror, runinfo
+from . import mirror, runinfo, tasks
 
 Progress = Callable[[float, str], None]
+TASK = "train-features"  # the run task computing them (`tinyviz train-features`)
 BATCH = 100
 _F16_MAX = float(np.finfo(np.float16).max)
 
@@ -103,10 +104,26 @@ def compute(
         for start in range(0, len(idx), BATCH):
             feats.append(runinfo.penultimate(model, data.train.images[idx[start : start + BATCH]]))
             done += len(feats[-1])
-            report(done / total, f"training features: {done:,} / {total:,} images")
+            report(done / total, f"{done:,} / {total:,} training images")
         array = np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
         io.save_array(_file(base, k), np.clip(array, -_F16_MAX, _F16_MAX).astype(np.float16))
     return todo
+
+
+def computing(run_dir: Path) -> tuple[int, ...] | None:
+    """The classes the run's task is computing now, when a page launched it (its
+    `--classes`); None when that is not known: none runs, one typed by hand (its classes
+    are not recorded), or a launch for every class."""
+    args = tasks.launched_args(Path(run_dir), TASK)
+    if "--classes" not in args:
+        return None
+    after = args[args.index("--classes") + 1 :]
+    chosen = []
+    for arg in after:
+        if not arg.isdigit():
+            break
+        chosen.append(int(arg))
+    return tuple(chosen)
 
 
 def estimate_seconds(model: torch.nn.Module, run_dir: Path, data, classes: Sequence[int]) -> float:

@@ -300,25 +300,50 @@ def lost(name: str, payload: str) -> None:
 # ------------------------------------------------------------------------- kinds
 
 
+_BORN = time.time()  # about when this process started (before torch and the model)
+_FITTED: set[str] = set()  # the map methods this process has fitted
+
+
 @kind("map")
 def _map(req: Request, data, report) -> None:
     """params: method, dims, classes (a list or None), source (the analysis folder drawn),
     stop (an epoch view's epoch, "final", or None for a map without epoch views)."""
-    from . import analysis, embed, epochs
+    from . import analysis, embed, epochs, map_speed
 
     p, run = req.params, Path(req.run)
     classes = None if p.get("classes") is None else [int(c) for c in p["classes"]]
     if p.get("stop") is None:
         source = analysis.read(Path(p["source"]))
+        method, dims = p["method"], int(p["dims"])
+        warm = method in _FITTED  # this worker fitted one before: no compilation again
+        startup = None if _FITTED else time.time() - _BORN  # a new worker's way to its fit
+        points = len(embed.select(source.outputs.labels, classes))
+        expected = map_speed.fit_seconds(method, dims, points, warm=warm)
+        began = time.perf_counter()
         embed.cached_embedding(
-            run, data, p["method"], int(p["dims"]), classes=classes, progress=report, source=source
-        )
+            run, data, method, dims, classes=classes, source=source,
+            progress=_counting_down(report, expected, began),
+        )  # fmt: skip
+        _FITTED.add(method)
+        map_speed.record(method, dims, points, startup, time.perf_counter() - began, warm=warm)
     else:
         final = analysis.read(analysis.available(run, data))
         epochs.map_at(
             run, data, p["stop"], p["method"], int(p["dims"]), final=final, classes=classes,
             progress=report,
         )  # fmt: skip
+
+
+def _counting_down(report, expected: float, began: float):
+    """The fit's progress with the time left: the fit's expected seconds counted down
+    until a fifth of it is done, then what its rate so far says."""
+
+    def progress(fraction: float, message: str) -> None:
+        spent = time.perf_counter() - began
+        left = spent * (1 - fraction) / fraction if fraction >= 0.2 else expected - spent
+        report(fraction, message, seconds_left=max(left, 1.0))
+
+    return progress
 
 
 @_map.stored

@@ -33,6 +33,7 @@ def row(run: Run) -> dict:
         "run": run.name,
         "model": run.model_name,
         "source": run.config.model.source if run.imported else "ours",
+        "data": data_label(run),
         "top1": score.top1,
         "top5": score.top5,
         "loss": score.loss,
@@ -52,11 +53,15 @@ def row(run: Run) -> dict:
 
 @dataclass(frozen=True)
 class DataSet:
-    """The runs trained on one class list: only they compare with each other."""
+    """The runs of one data set: only they compare with each other."""
 
     label: str
     tiny_imagenet: bool  # the reports' published figures compare with these runs
     runs: tuple[Run, ...]
+
+
+TINY_VAL, TINY_SIZE = 10_000, 64  # Tiny ImageNet's validation images and their side
+TINY_IMAGENET = "Tiny ImageNet (200 classes)"
 
 
 def is_tiny_imagenet(wnids) -> bool:
@@ -64,18 +69,42 @@ def is_tiny_imagenet(wnids) -> bool:
     return len(wnids) == 200 and all(re.fullmatch(r"n\d{8}", w) for w in wnids)
 
 
+def data_set_key(run: Run) -> tuple:
+    """What a run's scores were measured on: its classes, its validation images' count and
+    the images' side. Tiny ImageNet's classes alone do not make Tiny ImageNet: the same 200
+    classes at 32 px, or a folder of a few of their images, score differently."""
+    data = run.config.data
+    return tuple(run.wnids), data.val or TINY_VAL, data.size or TINY_SIZE
+
+
+def is_official(key: tuple) -> bool:
+    """The data set the seeds' figures are of: Tiny ImageNet's validation set at 64 px."""
+    wnids, val, size = key
+    return is_tiny_imagenet(wnids) and val == TINY_VAL and size == TINY_SIZE
+
+
+def data_label(run: Run) -> str:
+    """The data set a run is scored on, as the leaderboard names it."""
+    key = data_set_key(run)
+    if is_official(key):
+        return TINY_IMAGENET
+    wnids, val, size = key
+    name = Path(run.config.data.source).name or "other data"
+    what = "Tiny ImageNet's 200 classes" if is_tiny_imagenet(wnids) else f"{len(wnids):,} classes"
+    return f"{name} ({what}, {val:,} validation images, {size} px)"
+
+
 def data_sets(runs: list[Run]) -> list[DataSet]:
-    """The runs grouped by the classes they were trained on: Tiny ImageNet first, then
-    the others by their number of runs; each named by its data folder and class count."""
-    groups: dict[tuple[str, ...], list[Run]] = {}
+    """The runs grouped by the data set their scores were measured on (`data_set_key`):
+    Tiny ImageNet first, then the others by their number of runs; each named by its data
+    folder, classes, validation images and image size (`data_label`)."""
+    groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        groups.setdefault(tuple(run.wnids), []).append(run)
-    out = []
-    for wnids, members in groups.items():
-        tiny = is_tiny_imagenet(wnids)
-        source = next((r.config.data.source for r in members if r.config.data.source), "")
-        name = "Tiny ImageNet" if tiny else (Path(source).name or "other data")
-        out.append(DataSet(f"{name} ({len(wnids):,} classes)", tiny, tuple(members)))
+        groups.setdefault(data_set_key(run), []).append(run)
+    out = [
+        DataSet(data_label(members[0]), is_official(key), tuple(members))
+        for key, members in groups.items()
+    ]
     return sorted(out, key=lambda d: (not d.tiny_imagenet, -len(d.runs), d.label))
 
 
@@ -94,6 +123,7 @@ def seed_rows() -> list[dict]:
                 "run": f"{ref.report.label}: {ref.model}",
                 "model": ref.family,
                 "source": ref.report.cite,
+                "data": TINY_IMAGENET,
                 "top1": ref.val_top1,
                 "top5": ref.val_top5,
                 "loss": None,
