@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyviz"
 # bottom to top; a module may import its own layer and the layers below it
 LAYERS = [
-    {"errors", "io", "config", "runtime", "__init__"},
+    {"errors", "io", "config", "runtime", "literature", "__init__"},
     {"data", "models"},
     {"runs"},
     {"explain"},  # below training: the trainer writes a finished run's analysis

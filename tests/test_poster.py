@@ -356,7 +356,8 @@ def test_layer_pickers_show_stage_block_resolution_and_channels(analysed_run):
     sal = ok(open_page("pages/saliency.py", analysed_run))
     cam = next(s for s in sal.selectbox if s.label == "Grad-CAM layer")
     assert cam.value == "layer4" and cam.options[-1].startswith("Stage 4, block 2 · 8×8")
-    assert "(`layer4`)" in texts(sal)  # under the Grad-CAM map: its layer, both ways
+    shown = texts(sal)  # under the Grad-CAM map: its layer in words, the module's name on hover
+    assert "on Stage 4, block 2" in shown and "`layer4`" not in shown
     assert any("linear-gradient" in h.proto.body for h in sal.get("html"))  # colour scale
 
 
