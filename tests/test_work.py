@@ -37,6 +37,20 @@ def finish(req: work.Request, timeout: float = 240.0) -> None:
     assert now.state == "done", (now, work.queue().worker(0).log_tail(10))
 
 
+def _measured(key: str, since: float, timeout: float = 30.0) -> dict:
+    """The map timings recorded so far, once one of `key` was recorded at `since` or later
+    (time.time()): the worker records a map's time just after storing the map, so a page
+    (or a test) may see the map first; earlier tests of this worker recorded theirs."""
+
+    def recorded() -> bool:
+        return any(len(f) > 2 and f[2] >= int(since) for f in map_speed._read().get(key, []))
+
+    deadline = time.monotonic() + timeout
+    while not recorded() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return map_speed._read()
+
+
 def stop_worker() -> None:
     work.queue().worker(0).stop()
 
@@ -44,6 +58,7 @@ def stop_worker() -> None:
 @pytest.mark.slow
 def test_a_subset_map_is_computed_once_in_the_background(own_run):
     run, data = own_run
+    since = time.time()
     source = analysis.read(analysis.available(run, data))
     req = work.Request(
         "map", str(run), str(data.source), data.size,
@@ -57,12 +72,12 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     assert work.queue().names().count(req.name) <= 1  # asked twice: one request
     finish(req)
     assert work.queue().worker(0).launched() == launched  # the second ask started nothing
+    measured = _measured("tsne2d", since)  # what the worker took, for the page's next estimates
     stop_worker()
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
-    measured = map_speed._read()  # what the process took, for the page's next estimates
     assert measured["tsne2d"][-1][0] == len(emb.indices) and measured["tsne2d"][-1][1] > 0
-    assert len(measured["startup"]) >= 1
+    assert len(measured.get("startup", [])) >= 1  # a worker started for it, or earlier
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
 
 
