@@ -11,9 +11,10 @@ NUMERIC = [
     "images_per_s",
 ]  # fmt: skip
 PERCENT = ["top1", "top5", "best_top1"]
-# What a figure is first (run, scores, with what), then the long notes and the details.
+# What a figure is first (run, its scores, what and whose), then the long notes and details:
+# the scores in the first screen's width, whatever the length of a report's title.
 ORDER = [
-    "run", "model", "source", "top1", "top5", "best_top1", "best_with", "loss", "measured_on",
+    "run", "top1", "top5", "model", "source", "best_top1", "best_with", "loss", "measured_on",
     "params", "flops", "epochs", "train_minutes", "images_per_s", "hardware", "citation",
 ]  # fmt: skip
 
@@ -32,13 +33,13 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
         placeholder="–",
         height=min(36 * (len(table) + 1) + 2, 760),
         column_config={
-            "run": st.column_config.TextColumn("run", width=fits(table, "run", "run")),
+            "run": st.column_config.TextColumn("run", width=fits(table, "run", "run", cap=340)),
             "model": st.column_config.TextColumn(
                 "model", width=fits(table, "model", "model", cap=240)
             ),
             "source": st.column_config.TextColumn(  # a report's title and author: whole
                 "from",
-                width=fits(table, "source", "from", cap=520),
+                width=fits(table, "source", "from", cap=400),
                 help="ours, imported from a file (tinyviz import), or the report that published it",
             ),
             "top1": st.column_config.ProgressColumn(
