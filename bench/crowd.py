@@ -274,7 +274,7 @@ CELL_TEXT = f"""() => {{ const fresh = {FRESH};
 # A non-empty cell off the diagonal of the zoomed block, other than the one shown: read
 # from the canvas's pixels (coloured cells are blue, the shown cell is ringed orange).
 CELL_AT = """(seed) => {
-  const c = document.querySelector('[class*="st-key-tv_conf_block_chart"] canvas');
+  const c = document.querySelector('[class*="st-key-tv_conf_block_"] canvas');
   if (!c || !c.width) return null;
   const W = c.width, H = c.height, d = c.getContext('2d').getImageData(0, 0, W, H).data;
   const at = (x, y) => (x < 0 || y < 0 || x >= W || y >= H) ? [0, 0, 0, 0]
@@ -371,9 +371,9 @@ class Visitor:
 
     async def confusion(self) -> None:
         pg = self.page
-        await self._open("Confusion", "[class*=st-key-tv_conf_block_chart] canvas")
+        await self._open("Confusion", "[class*=st-key-tv_conf_block_] canvas")
         await self._settle()
-        block = pg.locator("[class*=st-key-tv_conf_block_chart] canvas").first
+        block = pg.locator("[class*=st-key-tv_conf_block_] canvas").first
         await block.scroll_into_view_if_needed()  # a click outside the window is lost
         await pg.wait_for_timeout(500)  # Vega draws the chart after the script run
         before = await pg.evaluate(CELL_TEXT)
@@ -511,7 +511,9 @@ async def crowd(url: str, args, photos) -> tuple[Tally, float, float]:
 
     tally = Tally()
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(
+            executable_path=browser_command(args.browser_nice), args=CHROMIUM_ARGS
+        )
         came = time.monotonic()
         deadline = came + args.seconds
         visitors = [Visitor(n, browser, url, args, photos, tally) for n in range(args.contexts)]
@@ -519,6 +521,23 @@ async def crowd(url: str, args, photos) -> tuple[Tally, float, float]:
         left = time.monotonic()
         await browser.close()
     return tally, came, left
+
+
+def browser_command(nice: int) -> str:
+    """Chromium, or with `nice` a wrapper that starts it in a session of its own whose
+    scheduling group (Linux's autogroup, where a nice value of one process only orders it
+    inside its session) is lowered by `nice`: the visitors' browsers then take the CPU the
+    server leaves, as at a poster, where they run on the visitors' phones."""
+    if nice <= 0:
+        return CHROMIUM
+    wrapper = Path(tempfile.mkdtemp(prefix="tinyviz-crowd-browser-")) / "chromium"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec setsid sh -c 'echo {nice} > /proc/self/autogroup 2>/dev/null; "
+        f'exec {CHROMIUM} "$@"\' sh "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 async def first_visit(url: str) -> None:
@@ -605,7 +624,7 @@ def command(args, parser) -> str:
     """The command line that measured this, without the data set's path or where its
     output went (a results file names no machine's folders)."""
     shown = ["python bench/crowd.py", f"--contexts {args.contexts}", f"--seconds {args.seconds:g}"]
-    for name in ("think", "answer", "heavy_wait", "after"):
+    for name in ("think", "answer", "heavy_wait", "after", "browser_nice"):
         if getattr(args, name) != parser.get_default(name):
             shown.append(f"--{name.replace('_', '-')} {getattr(args, name):g}")
     return " ".join(shown)
@@ -630,6 +649,15 @@ def main() -> int:
     p.add_argument("--answer", type=float, default=120.0, help="seconds before 'unanswered'")
     p.add_argument("--heavy-wait", type=float, default=30.0, help="seconds to wait for a map")
     p.add_argument("--after", type=float, default=60.0, help="seconds before the last reading")
+    p.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        choices=range(20),
+        metavar="0-19",
+        help="lower the browser's CPU priority (its session's group) by this: as if "
+        "the visitors' browsers ran on their phones (default 0: they share the CPU)",
+    )
     p.add_argument("--shots", help="a folder for a screenshot of every step that failed")
     p.add_argument("--keep", action="store_true", help="keep the server's folders to read")
     args = p.parse_args()

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,18 @@ def warm_up() -> threading.Thread:
     return thread
 
 
+_FORGETTABLE: dict[str, Callable] = {}  # the pages' own caches that `_forget` drops as well
+
+
+def forgettable(cached: Callable) -> Callable:
+    """Mark a page's shared cache (an `st.cache_resource` function) as one that `_forget`
+    drops with the explain pages' models once the server is quiet: matrices, maps, sprite
+    sheets and sanity reports a crowd left behind. Applied where the page defines it (a
+    page's script defines it again on every run: the latest definition is kept)."""
+    _FORGETTABLE[f"{cached.__module__}.{cached.__qualname__}"] = cached
+    return cached
+
+
 @st.cache_resource(show_spinner=False)
 def _janitor() -> Janitor:
     return Janitor(forget=_forget).start()
@@ -270,11 +283,14 @@ def _forget() -> None:
     sessions of tabs closed long enough ago (`close_left_sessions`: they hold on to what
     their pages used), drop the explain pages' models, layer descriptions, snapshot ensembles
     and analyses (a crowd going through every run left them all loaded: a quarter of a GB for
-    the shipped runs), and let the sidebar warm the next chosen run again. Classify's models
-    stay: its first photo must load nothing."""
+    the shipped runs) with the pages' own caches (`forgettable`, and every `st.cache_data`),
+    and let the sidebar warm the next chosen run again. Classify's models stay: its first
+    photo must load nothing."""
     close_left_sessions()
-    for cached in (_explain_model, _layers, _snapshot_models, _analysis, _warm_run):
+    caches = (_explain_model, _layers, _snapshot_models, _analysis, _warm_run)
+    for cached in (*caches, *list(_FORGETTABLE.values())):
         cached.clear()
+    st.cache_data.clear()
 
 
 def close_left_sessions(wait: float = 10.0) -> int:

@@ -53,7 +53,8 @@ def _warm(picks: tuple, device: str) -> threading.Thread:
                         path, stamp, str(folder), saved, key, device, grey, CLASSIFY
                     )
 
-    # "tinyviz-warm...": no warning for filling shared caches without a session (_cache)
+    # it fills shared caches whose functions draw nothing (no spinner): from a thread of no
+    # session, Streamlit would warn "missing ScriptRunContext" for anything they drew
     thread = threading.Thread(target=work, name="tinyviz-warm-classify", daemon=True)
     thread.start()
     return thread

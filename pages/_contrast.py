@@ -36,16 +36,19 @@ class ContrastKey(NamedTuple):
     data_cache: str  # the decoded data set
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _map(key: ContrastKey, image: int, a: int, b: int, method: str, _net, _rgb) -> np.ndarray:
     return contrastive.contrastive_map(_net, to_model_input(_rgb), a, b, method).heat
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _contributions(key: ContrastKey, images: tuple[int, ...], a: int, b: int, _net, _data):
     return contrastive.cell_contributions(_net, _data.val.images[list(images)], a, b)
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _train(key: ContrastKey, a: int, b: int, _data):
     return {k: train_features.features(Path(key.run), _data, [k]) for k in (a, b)}

@@ -73,6 +73,7 @@ def source(run: Run, data, key: _gate.AnalysisKey) -> Source:
     return Source(run, data, key, _cache.analysis(key.folder), final, views)
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_map(
     key: tuple, views: tuple, method: str, dims: int, classes: tuple | None, _src: Source
@@ -224,6 +225,7 @@ def seconds(src: Source, method: str, dims: int, classes: tuple | None) -> float
     return st.session_state.get(SECONDS, {}).get((src.key, method, dims, classes))
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner="Placing the training images...", max_entries=8)
 def _training_points(
     key: tuple,

@@ -22,6 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from pages import _cache
 from tinyviz.explain import sprites
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -53,6 +54,7 @@ class Points:
     slots: np.ndarray  # (N,) sprite slots
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner="Preparing the thumbnails...", max_entries=16)
 def _sprites(tag: str, images: bytes, labels: bytes, _array) -> sprites.Sprites:
     idx, lab = np.frombuffer(images, np.int64), np.frombuffer(labels, np.int64)

@@ -29,6 +29,7 @@ PAPER = "https://arxiv.org/abs/1810.03292"
 SETTINGS = sanity.Settings()  # what the page asks for (the command line's defaults)
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _report(path: str, stamp: tuple[int, int], data_cache: str, mtime: float, settings, _data):
     return sanity.load(Path(path), _data, settings)
@@ -53,6 +54,7 @@ def _titles(path: str, stamp: tuple[int, int], device: str, stages: tuple[str, .
     return tuple(part_title(net, s) for s in stages)
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _maps(path: str, mtime: float):
     return sanity.load_maps(Path(path))

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages import _dataset, _disagree, _gate, _runs, _state
+from pages import _cache, _dataset, _disagree, _gate, _runs, _state
 from pages._text import plain
 from pages.charts import compare as charts
 from tinyviz.explain import compare
@@ -52,6 +52,7 @@ out_b = _gate.ensure_analysis(run_b, data).outputs
 names = run_a.class_names
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner=False, max_entries=8)
 def comparison(key_a: tuple, key_b: tuple, _a, _b) -> compare.Comparison:
     return compare.compare(_a, _b, len(names))

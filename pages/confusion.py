@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _cell, _contrast, _gate, _images, _per_class, _state
+from pages import _cache, _cell, _contrast, _gate, _images, _per_class, _state
 from pages.charts import confusion as charts
 from tinyviz.explain import confusion as confusions
 from tinyviz.explain import wordnet
@@ -33,6 +33,7 @@ if not wordnet.covers(run.wnids):  # your own data set: its folder names are not
         st.session_state.pop("tv_conf_order", None)
 
 
+@_cache.forgettable
 @st.cache_resource(show_spinner="Ordering the classes...", max_entries=16)
 def confusion(key: tuple, order_by: str, _out) -> confusions.Confusion:
     return confusions.confusion(_out, run.class_names, order_by=order_by, wnids=run.wnids)

@@ -114,9 +114,18 @@ def test_a_quiet_server_forgets_the_explain_pages_models_but_not_classifys(tiny_
     run = runs.open_run(tiny_run)
     explain = _cache._model(str(tiny_run), run.stamp, None, "cpu")
     classify = _cache._model(str(tiny_run), run.stamp, None, "cpu", lane=_cache.CLASSIFY)
+    import streamlit as st
+
+    @_cache.forgettable
+    @st.cache_resource(max_entries=2)
+    def a_pages_matrix(n: int) -> list[int]:
+        return list(range(n))
+
+    matrix = a_pages_matrix(3)
     _cache._forget()
     assert _cache._model(str(tiny_run), run.stamp, None, "cpu") is not explain
     assert _cache._model(str(tiny_run), run.stamp, None, "cpu", lane=_cache.CLASSIFY) is classify
+    assert a_pages_matrix(3) is not matrix  # a page's own cache marked `forgettable` went too
 
 
 @needs_resnet
