@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _cache, _images, _preload, _sidebar, _state
+from pages import _cache, _images, _preload, _sidebar, _state, _turns
 from tinyviz.errors import TinyvizError
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
@@ -36,7 +36,12 @@ _cache.warm_up()  # the explain pages' libraries, imported in the background onc
 _sidebar.sidebar()
 _images.page_style()  # captions whole in image grids
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
+FIRST = {"Classify"}  # answers a photo without waiting for other visitors' pages (_turns)
 try:
-    page.run()
+    if page.title in FIRST:
+        page.run()
+    else:
+        with _turns.turn():
+            page.run()
 except TinyvizError as e:  # a refusal the page did not expect: one line, not a traceback
     st.error(str(e), icon=":material/error:")

@@ -287,3 +287,32 @@ def test_train_start_watch_second_tab_stop(app_env, tmp_path, monkeypatch):
     finally:
         jobs.stop(runs / "tiny-logreg", jobs_dir=runs, wait=10)
     assert jobs.status(runs / "tiny-logreg").status == "stopped"
+
+
+def test_other_pages_take_turns_while_classify_does_not_wait(app_env):
+    """With another visitor's page being drawn (its turn held), Classify still runs at once;
+    any other page waits, saying so, and runs when the turn is given back."""
+    import threading
+
+    from pages import _turns
+
+    turns = _turns._turns()
+    assert turns.acquire(blocking=False)  # another visitor's Confusion, being drawn
+    released = threading.Event()
+
+    def give_back() -> None:
+        released.set()
+        turns.release()
+
+    try:
+        at = page("pages/classify.py")
+        assert not released.is_set() and any("Upload a photo above" in i.value for i in at.info)
+        threading.Timer(1.5, give_back).start()
+        models = page("pages/models.py")
+        assert released.is_set()  # it ran only once the turn was given back
+        assert "Every run found" in texts(models)  # the Models page, drawn whole
+    finally:
+        if not released.is_set():
+            turns.release()
+    assert turns.acquire(blocking=False)  # the Models page gave its turn back as well
+    turns.release()

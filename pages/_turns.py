@@ -1,0 +1,53 @@
+"""Classify first: the other pages' script runs take turns in the server.
+
+A Streamlit server runs every visitor's script in a thread of one Python process, and the
+pure-Python part of a page (building tables, frames and chart specifications) holds the
+interpreter lock. With twelve visitors on the explain pages at once, a photo's Classify run
+had about a twelfth of it: 1.1 s from upload to top-5 for one visitor, 11 s at the median
+for twelve (bench/crowd.py), on a server using under half a core. So every page but Classify
+runs its script one at a time (`TURNS`), and Classify never waits for a turn: it shares the
+interpreter with at most one other page's run. The heavy computations were already
+elsewhere (the background queue); what takes turns here is the drawing.
+
+A page waiting for its turn says so, and gives way at once when its visitor moves on:
+writing the message is where Streamlit stops a script run whose visitor has clicked
+elsewhere, so a visitor who leaves a waiting page for Classify does not wait for the turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import streamlit as st
+
+TURNS = 1  # pages other than Classify whose scripts run at once
+WAIT = 0.2  # seconds between looks for a turn (and for the visitor having moved on)
+
+
+@st.cache_resource(show_spinner=False)
+def _turns() -> threading.BoundedSemaphore:
+    """The server's turns, shared by every session."""
+    return threading.BoundedSemaphore(TURNS)
+
+
+@contextlib.contextmanager
+def turn() -> Iterator[None]:
+    """Run the block in this page's turn (waiting, and saying so, while others have it)."""
+    turns = _turns()
+    if not turns.acquire(blocking=False):
+        _wait(turns)
+    try:
+        yield
+    finally:
+        turns.release()
+
+
+def _wait(turns: threading.BoundedSemaphore) -> None:
+    note, start = st.empty(), time.monotonic()
+    while not turns.acquire(timeout=WAIT):
+        waited = time.monotonic() - start
+        note.caption(f"Other visitors' pages are being drawn first ({waited:.0f} s)...")
+    note.empty()
