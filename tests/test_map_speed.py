@@ -8,6 +8,12 @@ import pytest
 from tinyviz.explain import map_speed
 
 
+@pytest.fixture(autouse=True)
+def own_records(tmp_path, monkeypatch):
+    """A cache root of this test's own: the worker's other tests record the maps they made."""
+    monkeypatch.setenv("TINYVIZ_CACHE", str(tmp_path / "cache"))
+
+
 def test_the_curves_pass_through_their_measurements_and_grow_with_the_points():
     for method, points in map_speed.CURVES.items():
         for n, seconds in points:
@@ -58,3 +64,20 @@ def test_the_record_is_bounded_and_a_broken_one_is_no_record():
     assert map_speed.fit_seconds("umap", 3, 100) == pytest.approx(map_speed.curve("umap", 3, 100))
     map_speed.record("umap", 3, 100, 2.0, 1.0)  # written anew
     assert map_speed.startup_seconds() == 2.0
+
+
+def test_a_running_worker_is_estimated_without_its_startup_and_umap_without_compiling():
+    cold = map_speed.estimate("umap", 2, 350)
+    warm = map_speed.estimate("umap", 2, 350, worker=True)
+    assert cold == pytest.approx(
+        map_speed.STARTUP + map_speed.curve("umap", 2, 350) + map_speed.PAGE
+    )
+    assert warm == pytest.approx(
+        map_speed.curve("umap", 2, 350) - map_speed.COMPILE["umap"] + map_speed.PAGE
+    )
+    assert map_speed.estimate("tsne", 2, 350, worker=True) == pytest.approx(
+        map_speed.curve("tsne", 2, 350) + map_speed.PAGE
+    )  # t-SNE compiles nothing
+    map_speed.record("umap", 2, 350, None, 4.0, warm=True)  # warm fits calibrate warm ones
+    assert map_speed.fit_seconds("umap", 2, 350, warm=True) == pytest.approx(4.0)
+    assert map_speed.fit_seconds("umap", 2, 350) == pytest.approx(map_speed.curve("umap", 2, 350))
