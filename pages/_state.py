@@ -7,12 +7,13 @@ parameters, so it survives a reload and travels with a copied link into a new ta
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
 
 from tinyviz.data import DataError, locate
-from tinyviz.runs import Run, Scan, roots, scan
+from tinyviz.runs import Run, Scan, roots, scan, scan_fingerprint
 from tinyviz.runtime import pick_device
 
 DATA_KEY, RUN_KEY, EXTRA_RUNS_KEY = "tv_data_path", "tv_run", "tv_extra_runs"
@@ -92,9 +93,34 @@ def found() -> Scan:
     cached = st.session_state.get(SCAN_KEY)
     if isinstance(cached, Scan):
         return cached
-    result = scan(run_roots())
-    ordered = Scan(tuple(sorted(result.runs, key=lambda r: r.top1, reverse=True)), result.broken)
+    ordered = _shared_scan(tuple(run_roots()))
     st.session_state[SCAN_KEY] = ordered
+    return ordered
+
+
+_SCANS_GUARD = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _last_scans() -> dict:
+    """The last scan of each set of roots, with its fingerprint, for every session: reading
+    and parsing the run folders on every script run of every visitor took a fifth of a
+    crowded server's Python time (bench/crowd.py); their fingerprint is a few stats."""
+    return {}
+
+
+def _shared_scan(where: tuple[Path, ...], keep: int = 16) -> Scan:
+    last, mark = _last_scans(), scan_fingerprint(where)
+    hit = last.get(where)
+    if hit is not None and hit[0] == mark:
+        return hit[1]
+    result = scan(where)
+    ordered = Scan(tuple(sorted(result.runs, key=lambda r: r.top1, reverse=True)), result.broken)
+    with _SCANS_GUARD:
+        last.pop(where, None)
+        last[where] = (mark, ordered)
+        while len(last) > keep:  # the oldest set of roots goes (a visitor's added folders)
+            last.pop(next(iter(last)))
     return ordered
 
 

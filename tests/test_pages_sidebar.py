@@ -253,3 +253,22 @@ def test_closed_tabs_sessions_are_shut_down_once_past_their_time(monkeypatch):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def test_sessions_share_the_scan_of_the_run_folders_until_a_run_changes(app_env, tmp_path):
+    """The run folders are read once for every visitor while nothing in them changes (a
+    crowd's script runs spent a fifth of the server's Python time reading them), and read
+    again as soon as something does."""
+    from pages import _state
+    from tinyviz import io
+    from tinyviz.runs import RunFolder
+
+    run = tmp_path / "runs" / app_env["run"].name
+    shutil.copytree(app_env["run"], run)
+    where = (run.parent,)
+    first = _state._shared_scan(where)
+    assert _state._shared_scan(where) is first  # another script run, another session
+    folder = RunFolder(run)
+    io.write_json(folder.config, io.read_json(folder.config))  # rewritten, same content
+    again = _state._shared_scan(where)
+    assert again is not first and [r.name for r in again.runs] == [r.name for r in first.runs]

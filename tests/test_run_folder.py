@@ -7,6 +7,7 @@ command line refuses the broken run with one line and exit status 1.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -115,3 +116,27 @@ def test_snapshot_names_never_leave_the_folder(good):
     for bad in ("../x.safetensors", "/etc/passwd", "a/b.safetensors", ".hidden", ""):
         with pytest.raises(CheckpointError, match="not a snapshot file name"):
             folder.snapshot(bad)
+
+
+def test_the_scan_fingerprint_changes_with_every_file_a_run_is_made_of(tiny_run, tmp_path):
+    """Pages reuse the last scan while the fingerprint is unchanged (`pages/_state`): every
+    change that would give another scan must change it."""
+    from tinyviz import io
+
+    root = tmp_path / "runs"
+    run = root / "r"
+    shutil.copytree(tiny_run, run)
+    marks = [runs.scan_fingerprint([root])]
+    assert runs.scan_fingerprint([root]) == marks[0]  # nothing changed
+    folder = runs.RunFolder(run)
+    io.write_json(folder.evals, [])  # rewritten by renaming a new file into place
+    marks.append(runs.scan_fingerprint([root]))
+    with folder.metrics.open("a") as f:  # appended to, as training does
+        f.write("\n")
+    marks.append(runs.scan_fingerprint([root]))
+    shutil.copytree(run, root / "another")
+    marks.append(runs.scan_fingerprint([root]))
+    shutil.copy(folder.weights, tmp_path / "w")
+    os.replace(tmp_path / "w", folder.weights)  # new weights, same size
+    marks.append(runs.scan_fingerprint([root]))
+    assert len(set(marks)) == len(marks)

@@ -6,7 +6,17 @@ The names most callers need are importable from here: `open_run`, `scan`, `list_
 """
 
 from ..errors import CheckpointError
-from .folder import BrokenRun, Run, RunConfig, RunFolder, Scan, list_runs, open_run, scan
+from .folder import (
+    BrokenRun,
+    Run,
+    RunConfig,
+    RunFolder,
+    Scan,
+    list_runs,
+    open_run,
+    scan,
+    scan_fingerprint,
+)
 from .weights import build_model, load_model, load_state, load_weights, save_weights
 
 __all__ = [
@@ -24,4 +34,5 @@ __all__ = [
     "open_run",
     "save_weights",
     "scan",
+    "scan_fingerprint",
 ]

@@ -627,6 +627,30 @@ def scan(roots: Iterable[Path]) -> Scan:
     return Scan(tuple(ordered), tuple(broken.values()))
 
 
+def scan_fingerprint(roots: Iterable[Path]) -> tuple:
+    """What `scan` of `roots` reads, by `stat` alone: each root's, each candidate run
+    folder's and each file a `Run` is made of (config, weights, metrics, evaluations,
+    snapshot index), as inode, size and change times. Equal fingerprints, equal scans: the
+    run files are written by renaming a new file into place or appended to, and either
+    changes them. A few stats per run, against reading and parsing its files: a dashboard
+    scans once per script run of every visitor."""
+    roots = [Path(r) for r in roots]
+    parts: list[tuple] = [(str(r), _stat(r)) for r in roots]
+    for path in _candidates(roots):
+        f = RunFolder(path)
+        files = (path, f.config, f.weights, f.metrics, f.evals, f.snapshot_index)
+        parts.append((str(path), *map(_stat, files)))
+    return tuple(parts)
+
+
+def _stat(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except (OSError, RuntimeError):  # missing, or a loop of links
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _inside(reason: str, path: Path) -> str:
     """The reason with the run folder's own path left out: visitors see no server paths."""
     for spelling in {str(path), str(path.resolve())}:
