@@ -21,7 +21,7 @@ PAGES = {
         st.Page("pages/compare.py", title="Two models", icon=":material/compare:"),
     ],
     "Demo": [
-        st.Page("pages/classify.py", title="Classify", icon=":material/photo_camera:"),
+        CLASSIFY := st.Page("pages/classify.py", title="Classify", icon=":material/photo_camera:"),
         st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
     ],
 }
@@ -36,9 +36,8 @@ _cache.warm_up()  # the explain pages' libraries, imported in the background onc
 _sidebar.sidebar()
 _images.page_style()  # captions whole in image grids
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
-FIRST = {"Classify"}  # answers a photo without waiting for other visitors' pages (_turns)
 try:
-    if page.title in FIRST:
+    if page is CLASSIFY:  # answers a photo without waiting for other visitors' pages (_turns)
         page.run()
     else:
         with _turns.turn():

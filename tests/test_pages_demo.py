@@ -134,8 +134,9 @@ def test_classifys_default_models_are_loaded_before_the_first_photo(app_env, mon
     page has found the runs: the first visitor's photo loads nothing."""
     import threading
 
-    from pages import _cache
+    from pages import _cache, _classify_ready
 
+    _classify_ready._warm.clear()  # as on a new server (another test may have warmed them)
     page("pages/models.py")  # any page: the sidebar finds the runs
     warming = [t for t in threading.enumerate() if t.name == "tinyviz-warm-classify"]
     for thread in warming:
