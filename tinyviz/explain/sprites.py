@@ -96,9 +96,7 @@ def build(
     `tag` names what the images are (data set and split): with a digest of the indices it
     makes the file names, so the same points always map to the same files.
     """
-    indices = np.asarray(indices, np.int64)
-    slots = assign_slots(np.asarray(labels)[: len(indices)])
-    by_slot = indices[np.argsort(slots)]
+    slots, by_slot = _slot_order(indices, labels)
     per = per_row * per_row
     files, written = [], False
     for k, name in enumerate(_names(by_slot, tag, tile, per_row)):
@@ -120,6 +118,14 @@ def build(
     return Sprites(tuple(files), slots, tile, per_row)
 
 
+def _slot_order(indices, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's slot on the sheets (`assign_slots`) and the images in slot order: what
+    `build` draws and `stored` looks for alike."""
+    indices = np.asarray(indices, np.int64)
+    slots = assign_slots(np.asarray(labels)[: len(indices)])
+    return slots, indices[np.argsort(slots)]
+
+
 def _names(by_slot: np.ndarray, tag: str, tile: int, per_row: int) -> list[str]:
     """The sheets' file names: the tag and a digest of the images in slot order."""
     digest = hashlib.sha1(f"{tag}|{tile}|{per_row}|".encode() + by_slot.tobytes()).hexdigest()
@@ -137,6 +143,5 @@ def stored(
 ) -> bool:
     """Whether `build` would find every sheet of these images written already (it then
     only touches them): what a page's estimate of drawing them needs to know."""
-    indices = np.asarray(indices, np.int64)
-    by_slot = indices[np.argsort(assign_slots(np.asarray(labels)[: len(indices)]))]
+    _, by_slot = _slot_order(indices, labels)
     return all((Path(folder) / name).exists() for name in _names(by_slot, tag, tile, per_row))
