@@ -158,7 +158,7 @@ def autogroup_nice(text: str) -> int:
     return int(text.split("nice")[1])
 
 
-@pytest.mark.skipif(not background.AUTOGROUP.exists(), reason="no autogroup scheduling here")
+@pytest.mark.skipif(background.autogroup_nice() is None, reason="no autogroup scheduling here")
 def test_a_child_in_its_own_session_lowers_its_sessions_group_too(tmp_path):
     """Where Linux shares the CPU between sessions first, a niced job in a session of its
     own would still take as much as the server: its group is lowered with it, and only the
@@ -167,12 +167,22 @@ def test_a_child_in_its_own_session_lowers_its_sessions_group_too(tmp_path):
         "from pathlib import Path; from tinyviz.runtime.background import enter_child; "
         "enter_child(); print(Path('/proc/self/autogroup').read_text().strip())"
     )
-    ours = autogroup_nice(background.AUTOGROUP.read_text())
+    ours = background.autogroup_nice()
     background.spawn([PY, "-c", code], tmp_path / "own.log", nice=3).wait(timeout=60)
     assert autogroup_nice(background.log_tail(tmp_path / "own.log", 1)[0]) == min(19, ours + 3)
     env = {**os.environ, background.NICE_ENV: "3"}
     same = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert autogroup_nice(same.stdout) == ours  # in our session: our group stays as it is
+
+
+def test_an_empty_autogroup_file_leaves_the_group_as_it_is(tmp_path, monkeypatch):
+    """Some containers show /proc/self/autogroup empty: a child must still start."""
+    empty = tmp_path / "autogroup"
+    empty.write_text("")
+    monkeypatch.setattr(background, "AUTOGROUP", empty)
+    assert background.autogroup_nice() is None
+    background.lower_session_priority(3)
+    assert empty.read_text() == ""
 
 
 class Gate:

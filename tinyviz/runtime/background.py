@@ -219,12 +219,22 @@ def lower_session_priority(by: int) -> None:
     its own (`spawn`) and niced would still get as much CPU as the whole server, so on a
     2-core machine one visitor's Integrated Gradients slowed every other visitor's Classify
     as much as if it had run in the server. The group's own nice value is what counts there.
-    Nothing happens where the kernel has no autogroups or refuses."""
-    if by <= 0:
+    Nothing happens where the kernel has no autogroups, shows an empty one (some containers
+    do) or refuses."""
+    now = autogroup_nice()
+    if by <= 0 or now is None:
         return
-    with contextlib.suppress(OSError, ValueError):
-        now = int(AUTOGROUP.read_text().split("nice")[1])
+    with contextlib.suppress(OSError):
         AUTOGROUP.write_text(str(min(19, now + int(by))))
+
+
+def autogroup_nice() -> int | None:
+    """This session's group nice value ("/autogroup-123 nice 0"), or None where it cannot
+    be read: containers may show the file empty."""
+    with contextlib.suppress(OSError):
+        match = re.search(r"nice\s+(-?\d+)", AUTOGROUP.read_text())
+        return int(match.group(1)) if match else None
+    return None
 
 
 def _session_leader() -> bool:
