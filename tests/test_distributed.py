@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -62,6 +63,11 @@ def test_torchrun_two_processes_train_one_run(tiny_zip, tmp_path):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    if res.returncode != 0 and "SIGABRT" in res.stderr:
+        # gloo on a loaded 2-core machine now and then aborts a rank while the two connect
+        # (SIGABRT, seen once in some hundred runs); a real fault fails the second time too.
+        shutil.rmtree(out, ignore_errors=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["epochs"] == 2  # the first process reports
