@@ -55,7 +55,8 @@ def bench_background(data, run_dir: Path, subsets: dict[str, list[int] | None]) 
         for name, classes in subsets.items():
             points = len(embed.select(source.outputs.labels, classes))
             for method in ("tsne", "umap"):
-                estimate = map_speed.estimate(method, 2, points) - map_speed.PAGE
+                worker = work.map_worker()  # as the page asks: a worker that will take it
+                estimate = map_speed.estimate(method, 2, points, worker=worker) - map_speed.PAGE
                 req = work.Request(
                     "map", str(run), str(data.source), data.size,
                     {"method": method, "dims": 2, "classes": classes,

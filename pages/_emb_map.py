@@ -44,6 +44,7 @@ SELECTED = 60  # images of a selection shown
 # per thumbnail when their sprite sheets are not written yet (bench/map_speed.py)
 TRAIN_SECONDS = (0.8, 0.65e-3, 0.6e-3)
 SECONDS = "tv_emb_seconds"  # how long each map took to compute here, for its caption
+GUESSES = "tv_emb_guesses"  # the estimate made when a map was first asked for, by request
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,10 +126,14 @@ def the_map(src: Source, method: str, dims: int, classes: tuple | None):
     if not is_stored(src, method, dims, classes):
         if method != "pca":
             req = request(src, method, dims, classes)
+            guesses = st.session_state.setdefault(GUESSES, {})
+            if req.name not in guesses:  # before asking: asking may start a worker
+                guesses[req.name] = estimate(src, method, dims, classes)
             now = work.request(req)  # started, or followed: never computed here
             if now.state != "done":
-                _pending(req, now, method, estimate(src, method, dims, classes))
+                _pending(req, now, method, guesses[req.name])
                 return (*the_map(src, "pca", dims, classes)[:2], "pca")
+            guesses.pop(req.name, None)
         else:
             _compute_here(src, method, dims, classes)
     return (*_stored_map(src.key, src.views, method, dims, classes, src), method)
@@ -184,7 +189,7 @@ def estimate(src: Source, method: str, dims: int, classes: tuple | None) -> floa
             )
             for _, where in stops
         )
-    worker = work.queue().working() > 0  # a running worker: no startup, compiled already
+    worker = work.map_worker()  # one that will take it: no startup (and maybe compiled)
     return map_speed.estimate(method, dims, points, fits=max(fits, 1), worker=worker)
 
 

@@ -230,6 +230,33 @@ def test_a_queue_serves_the_oldest_request_first_and_tells_the_others_their_plac
     assert queue.place("c") == 0 and queue.working() == 0
 
 
+def test_a_worker_is_counted_on_only_while_it_will_take_a_request_asked_now(tmp_path):
+    """The notes a worker keeps say what it has done (`note`) and how long it will wait
+    for the next request: busy, it is ready; idle near its end, it is not; ended, gone."""
+    queue, gate, stop = (
+        Queue(tmp_path / "q", slots=1, idle=30, poll=0.01),
+        Gate(),
+        threading.Event(),
+    )
+    queue.submit("a", "")
+    assert queue.ready() == []  # no worker
+    worker = serving(queue, gate, stop=stop)
+    assert gate.inside["a"].wait(30)
+    (busy,) = queue.ready(lasting=1000)  # computing: it takes the next one after this
+    assert busy["until"] is None and busy["pid"] == os.getpid()
+    queue.note(0, maps=["umap"])
+    gate.go["a"].set()
+    deadline = time.time() + 30
+    while queue._note(0).get("until") is None and time.time() < deadline:
+        time.sleep(0.01)
+    (idle,) = queue.ready(lasting=10)
+    assert idle["maps"] == ["umap"]  # what it did stays in its note
+    assert queue.ready(lasting=31) == []  # it will have ended by then
+    stop.set()
+    worker.join(30)
+    assert queue.ready() == []
+
+
 def test_a_request_nobody_asked_about_for_long_is_dropped_before_it_starts(tmp_path):
     queue, gate = Queue(tmp_path / "q", slots=1, idle=0, abandon=60, poll=0.01), Gate()
     queue.submit("a", "left behind")

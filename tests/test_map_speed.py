@@ -68,14 +68,16 @@ def test_the_record_is_bounded_and_a_broken_one_is_no_record():
 
 def test_a_running_worker_is_estimated_without_its_startup_and_umap_without_compiling():
     cold = map_speed.estimate("umap", 2, 350)
-    warm = map_speed.estimate("umap", 2, 350, worker=True)
+    fresh = map_speed.estimate("umap", 2, 350, worker=frozenset({"tsne"}))
+    warm = map_speed.estimate("umap", 2, 350, worker=frozenset({"umap"}))
+    assert fresh == pytest.approx(cold - map_speed.STARTUP)  # running, but UMAP not compiled
     assert cold == pytest.approx(
         map_speed.STARTUP + map_speed.curve("umap", 2, 350) + map_speed.PAGE
     )
     assert warm == pytest.approx(
         map_speed.curve("umap", 2, 350) - map_speed.COMPILE["umap"] + map_speed.PAGE
     )
-    assert map_speed.estimate("tsne", 2, 350, worker=True) == pytest.approx(
+    assert map_speed.estimate("tsne", 2, 350, worker=frozenset()) == pytest.approx(
         map_speed.curve("tsne", 2, 350) + map_speed.PAGE
     )  # t-SNE compiles nothing
     map_speed.record("umap", 2, 350, None, 4.0, warm=True)  # warm fits calibrate warm ones

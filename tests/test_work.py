@@ -73,7 +73,12 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     finish(req)
     assert work.queue().worker(0).launched() == launched  # the second ask started nothing
     measured = _measured("tsne2d", since)  # what the worker took, for the page's next estimates
+    deadline = time.monotonic() + 30  # its note follows the record
+    while "tsne" not in (work.map_worker(lasting=0) or ()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "tsne" in work.map_worker(lasting=0)  # the next map's estimate: no startup
     stop_worker()
+    assert work.map_worker(lasting=0) is None  # ended: the next map starts a worker
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
     assert measured["tsne2d"][-1][0] == len(emb.indices) and measured["tsne2d"][-1][1] > 0

@@ -9,8 +9,8 @@ layout code in the worker's first UMAP fit (about 35 s here, `COMPILE`, longer t
 1,000 points). A running worker has paid both. So an estimate is the sum of three parts:
 
 - `startup`: from a new worker's launch to the start of its first fit (none while a worker
-  runs; the wait in the queue left out: the page shows the place instead), the median of
-  this machine's last ones;
+  runs that will take the request: `work.map_worker`; the wait in the queue left out: the
+  page shows the place instead), the median of this machine's last ones;
 - the fit: a curve of the method's cost against the number of points (`CURVES`, wall
   seconds measured on this 2-core machine with bench/map_speed.py, interpolated in log-log
   between them; for UMAP, a process's first fit, with numba's compilation), scaled by what
@@ -134,10 +134,15 @@ def fit_seconds(method: str, dims: int, points: int, *, warm: bool = False) -> f
     return scale * line(method, dims, points)
 
 
-def estimate(method: str, dims: int, points: int, *, fits: int = 1, worker: bool = False) -> float:
+def estimate(
+    method: str, dims: int, points: int, *, fits: int = 1, worker: frozenset[str] | None = None
+) -> float:
     """Seconds from asking for a map (`fits` maps of `points` images, in one worker) to
-    seeing it drawn: a new worker's startup (none when `worker`: one is running, and it
-    has usually fitted the method before), the fits, the page's poll and redraw."""
-    first = fit_seconds(method, dims, points, warm=worker)
+    seeing it drawn: the startup of a new worker (none where `worker`, the map methods a
+    running worker that will take the request has fitted, is given), the fits (the first
+    compiles the method's code unless that worker fitted it before), the page's poll and
+    redraw."""
+    warm = worker is not None and method in worker
+    first = fit_seconds(method, dims, points, warm=warm)
     more = (fits - 1) * fit_seconds(method, dims, points, warm=True)
-    return (0.0 if worker else startup_seconds()) + first + more + PAGE
+    return (0.0 if worker is not None else startup_seconds()) + first + more + PAGE

@@ -63,6 +63,7 @@ from . import mirror
 QUEUE_SLOTS = 1  # heavy background computations (and workers) at once on this machine
 WORKER_IDLE = 20.0  # seconds a worker waits for the next request before it ends
 ABANDON = 20.0  # seconds a waiting request lives unasked (a waiting page asks every second)
+READY_MARGIN = 8.0  # a worker this close to ending is not counted on to take a new request
 MODELS = 4  # models a worker keeps loaded
 CHANNEL_MAPS = "channel-maps"  # in the run's analysis folder (or its mirror)
 CHANNEL_MAPS_BUDGET = 32 * 2**20  # bytes of stored channel maps kept per run (oldest go)
@@ -271,14 +272,27 @@ def serve(slot: int) -> None:
     It leaves one core to the server (whose script runs are the ones people wait for)."""
     from ..runtime.device import limit_threads
 
+    global _SLOT
     limit_threads(max(1, (os.cpu_count() or 2) - 1))
+    _SLOT = slot
     queue().serve(slot, handle, lost=lost)
+
+
+def map_worker(lasting: float = READY_MARGIN) -> frozenset[str] | None:
+    """The map methods (fitted, so compiled) of a worker that will take a map asked for
+    within `lasting` seconds; None when none will, and a map asked for then starts a new
+    worker (the Embeddings page's estimates: a new worker's startup, or none)."""
+    notes = queue().ready(lasting)
+    if not notes:
+        return None
+    return frozenset(m for note in notes for m in note.get("maps", []) if isinstance(m, str))
 
 
 def handle(name: str, payload: str) -> None:
     """Compute one request of the queue (a worker's handler), unless nobody waits for it
     any more: then it stops, and leaves no failure behind (whoever asks next has it
     computed)."""
+    global _SERVED
     req = Request.from_json(payload)
     try:
         run(req, wanted=lambda: queue().wanted(name))
@@ -287,6 +301,8 @@ def handle(name: str, payload: str) -> None:
         print(f"{name}: stopped, nobody waits for it any more", file=sys.stderr, flush=True)
     except TinyvizError as e:  # recorded in its task (the page says it); the log needs one line
         print(f"{name}: error: {e}", file=sys.stderr, flush=True)
+    finally:
+        _SERVED += 1
 
 
 def lost(name: str, payload: str) -> None:
@@ -302,6 +318,8 @@ def lost(name: str, payload: str) -> None:
 
 _BORN = time.time()  # about when this process started (before torch and the model)
 _FITTED: set[str] = set()  # the map methods this process has fitted
+_SERVED = 0  # requests this process has handled
+_SLOT: int | None = None  # the queue's slot this process serves (None: not a worker)
 
 
 @kind("map")
@@ -316,7 +334,7 @@ def _map(req: Request, data, report) -> None:
         source = analysis.read(Path(p["source"]))
         method, dims = p["method"], int(p["dims"])
         warm = method in _FITTED  # this worker fitted one before: no compilation again
-        startup = None if _FITTED else time.time() - _BORN  # a new worker's way to its fit
+        startup = None if _SERVED else time.time() - _BORN  # a new worker's way to its fit
         points = len(embed.select(source.outputs.labels, classes))
         expected = map_speed.fit_seconds(method, dims, points, warm=warm)
         began = time.perf_counter()
@@ -326,6 +344,8 @@ def _map(req: Request, data, report) -> None:
         )  # fmt: skip
         _FITTED.add(method)
         map_speed.record(method, dims, points, startup, time.perf_counter() - began, warm=warm)
+        if _SLOT is not None:
+            queue().note(_SLOT, maps=sorted(_FITTED))
     else:
         final = analysis.read(analysis.available(run, data))
         epochs.map_at(

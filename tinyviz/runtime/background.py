@@ -483,6 +483,20 @@ class Queue:
         """How many workers are alive (each holds its slot)."""
         return sum(Lock(self._slot(k)).held() for k in range(self.slots))
 
+    def ready(self, lasting: float = 0.0) -> list[dict]:
+        """The notes (`note`) of the workers alive now that are computing, or will wait at
+        least `lasting` seconds more for a request: one that is about to end will not
+        take a request asked for now, a new worker will (and pay its startup)."""
+        now, notes = time.time(), []
+        for k in range(self.slots):
+            if not Lock(self._slot(k)).held():
+                continue
+            note = self._note(k)
+            until = note.get("until", 0.0)
+            if until is None or (isinstance(until, int | float) and until - now >= lasting):
+                notes.append(note)
+        return notes
+
     def start_workers(self, command, *, nice: int = 0) -> int:
         """Start a worker (`command(slot)`, a command line) on free slots while requests
         wait for one; returns how many workers are alive. Two sessions asking at once start
@@ -527,9 +541,30 @@ class Queue:
                 return
             fd = Lock(self._slot(slot)).take()  # None: a new worker has the slot
 
+    def note(self, slot: int, **fields) -> None:
+        """Add `fields` (plain JSON values) to slot `slot`'s note, which its worker keeps
+        for the others to read (`ready`): what it has done that makes it faster next time
+        (a map method compiled, say). Only the slot's worker writes it."""
+        with contextlib.suppress(OSError, ValueError):
+            io.write_json(self._note_path(slot), {**self._note(slot), **fields})
+
+    def _note(self, slot: int) -> dict:
+        try:
+            raw = io.read_json(self._note_path(slot))
+        except CheckpointError:
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def _note_path(self, slot: int) -> Path:
+        return self.folder / f"slot-{slot}.note"
+
     def _work(self, slot: int, handle, stop) -> None:
         last = time.monotonic()
         current = self.folder / f"slot-{slot}.current"
+        if self._note(slot).get("pid") != os.getpid():  # a new worker: a new note
+            with contextlib.suppress(OSError, ValueError):
+                io.write_json(self._note_path(slot), {"pid": os.getpid()})
+        self.note(slot, until=time.time() + self.idle)
         while stop is None or not stop.is_set():
             got = self._take()
             if got is None:
@@ -539,6 +574,7 @@ class Queue:
                 continue
             path, fd = got
             try:
+                self.note(slot, until=None)  # busy: it takes the next request after this
                 io.write_bytes(current, path.name.encode())
                 handle(self._name(path), path.read_text())
             except Exception:  # noqa: BLE001 - one request's failure is its own
@@ -549,6 +585,7 @@ class Queue:
                         done.unlink()
                 os.close(fd)
             last = time.monotonic()
+            self.note(slot, until=time.time() + self.idle)
 
     def _take(self) -> tuple[Path, int] | None:
         """The oldest request no worker has, locked (stale ones are dropped on the way)."""
