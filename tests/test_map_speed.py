@@ -50,6 +50,11 @@ def test_an_estimate_follows_what_this_machine_measured():
     assert map_speed.fit_seconds("tsne", 2, 350) == pytest.approx(
         2 * map_speed.curve("tsne", 2, 350), rel=1e-3
     )
+    # the closest sizes measured win over those three times off
+    map_speed.record("tsne", 2, 4000, None, 0.25 * map_speed.curve("tsne", 2, 4000))
+    assert map_speed.fit_seconds("tsne", 2, 4000) == pytest.approx(
+        0.25 * map_speed.curve("tsne", 2, 4000), rel=1e-3
+    )
 
 
 def test_the_record_is_bounded_and_a_broken_one_is_no_record():

@@ -43,7 +43,7 @@ RECORD = "map-speed.json"
 KEEP = 16  # the fits (and startups) remembered per method and dimension count
 PAGE = 2.0  # seconds from the map stored to the map drawn: a poll each second, a rerun
 STARTUP = 15.0  # seconds from launch to fit, before this machine measured one
-NEAR = 3.0  # records of a map within this factor of points calibrate an estimate
+NEAR = (1.5, 3.0)  # records of maps within these factors of points calibrate an estimate
 # (points, wall seconds) of a map process's 2-D fit on a 2-core machine shared with other
 # work (bench/map_speed.py); UMAP's first fit in a process pays numba's compilation
 CURVES = {
@@ -128,8 +128,13 @@ def fit_seconds(method: str, dims: int, points: int, *, warm: bool = False) -> f
     none)."""
     line = _warm_curve if warm and method in COMPILE else curve
     fits = [f for f in _read().get(_key(method, dims, warm), []) if _valid(f) and f[0] > 0]
-    near = [f for f in fits if abs(np.log(f[0] / max(points, 1))) <= np.log(NEAR)]
-    ratios = [f[1] / line(method, dims, int(f[0])) for f in (near or fits)]
+    apart = [abs(np.log(f[0] / max(points, 1))) for f in fits]
+    near = next(  # the closest in size that exist: a curve's shape is only roughly right
+        ([f for f, d in zip(fits, apart, strict=True) if d <= np.log(far)] for far in NEAR
+         if any(d <= np.log(far) for d in apart)),
+        fits,
+    )  # fmt: skip
+    ratios = [f[1] / line(method, dims, int(f[0])) for f in near]
     scale = statistics.median(ratios) if ratios else 1.0
     return scale * line(method, dims, points)
 

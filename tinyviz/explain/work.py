@@ -334,7 +334,7 @@ def _map(req: Request, data, report) -> None:
         source = analysis.read(Path(p["source"]))
         method, dims = p["method"], int(p["dims"])
         warm = method in _FITTED  # this worker fitted one before: no compilation again
-        startup = None if _SERVED else time.time() - _BORN  # a new worker's way to its fit
+        startup = None if _SERVED else time.time() - _launched()  # a new worker's way to it
         points = len(embed.select(source.outputs.labels, classes))
         expected = map_speed.fit_seconds(method, dims, points, warm=warm)
         began = time.perf_counter()
@@ -352,6 +352,17 @@ def _map(req: Request, data, report) -> None:
             run, data, p["stop"], p["method"], int(p["dims"]), final=final, classes=classes,
             progress=report,
         )  # fmt: skip
+
+
+def _launched() -> float:
+    """When this worker was launched (its slot's launch record; for a process started
+    otherwise, about when it imported this module): Python's start and its imports are
+    part of what a visitor waits for."""
+    if _SLOT is not None:
+        record = queue().worker(_SLOT).launched()
+        if record.pid == os.getpid() and record.started is not None:
+            return record.started
+    return _BORN
 
 
 def _counting_down(report, expected: float, began: float):
