@@ -3,9 +3,9 @@ processes that make them, and the estimates the Embeddings page shows before and
 
 A map not stored yet is made by a background worker (`explain.work`, kind "map"), and
 what a visitor waits for is often that worker, not the fit of a few hundred points: when
-none runs, starting Python and importing torch, scikit-learn and openTSNE or umap (6 to 20
+none runs, starting Python and importing torch, scikit-learn and openTSNE or umap (5 to 20
 s on this 2-core machine, by what else runs), and for UMAP numba compiling umap-learn's
-layout code in the worker's first UMAP fit (about 35 s here, `COMPILE`, longer than fitting
+layout code in the worker's first UMAP fit (about 16 s here, `COMPILE`, longer than fitting
 1,000 points). A running worker has paid both. So an estimate is the sum of three parts:
 
 - `startup`: from a new worker's launch to the start of its first fit (none while a worker
@@ -42,18 +42,19 @@ from ..errors import CheckpointError
 RECORD = "map-speed.json"
 KEEP = 16  # the fits (and startups) remembered per method and dimension count
 PAGE = 2.0  # seconds from the map stored to the map drawn: a poll each second, a rerun
-STARTUP = 15.0  # seconds from launch to fit, before this machine measured one
+STARTUP = 6.0  # seconds from launch to fit, before this machine measured one
 NEAR = (1.5, 3.0)  # records of maps within these factors of points calibrate an estimate
-# (points, wall seconds) of a map process's 2-D fit on a 2-core machine shared with other
-# work (bench/map_speed.py); UMAP's first fit in a process pays numba's compilation
+# (points, wall seconds) of a map process's 2-D fit on a quiet 2-core machine
+# (bench/map_speed.py, bench/results/map_speed_cpu.txt); UMAP's first fit in a process pays
+# numba's compilation
 CURVES = {
-    "tsne": ((50, 1.5), (350, 6.0), (1000, 40.0), (10_000, 190.0)),
-    "umap": ((50, 45.0), (350, 50.0), (1000, 50.0), (10_000, 200.0)),
+    "tsne": ((50, 1.5), (350, 2.6), (1000, 3.6), (10_000, 61.0)),
+    "umap": ((50, 17.5), (350, 19.0), (1000, 19.5), (10_000, 84.0)),
 }
 # seconds a process's first UMAP fit spends compiling umap-learn's code with numba (about
-# 35 s here); a worker that made one map keeps it compiled (`warm`)
-COMPILE = {"umap": 35.0}
-WARM_FLOOR = 0.2  # a warm fit is at least this share of the curve
+# 16 s on a quiet machine here); a worker that made one map keeps it compiled (`warm`)
+COMPILE = {"umap": 16.0}
+WARM_FLOOR = 0.1  # a warm fit is at least this share of the curve
 THREE_D = 1.3  # a 3-D map's fit against a 2-D one's (openTSNE: Barnes-Hut either way)
 _GUARD = threading.Lock()
 
