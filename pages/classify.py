@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import _cache, _dataset, _familiar, _images, _runs, _state
 from pages._text import file_name, plain
-from pages.charts.predictions import top5_chart
+from pages.charts.predictions import top5_spec
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.demo.predict import SURE_AT, verdict
@@ -170,7 +170,7 @@ for n_file, file in enumerate(inputs):
                     run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
                 )
                 st.image(overlay(square, att.heat, **HEAT), width="stretch")
-                st.altair_chart(top5_chart(pred, full_names), width="stretch")
+                st.vega_lite_chart(spec=top5_spec(pred, full_names), width="stretch")
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
                 of = " of the best snapshot" if k else ""
                 st.caption(

@@ -15,7 +15,7 @@ from pages import (
     _state,
 )
 from pages._text import plain
-from pages.charts.predictions import top5_chart
+from pages.charts.predictions import top5_spec
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import saliency as explain
 from tinyviz.explain import speed
@@ -61,7 +61,7 @@ with chart:
         f"**Predicted:** {pred.names[0]} ({pred.probs[0]:.0%}){verdict}"
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
-    st.altair_chart(top5_chart(pred, full, true_class=truth), width="stretch")
+    st.vega_lite_chart(spec=top5_spec(pred, full, true_class=truth), width="stretch")
     if truth is None:  # an upload: does it look like any of the classes at all?
         _familiar.note(_familiar.familiarity(run, rgb))
 with opts:

@@ -45,10 +45,12 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def chart_rows(at: AppTest, i: int = 0, name: str | None = None):
-    """The data of the i-th chart (its first dataset, or the one called `name`), as a
-    DataFrame."""
-    sets = at.get("vega_lite_chart")[i].proto.datasets
-    data = next(d for d in sets if name is None or d.name == name).data.data
+    """The data of the i-th chart (its first dataset, or the one called `name`; the spec's
+    own data where it has no datasets), as a DataFrame."""
+    proto = at.get("vega_lite_chart")[i].proto
+    if name is None and not proto.datasets:
+        return pa.ipc.open_stream(proto.data.data).read_all().to_pandas()
+    data = next(d for d in proto.datasets if name is None or d.name == name).data.data
     return pa.ipc.open_stream(data).read_all().to_pandas()
 
 

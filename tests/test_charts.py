@@ -7,6 +7,8 @@ import ast
 import json
 from pathlib import Path
 
+import altair as alt
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,10 +150,18 @@ def test_the_top5_bars_keep_duplicate_names_apart_and_colour_the_truth():
             [4, 7, 9],
         )
 
-    drawn = rows(predictions.top5_chart(Pred(), {"n3": "dog, domestic dog"}, true_class=7))
-    assert [r["class"] for r in drawn] == ["cat (n1)", "cat (n2)", "dog"]
-    assert [r["hit"] for r in drawn] == [False, True, False]
-    assert drawn[2]["full"] == "dog, domestic dog"
+    drawn = predictions.top5_spec(Pred(), {"n3": "dog, domestic dog"}, true_class=7)
+    alt.TopLevelLayerSpec.validate(drawn)  # Vega-Lite's schema (raises ValidationError)
+    values = drawn["data"]["values"]
+    assert [r["class"] for r in values] == ["cat (n1)", "cat (n2)", "dog"]
+    assert [r["hit"] for r in values] == [False, True, False]
+    assert values[2]["full"] == "dog, domestic dog"
+    assert drawn["encoding"]["y"]["sort"] == ["cat (n1)", "cat (n2)", "dog"]  # most probable on top
+    plain = predictions.top5_spec(Pred())  # no truth: the top bar is the one coloured
+    assert [r["hit"] for r in plain["data"]["values"]] == [True, False, False]
+    alt.TopLevelLayerSpec.validate(plain)
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail
+        alt.TopLevelLayerSpec.validate({**plain, "height": "tall"})
 
 
 def test_class_colours_repeat_the_palette_past_its_end():

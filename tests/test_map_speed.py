@@ -63,7 +63,7 @@ def test_the_record_is_bounded_and_a_broken_one_is_no_record():
     raw = map_speed._read()
     assert len(raw["umap3d"]) == map_speed.KEEP
     assert raw["umap3d"][-1][0] == 100 + 3 * map_speed.KEEP - 1
-    assert len(raw["startup"]) <= map_speed.KEEP
+    assert len(raw[map_speed.STARTUPS]) <= map_speed.KEEP
     map_speed.path().write_text("{not json")
     assert map_speed.startup_seconds() == map_speed.STARTUP
     assert map_speed.fit_seconds("umap", 3, 100) == pytest.approx(map_speed.curve("umap", 3, 100))

@@ -82,7 +82,7 @@ def test_a_subset_map_is_computed_once_in_the_background(own_run):
     emb = embed.cached_embedding(run, data, "tsne", 2, classes=[0, 2], source=source)
     assert set(source.outputs.labels[emb.indices]) == {0, 2}
     assert measured["tsne2d"][-1][0] == len(emb.indices) and measured["tsne2d"][-1][1] > 0
-    assert len(measured.get("startup", [])) >= 1  # a worker started for it, or earlier
+    assert len(measured.get(map_speed.STARTUPS, [])) >= 1  # a worker started for it, or earlier
     assert work.request(req).state == "done" and not work.task(req).progress.exists()
 
 

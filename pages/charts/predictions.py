@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
-
 
 def many_marks(chart):
     """`chart` drawn on a canvas, without per-mark ARIA descriptions. Streamlit picks the
@@ -16,59 +13,58 @@ def many_marks(chart):
     )
 
 
-def top5_chart(
+def top5_spec(
     pred, full_names: dict[str, str] | None = None, *, true_class: int | None = None
-) -> alt.Chart:
-    """Horizontal bars of a `Prediction`, most probable on top; full names on hover.
+) -> dict:
+    """Horizontal bars of a `Prediction`, most probable on top; full names on hover; for
+    `st.vega_lite_chart`.
 
     With `true_class`, its bar is green and the others grey (else the top bar is blue).
+
+    A Vega-Lite spec written as the dict it is, not built with Altair: Classify draws one
+    per model for every answer, and building the Altair chart (layers, transforms, its
+    copies) and validating it took 60 to 100 ms of the server's one interpreter per chart,
+    against 2 ms for the dict (bench/chart_spec.py); a crowded poster server paid that on
+    every visitor's photo. tests/test_charts.py validates it against Vega-Lite's schema.
     """
     full_names = full_names or {}
     names = list(pred.names)
     pairs = list(zip(names, pred.wnids, strict=True))
     labels = [n if names.count(n) == 1 else f"{n} ({w})" for n, w in pairs]
-    rows = pd.DataFrame(
-        {
-            "class": labels,
-            "p": pred.probs,
-            "wnid": pred.wnids,
-            "rank": range(len(labels)),
-            "full": [full_names.get(w, n) for n, w in pairs],
-            "hit": [
-                (c == true_class) if true_class is not None else i == 0
-                for i, c in enumerate(pred.classes)
-            ],
-        }
-    )
-    y = alt.Y(
-        "class:N",
-        sort=labels,
-        title=None,
-        axis=alt.Axis(labelLimit=190, labelFontSize=13, ticks=False, domain=False),
-    )
-    x = alt.X("p:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=None)
-    tip = [
-        alt.Tooltip("full:N", title="class"),
-        alt.Tooltip("wnid:N"),
-        alt.Tooltip("p:Q", title="probability", format=".1%"),
-    ]
-    base = alt.Chart(rows).encode(y=y, x=x, tooltip=tip)
+    rows = [
+        {"class": label, "p": float(p), "wnid": w, "full": full_names.get(w, n),
+         "hit": bool(c == true_class) if true_class is not None else i == 0}
+        for i, (label, p, (n, w), c) in enumerate(
+            zip(labels, pred.probs, pairs, pred.classes, strict=True)
+        )
+    ]  # fmt: skip
     hit = "#2e9d4a" if true_class is not None else "#1c6fd1"
-    bars = base.mark_bar(cornerRadiusEnd=3, height=20).encode(
-        color=alt.condition("datum.hit", alt.value(hit), alt.value("#a9b4c2"))
-    )
-    outside = (
-        base.transform_filter("datum.p < 0.78")
-        .mark_text(align="left", dx=4, fontSize=13)
-        .encode(text=alt.Text("p:Q", format=".1%"))
-    )
-    inside = (
-        base.transform_filter("datum.p >= 0.78")
-        .mark_text(align="right", dx=-4, fontSize=13, color="white", fontWeight="bold")
-        .encode(text=alt.Text("p:Q", format=".1%"))
-    )
-    return (
-        (bars + outside + inside)
-        .properties(height=28 * len(labels) + 8)
-        .configure_view(stroke=None)
-    )
+    text = {"text": {"field": "p", "type": "quantitative", "format": ".1%"}}
+    label = {"type": "text", "fontSize": 13}
+    return {
+        "data": {"values": rows},
+        "height": 28 * len(labels) + 8,
+        "encoding": {
+            "y": {"field": "class", "type": "nominal", "sort": labels, "title": None,
+                  "axis": {"labelLimit": 190, "labelFontSize": 13, "ticks": False,
+                           "domain": False}},
+            "x": {"field": "p", "type": "quantitative", "title": None,
+                  "scale": {"domain": [0, 1]}, "axis": None},
+            "tooltip": [
+                {"field": "full", "type": "nominal", "title": "class"},
+                {"field": "wnid", "type": "nominal"},
+                {"field": "p", "type": "quantitative", "title": "probability", "format": ".1%"},
+            ],
+        },
+        "layer": [
+            {"mark": {"type": "bar", "cornerRadiusEnd": 3, "height": 20},
+             "encoding": {"color": {"condition": {"test": "datum.hit", "value": hit},
+                                    "value": "#a9b4c2"}}},
+            {"mark": {**label, "align": "left", "dx": 4},
+             "transform": [{"filter": "datum.p < 0.78"}], "encoding": text},
+            {"mark": {**label, "align": "right", "dx": -4, "color": "white",
+                      "fontWeight": "bold"},
+             "transform": [{"filter": "datum.p >= 0.78"}], "encoding": text},
+        ],
+        "config": {"view": {"stroke": None}},
+    }  # fmt: skip

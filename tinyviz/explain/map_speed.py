@@ -43,6 +43,7 @@ RECORD = "map-speed.json"
 KEEP = 16  # the fits (and startups) remembered per method and dimension count
 PAGE = 2.0  # seconds from the map stored to the map drawn: a poll each second, a rerun
 STARTUP = 6.0  # seconds from launch to fit, before this machine measured one
+STARTUPS = "launch-to-fit"  # their record (an earlier "startup" began at an import, later)
 NEAR = (1.5, 3.0)  # records of maps within these factors of points calibrate an estimate
 # (points, wall seconds) of a map process's 2-D fit on a quiet 2-core machine
 # (bench/map_speed.py, bench/results/map_speed_cpu.txt); UMAP's first fit in a process pays
@@ -97,8 +98,8 @@ def record(
         fits = [f for f in raw.get(key, []) if _valid(f)][-(KEEP - 1) :]
         raw[key] = [*fits, [int(points), round(float(fit), 3), round(time.time())]]
         if startup is not None and startup >= 0:
-            starts = [s for s in raw.get("startup", []) if _number(s)]
-            raw["startup"] = [*starts[-(KEEP - 1) :], round(float(startup), 3)]
+            starts = [s for s in raw.get(STARTUPS, []) if _number(s)]
+            raw[STARTUPS] = [*starts[-(KEEP - 1) :], round(float(startup), 3)]
         with contextlib.suppress(OSError):  # a read-only cache: estimates keep their curves
             io.write_json(path(), raw)
 
@@ -113,7 +114,7 @@ def _valid(entry) -> bool:
 
 def startup_seconds() -> float:
     """From a map process's launch to its fit, as measured here lately."""
-    starts = [s for s in _read().get("startup", []) if _number(s)]
+    starts = [s for s in _read().get(STARTUPS, []) if _number(s)]
     return statistics.median(starts) if starts else STARTUP
 
 
