@@ -1,13 +1,16 @@
-"""What drawing the top-5 chart (Classify and Saliency draw one per model and answer) costs
-the server: as an Altair chart (`st.altair_chart`: the chart's objects built, and Altair's
-schema validation on every call) against the Vega-Lite dict `charts.predictions.top5_spec`
-writes (`st.vega_lite_chart`), the same spec.
+"""What drawing the charts a crowded poster server draws most costs its one interpreter:
+the same charts built with Altair (`st.altair_chart`: the chart objects built and Altair's
+schema validation run on every call), as the pages drew them at `--before`, against the
+Vega-Lite dicts the pages write now (`st.vega_lite_chart`): Classify's and Saliency's
+top-5 (one per model and answer) and Confusion's overview and zoomed block (every script
+run of the page), on a 200-class matrix with as many confusions as effnet_lite0-finetune's.
 
-    python bench/chart_spec.py [--repeat 200]
+    python bench/chart_spec.py [--before c76a187] [--repeat 50]
 
-Both calls run as in a script run of the server (Streamlit's bare mode: the element is
-built, its spec converted and its data serialised, nothing is sent). Milliseconds per
-chart, the median of `--repeat` calls; the ratio is of the two measured in this run.
+The charts of `--before` are that commit's own modules, read from git. Each call runs as
+in a script run of the server (Streamlit's bare mode: the element is built, its spec
+converted and its data serialised, nothing sent). Milliseconds per chart, the median of
+`--repeat` calls; ratios are of times measured in this run.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import subprocess
 import time
+import types
 
-from _common import table
+import numpy as np
+from _common import ROOT, table
 
 
 class Pred:
-    """A prediction as `top5_chart` reads it: five classes, one of them the truth."""
+    """A prediction as the top-5 chart reads it: five classes, one of them the truth."""
 
     names = ["tabby cat", "Egyptian cat", "tiger cat", "Persian cat", "lynx"]
     wnids = ["n02123045", "n02124075", "n02123159", "n02123394", "n02127052"]
@@ -29,35 +35,29 @@ class Pred:
     classes = [11, 12, 13, 14, 15]
 
 
-def in_altair(spec: dict):
-    """The chart of `spec` built as the page built it with Altair before (its DataFrame,
-    encodings, layers, filters), the way most Streamlit apps draw such a chart."""
-    import altair as alt
-    import pandas as pd
+def old_module(rev: str, path: str) -> types.ModuleType:
+    """The module at `path` as it was at commit `rev`."""
+    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    module = types.ModuleType(f"before_{path.replace('/', '_')}")
+    exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own history
+    return module
 
-    y = spec["encoding"]["y"]
-    base = alt.Chart(pd.DataFrame(spec["data"]["values"])).encode(
-        y=alt.Y("class:N", sort=y["sort"], title=None, axis=alt.Axis(**y["axis"])),
-        x=alt.X("p:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=None),
-        tooltip=[alt.Tooltip("full:N", title="class"), alt.Tooltip("wnid:N"),
-                 alt.Tooltip("p:Q", title="probability", format=".1%")],
-    )  # fmt: skip
-    bars, left, right = spec["layer"]
-    colour = bars["encoding"]["color"]
-    layers = [base.mark_bar(cornerRadiusEnd=3, height=20).encode(
-        color=alt.condition("datum.hit", alt.value(colour["condition"]["value"]),
-                            alt.value(colour["value"])))]  # fmt: skip
-    for text in (left, right):
-        mark = {k: v for k, v in text["mark"].items() if k != "type"}
-        layers.append(
-            base.transform_filter(text["transform"][0]["filter"])
-            .mark_text(**mark)
-            .encode(text=alt.Text("p:Q", format=".1%"))
-        )
-    return alt.layer(*layers).properties(height=spec["height"]).configure_view(stroke=None)
+
+def confusions(classes: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A matrix of 50 images per class, 77% right, the mistakes spread as a trained
+    model's are (most classes mistaken for a few): about 1,900 non-empty cells."""
+    rng = np.random.default_rng(seed)
+    matrix = np.zeros((classes, classes), int)
+    for t in range(classes):
+        near = rng.choice(classes, 8, replace=False)
+        answers = np.where(rng.random(50) < 0.77, t, rng.choice(near, 50))
+        np.add.at(matrix[t], answers, 1)
+    return matrix, matrix / matrix.sum(1, keepdims=True)
 
 
 def per_call(fn, repeat: int) -> float:
+    fn()  # imports and caches warmed
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -68,30 +68,39 @@ def per_call(fn, repeat: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=200)
+    p.add_argument("--before", default="c76a187")
+    p.add_argument("--repeat", type=int, default=50)
     args = p.parse_args()
     logging.disable(logging.WARNING)  # bare mode warns once per call
     import streamlit as st
 
-    from pages.charts.predictions import top5_spec
+    from pages.charts import confusion, predictions
 
-    def spec():
-        return top5_spec(Pred(), true_class=12)
-
-    rows, times = [], {}
-    for name, draw in (
-        ("st.altair_chart(the same chart built in Altair)",
-         lambda: st.altair_chart(in_altair(spec()), width="stretch")),
-        ("st.vega_lite_chart(spec=top5_spec(...))",
-         lambda: st.vega_lite_chart(spec=spec(), width="stretch")),
-        ("  of which: top5_spec(...)", spec),
-    ):  # fmt: skip
-        draw()  # imports and caches warmed
-        times[name] = per_call(draw, args.repeat)
-        rows.append([name, f"{times[name] * 1000:.2f} ms"])
-    slow, fast = (times[r[0]] for r in rows[:2])
-    rows.append(["ratio (Altair / the dict)", f"{slow / fast:.1f}x"])
-    print(table("The top-5 chart, per call (median)", ["what", "time"], rows))
+    old_top5 = old_module(args.before, "pages/charts/predictions.py")
+    old_conf = old_module(args.before, "pages/charts/confusion.py")
+    matrix, rates = confusions()
+    names = [f"class {i}" for i in range(len(matrix))]
+    order = np.arange(len(matrix))
+    cells = confusion.cells(matrix, rates, order, names)
+    block = order[:30]
+    charts = {
+        "top-5": (lambda: old_top5.top5_chart(Pred(), true_class=12),
+                  lambda: predictions.top5_spec(Pred(), true_class=12)),
+        f"Confusion overview ({len(cells):,} cells)":
+            (lambda: old_conf.overview(cells, len(names), (0, 29), (3, 4)),
+             lambda: confusion.overview(cells, len(names), (0, 29), (3, 4))),
+        "Confusion block (30 x 30)":
+            (lambda: old_conf.block(matrix, rates, names, block, (2, 5), "zoom"),
+             lambda: confusion.block(matrix, rates, names, block, (2, 5), "zoom")),
+    }  # fmt: skip
+    rows = []
+    for name, (altair, spec) in charts.items():
+        slow = per_call(lambda a=altair: st.altair_chart(a(), width="stretch"), args.repeat)
+        fast = per_call(lambda s=spec: st.vega_lite_chart(spec=s(), width="stretch"), args.repeat)
+        rows.append([name, f"{slow * 1000:.1f} ms", f"{fast * 1000:.1f} ms", f"{slow / fast:.0f}x"])
+    print(table(f"Charts per call, median of {args.repeat} (Altair as at {args.before})",
+                ["chart", "st.altair_chart (Altair)", "st.vega_lite_chart (dict)", "ratio"],
+                rows))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from pages._runs import (
 )
 from pages._sidebar import sidebar
 from pages._text import file_name, plain
-from pages.charts.predictions import many_marks, top5_chart
+from pages.charts.predictions import many_marks, top5_spec
 
 __all__ = [
     "CHOSEN_EPOCH",
@@ -73,5 +73,5 @@ __all__ = [
     "run_labels",
     "run_size",
     "sidebar",
-    "top5_chart",
+    "top5_spec",
 ]

@@ -78,8 +78,8 @@ hi = min(hi, lo + MAX_BLOCK - 1)
 left, right = st.columns([1, 2])
 with left:
     overview_key = _cell.chart_key("overview", order_by, (ct, cp))
-    st.altair_chart(
-        charts.overview(df, c, (lo, hi), (pos[cp], pos[ct])),
+    st.vega_lite_chart(
+        spec=charts.overview(df, c, (lo, hi), (pos[cp], pos[ct])),
         on_select=lambda k=overview_key: _cell.pick(run, k),
         key=overview_key,
         selection_mode="cell",
@@ -93,8 +93,8 @@ with left:
 with right:
     block = conf.order[lo : hi + 1]
     block_key = _cell.chart_key("block", order_by, (ct, cp))
-    st.altair_chart(
-        charts.block(
+    st.vega_lite_chart(
+        spec=charts.block(
             conf.matrix,
             conf.rates,
             names,

@@ -31,6 +31,15 @@ def spec(chart) -> dict:
     return json.loads(chart.to_json())
 
 
+def valid(drawn: dict) -> dict:
+    """A Vega-Lite dict the pages draw, its DataFrames as rows, checked against Vega-Lite's
+    schema (as Altair checks its charts)."""
+    records = {k: json.loads(f.to_json(orient="records")) for k, f in drawn["datasets"].items()}
+    plain = json.loads(json.dumps({**drawn, "datasets": records}))
+    alt.TopLevelLayerSpec.validate(plain)
+    return plain
+
+
 def rows(chart) -> list[dict]:
     """Every data row of an Altair chart's datasets, in one list."""
     return [r for values in spec(chart).get("datasets", {}).values() for r in values]
@@ -66,13 +75,19 @@ def test_the_confusion_charts_place_cells_by_the_order_and_take_clicks():
     assert len(cells) == np.count_nonzero(matrix)
     c2 = cells[(cells.t == 2) & (cells.p == 0)].iloc[0]
     assert (c2.x, c2.y, c2["count"]) == (1, 0, 3)  # answered a (second), true c (first)
-    whole = confusion.overview(cells, 3, (0, 1), (1, 0))
-    assert "cell" in params(spec(whole))
-    assert spec(whole)["usermeta"]["embedOptions"]["renderer"] == "canvas"
-    zoom = confusion.block(matrix, rates, ["a", "b", "c"], order[:2], (2, 0), "zoom")
-    drawn = rows(zoom)
+    whole = valid(confusion.overview(cells, 3, (0, 1), (1, 0)))
+    assert "cell" in params(whole)
+    assert whole["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    (matrix_rows,) = (v for k, v in whole["datasets"].items() if k.startswith("cells-"))
+    assert len(matrix_rows) == len(cells)
+    zoom = valid(confusion.block(matrix, rates, ["a", "b", "c"], order[:2], (2, 0), "zoom"))
+    drawn = [r for values in zoom["datasets"].values() for r in values]
     assert {r["count"] for r in drawn if r["count"]} <= {3, 5, 6}  # classes c and a only
-    assert "cell" in params(spec(zoom))
+    assert "cell" in params(zoom)
+    ringed = zoom["datasets"][zoom["layer"][-1]["data"]["name"]]
+    assert [(r["t"], r["p"]) for r in ringed] == [(2, 0)]
+    again = confusion.block(matrix, rates, ["a", "b", "c"], order[:2], (0, 0), "zoom")
+    assert again["layer"][-1]["data"] != zoom["layer"][-1]["data"]  # new data, new name
 
 
 def test_the_channel_bars_rank_channels_and_mark_the_chosen_one():

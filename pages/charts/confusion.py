@@ -3,27 +3,25 @@ and worst classes. Both matrices take clicks: a selection named `cell` of (t, p)
 
 from __future__ import annotations
 
+import hashlib
+
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from pages.charts.predictions import many_marks
-
-TOOLTIP = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=".1%")]
+TOOLTIP = [
+    {"field": "true", "type": "nominal"},
+    {"field": "predicted", "type": "nominal"},
+    {"field": "count", "type": "quantitative"},
+    {"field": "rate", "type": "quantitative", "format": ".1%"},
+]
 # The scale starts at a visible light blue, so one image in a cell never looks like none:
 # empty cells are white (with a thin grey edge in the zoomed block).
-COLOUR = alt.Color(
-    "rate:Q",
-    scale=alt.Scale(type="sqrt", domain=[0, 1], scheme=alt.SchemeParams("blues", extent=[0.2, 1])),
-    legend=alt.Legend(
-        title="share of the true class (white: no image)",
-        titleLimit=320,
-        format="%",
-        orient="bottom",
-        gradientLength=220,
-    ),
-)
+SCALE = {"type": "sqrt", "domain": [0, 1], "scheme": {"name": "blues", "extent": [0.2, 1]}}
+LEGEND = {"title": "share of the true class (white: no image)", "titleLimit": 320,
+          "format": "%", "orient": "bottom", "gradientLength": 220}  # fmt: skip
 HIGHLIGHT = {"fill": None, "stroke": "#ff7f0e", "strokeWidth": 3}
+CELL = {"name": "cell", "select": {"type": "point", "fields": ["t", "p"]}}  # the clicks
 
 
 def cells(matrix: np.ndarray, rates: np.ndarray, order: np.ndarray, names) -> pd.DataFrame:
@@ -44,46 +42,80 @@ def cells(matrix: np.ndarray, rates: np.ndarray, order: np.ndarray, names) -> pd
     ).assign(x2=lambda d: d.x + 1, y2=lambda d: d.y + 1)
 
 
+def _spec(title: str, height: int, datasets: dict[str, pd.DataFrame], layers: list) -> dict:
+    """A layered Vega-Lite spec for `st.vega_lite_chart`, drawn on a canvas without a
+    spoken description per mark (Streamlit picks the canvas only above 2,000 points, and
+    Vega-Lite builds each mark's description with its interpreter: a second of a small
+    machine's browser for 1,500 cells).
+
+    Written as the dict it is, not built with Altair: drawn from Altair charts, the
+    overview took 156 ms and the zoomed block 225 ms of every script run of Confusion,
+    against 7 and 22 ms now (bench/chart_spec.py), on a server whose visitors share one
+    interpreter. `datasets` are DataFrames, named by their content (Streamlit
+    sends them as Arrow; a new name is new data to the browser); the layers' `data` name
+    them by their keys here. tests/test_charts.py checks the result against Vega-Lite's
+    schema."""
+    named = {key: f"{key}-{_digest(frame)}" for key, frame in datasets.items()}
+    for layer in layers:
+        key = layer.get("data", {}).get("name")
+        if key in named:
+            layer["data"] = {"name": named[key]}
+    return {
+        "title": title,
+        "height": height,
+        "datasets": {named[k]: frame for k, frame in datasets.items()},
+        "layer": layers,
+        "usermeta": {"embedOptions": {"renderer": "canvas"}},
+        "config": {"mark": {"aria": False}},
+    }
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    values = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.blake2b(values.tobytes() + str(list(frame)).encode(), digest_size=8).hexdigest()
+
+
 def overview(cells: pd.DataFrame, c: int, block: tuple[int, int], shown: tuple[float, float]):
     """All `c` classes as one matrix of `cells`, the zoomed `block` (first, last position)
-    framed in red, the `shown` cell (x, y positions) ringed in orange; on a canvas."""
+    framed in red, the `shown` cell (x, y positions) ringed in orange."""
     lo, hi = block
-    matrix = (
-        alt.Chart(cells)
-        .mark_rect()
-        .encode(
-            x=alt.X(
-                "x:Q",
-                scale=alt.Scale(domain=[0, c], nice=False),
-                axis=alt.Axis(labels=False, ticks=False, grid=False, title="predicted class"),
-            ),
-            x2="x2",
-            y2="y2",
-            color=COLOUR,
-            tooltip=TOOLTIP,
-            y=alt.Y(
-                "y:Q",
-                scale=alt.Scale(domain=[0, c], nice=False, reverse=True),
-                axis=alt.Axis(labels=False, ticks=False, grid=False, title="true class"),
-            ),
-        )
-        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
-    )
-    frame = (
-        alt.Chart(pd.DataFrame({"a": [lo], "b": [hi + 1]}))
-        .mark_rect(fill=None, stroke="#d62728", strokeWidth=2)
-        .encode(x="a:Q", x2="b:Q", y="a:Q", y2="b:Q")
-    )
-    here = pd.DataFrame({"x": [shown[0] + 0.5], "y": [shown[1] + 0.5]})
-    ring = (
-        alt.Chart(here).mark_point(size=160, shape="square", **HIGHLIGHT).encode(x="x:Q", y="y:Q")
-    )
-    return many_marks((matrix + frame + ring).properties(height=440, title=f"All {c} classes"))
+
+    def axis(title: str, **scale) -> dict:
+        bare = {"labels": False, "ticks": False, "grid": False, "title": title}
+        return {"type": "quantitative", "scale": {"domain": [0, c], "nice": False, **scale},
+                "axis": bare}  # fmt: skip
+
+    matrix = {
+        "data": {"name": "cells"},
+        "mark": {"type": "rect"},
+        "params": [CELL],
+        "encoding": {
+            "x": {"field": "x", **axis("predicted class")},
+            "x2": {"field": "x2"},
+            "y": {"field": "y", **axis("true class", reverse=True)},
+            "y2": {"field": "y2"},
+            "color": {"field": "rate", "type": "quantitative", "scale": SCALE, "legend": LEGEND},
+            "tooltip": TOOLTIP,
+        },
+    }
+    quantity = {"type": "quantitative"}
+    frame = {
+        "data": {"values": [{"a": lo, "b": hi + 1}]},
+        "mark": {"type": "rect", "fill": None, "stroke": "#d62728", "strokeWidth": 2},
+        "encoding": {"x": {"field": "a", **quantity}, "x2": {"field": "b"},
+                     "y": {"field": "a", **quantity}, "y2": {"field": "b"}},
+    }  # fmt: skip
+    ring = {
+        "data": {"values": [{"x": shown[0] + 0.5, "y": shown[1] + 0.5}]},
+        "mark": {"type": "point", "size": 160, "shape": "square", **HIGHLIGHT},
+        "encoding": {"x": {"field": "x", **quantity}, "y": {"field": "y", **quantity}},
+    }
+    return _spec(f"All {c} classes", 440, {"cells": cells}, [matrix, frame, ring])
 
 
 def block(
     matrix: np.ndarray, rates: np.ndarray, names, classes: np.ndarray, cell: tuple[int, int], title
-):
+) -> dict:
     """The zoomed block of `classes` with their counts, the shown `cell` (true, answered)
     ringed. Vega draws it with its expression interpreter, one evaluation per cell and
     encoding, so what only non-empty cells need (the colour scale, the count) is in layers
@@ -105,37 +137,31 @@ def block(
     full = every[every["count"] > 0]
     dark = full["rate"] > 0.45  # white numbers on the dark cells
     order_names = [names[i] for i in classes]
-    x = alt.X(
-        "predicted:N",
-        sort=order_names,
-        scale=alt.Scale(domain=order_names),
-        axis=alt.Axis(labelAngle=-45, labelLimit=140, labelOverlap=False, labelFontSize=11),
-    )
-    y = alt.Y(
-        "true:N",
-        sort=order_names,
-        scale=alt.Scale(domain=order_names),
-        axis=alt.Axis(labelLimit=140, labelOverlap=False, labelFontSize=11),
-    )
+    tick = {"labelLimit": 140, "labelOverlap": False, "labelFontSize": 11}
+    at = {
+        "x": {"field": "predicted", "type": "nominal", "sort": order_names,
+              "scale": {"domain": order_names}, "axis": {"labelAngle": -45, **tick}},
+        "y": {"field": "true", "type": "nominal", "sort": order_names,
+              "scale": {"domain": order_names}, "axis": tick},
+    }  # fmt: skip
 
-    def counts(rows: pd.DataFrame, ink: str) -> alt.Chart:
-        return alt.Chart(rows).mark_text(fontSize=9, color=ink).encode(x=x, y=y, text="count:Q")
+    def counts(name: str, ink: str) -> dict:
+        return {"data": {"name": name}, "mark": {"type": "text", "fontSize": 9, "color": ink},
+                "encoding": {**at, "text": {"field": "count", "type": "quantitative"}}}  # fmt: skip
 
-    grid = (
-        alt.Chart(every)
-        .mark_rect(fill="transparent", stroke="#eeeeee", strokeWidth=0.5)
-        .encode(x=x, y=y, tooltip=TOOLTIP)
-        .add_params(alt.selection_point(name="cell", fields=["t", "p"]))
-    )
-    chosen = alt.Chart(every[(every.t == ct) & (every.p == cp)]).mark_rect(**HIGHLIGHT)
-    layers = alt.layer(
-        alt.Chart(full).mark_rect().encode(x=x, y=y, color=COLOUR.legend(None)),
-        counts(full[~dark], "#333"),
-        counts(full[dark], "white"),
-        grid,
-        chosen.encode(x=x, y=y),
-    )
-    return many_marks(layers.properties(height=max(300, 18 * len(classes) + 160), title=title))
+    colour = {"field": "rate", "type": "quantitative", "scale": SCALE, "legend": None}
+    grid = {"type": "rect", "fill": "transparent", "stroke": "#eeeeee", "strokeWidth": 0.5}
+    layers = [
+        {"data": {"name": "full"}, "mark": {"type": "rect"}, "encoding": {**at, "color": colour}},
+        counts("light", "#333"),
+        counts("dark", "white"),
+        {"data": {"name": "every"}, "mark": grid, "params": [CELL],
+         "encoding": {**at, "tooltip": TOOLTIP}},
+        {"data": {"name": "chosen"}, "mark": {"type": "rect", **HIGHLIGHT}, "encoding": at},
+    ]  # fmt: skip
+    datasets = {"full": full, "light": full[~dark], "dark": full[dark], "every": every,
+                "chosen": every[(every.t == ct) & (every.p == cp)]}  # fmt: skip
+    return _spec(title, max(300, 18 * len(classes) + 160), datasets, layers)
 
 
 def best_and_worst(rows: pd.DataFrame, half: int) -> alt.Chart:
