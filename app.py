@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import _cache, _images, _preload, _sidebar, _state, _turns
 from tinyviz.errors import TinyvizError
+from tinyviz.runtime import timings
 
 st.set_page_config(page_title="tinyviz", page_icon=":material/biotech:", layout="wide")
 
@@ -37,10 +38,11 @@ _sidebar.sidebar()
 _images.page_style()  # captions whole in image grids
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
 try:
-    if page is CLASSIFY:  # answers a photo without waiting for other visitors' pages (_turns)
-        page.run()
-    else:
-        with _turns.turn():
+    with timings.timed(page.title):  # where TINYVIZ_TIMINGS asks (bench/crowd.py)
+        if page is CLASSIFY:  # answers a photo without waiting for other pages (_turns)
             page.run()
+        else:
+            with _turns.turn():
+                page.run()
 except TinyvizError as e:  # a refusal the page did not expect: one line, not a traceback
     st.error(str(e), icon=":material/error:")

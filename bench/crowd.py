@@ -60,6 +60,8 @@ import numpy as np
 from _common import CHROMIUM, CHROMIUM_ARGS, ROOT, fmt, free_port, load_average, server_idle, table
 from PIL import Image
 
+from tinyviz.runtime import timings
+
 STEPS = ("Classify", "Confusion", "Saliency", "Embeddings")
 WHAT = {
     "Classify": "upload to every chosen model's top-5",
@@ -70,6 +72,7 @@ WHAT = {
 SLOW_METHODS = ("Integrated Gradients", "Occlusion")
 MAP_METHODS = ("t-SNE", "UMAP")
 GOAL_P95, GOAL_MEMORY_MB = 2.0, 300.0
+TIMINGS = "timings.jsonl"  # in the server's folder: its own time per script run
 # What the page says of a request in the background queue (pages/_queued.describe).
 QUEUED = ("in the queue", "computing in the background", "starting in the background")
 
@@ -148,6 +151,7 @@ def start_server(data: str, checkpoints: Path, cache_root: Path, tmp: Path):
         "TINYVIZ_RUNS": str(runs),
         "TINYVIZ_RUNS_DIR": str(runs),
         "TINYVIZ_CACHE": str(cache_root),
+        timings.ENV: str(tmp / TIMINGS),  # the server's own time per script run
     }
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -620,6 +624,27 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
     return "\n".join(out) + "\n"
 
 
+def server_side(runs: list[dict], came: float, left: float) -> str:
+    """The server's own time per page's script run while the crowd was there (app.py's
+    `timings`): what the server took apart from the upload, the network and the browser.
+    A run stopped by the visitor's next click is counted apart; a page's own `st.stop()`
+    (Classify before a photo) is a run like the others."""
+    rows = []
+    for page in STEPS:
+        mine = [r for r in runs if r.get("page") == page and came <= r.get("at", 0) <= left]
+        whole = [r["seconds"] for r in mine if r.get("ended") in ("end", "StopException")]
+        rows.append([page, str(len(whole)), fmt(quantile(whole, 0.5)), fmt(quantile(whole, 0.95)),
+                     fmt(max(whole, default=None)), str(len(mine) - len(whole))])  # fmt: skip
+    return (
+        table(
+            "The server's own time per script run (app.py's timings: no upload, network, browser)",
+            ["page", "runs", "p50", "p95", "max", "stopped by a click"],
+            rows,
+        )
+        + "\n"
+    )
+
+
 def command(args, parser) -> str:
     """The command line that measured this, without the data set's path or where its
     output went (a results file names no machine's folders)."""
@@ -688,6 +713,8 @@ def main() -> int:
         end_mb = sum(mb for _, mb in each)
         memory.stop()
         text = report(args, tally, (start_mb, memory.peak(came, left + args.after), end_mb), cpu)
+        to_wall = time.time() - time.monotonic()  # the timings are stamped with wall time
+        text += server_side(timings.read(tmp / TIMINGS), came + to_wall, left + to_wall)
         text += "After the crowd left: " + ", ".join(after) + "\n"
         text += "At the end: " + ", ".join(f"{w} {mb:,.0f} MB" for w, mb in each) + "\n"
     finally:

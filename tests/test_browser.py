@@ -23,6 +23,8 @@ import pytest
 import tinydata
 from PIL import Image
 
+from tinyviz.runtime import timings
+
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("TINYVIZ_CHROMIUM", "/usr/bin/chromium")
@@ -78,6 +80,7 @@ def server(world):
         "TINYVIZ_CHECKPOINTS": str(world["empty"]),
         "TINYVIZ_CACHE": str(world["cache"]),
         "TINYVIZ_RUNS_DIR": str(world["empty"]),
+        timings.ENV: str(world["cache"] / "timings.jsonl"),  # the server's own time per run
     }
     proc = subprocess.Popen(
         [
@@ -193,6 +196,10 @@ def test_classify_upload_shows_five_classes_with_probabilities(page, world, tmp_
     probs = [float(p) for _, p in guesses]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 100.5
     assert page.locator("[data-testid=stVegaLiteChart]").count() >= 1  # the bars
+    answered = [
+        r for r in timings.read(world["cache"] / "timings.jsonl") if r["page"] == "Classify"
+    ]
+    assert answered and answered[-1]["ended"] == "end" and answered[-1]["seconds"] > 0
 
 
 def test_classify_rejects_a_file_that_is_not_an_image(page, tmp_path):

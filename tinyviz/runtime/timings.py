@@ -1,0 +1,58 @@
+"""How long each page's script run took inside the server, written where `TINYVIZ_TIMINGS`
+points (nothing is written when it is unset).
+
+A visitor's wait is the server's script run plus the upload, the network and the browser's
+drawing. On a poster's 2-core machine crowded by twelve headless browsers (bench/crowd.py),
+the browsers' share of the CPU made the waits measured in them mostly the browsers' own:
+the server used 111 s of CPU in 300 s. These lines say what the server itself took, per
+page, so that the two can be told apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+ENV = "TINYVIZ_TIMINGS"
+_GUARD = threading.Lock()
+
+
+def record(page: str, seconds: float, *, ended: str = "end") -> None:
+    """One script run of `page`: its wall seconds, and how it ended (`ended`: "end", or the
+    name of the exception that ended it: Streamlit's StopException is the page's own
+    `st.stop()`, its RerunException the visitor's next click)."""
+    where = os.environ.get(ENV)
+    if not where:
+        return
+    line = json.dumps(
+        {"page": page, "at": round(time.time(), 3), "seconds": round(seconds, 4), "ended": ended}
+    )
+    with _GUARD, contextlib.suppress(OSError), open(where, "a") as f:
+        f.write(line + "\n")  # one short write per line: appends from threads stay whole
+
+
+@contextlib.contextmanager
+def timed(page: str) -> Iterator[None]:
+    """Record the block as one script run of `page`."""
+    began, ended = time.perf_counter(), "end"
+    try:
+        yield
+    except BaseException as e:
+        ended = type(e).__name__
+        raise
+    finally:
+        record(page, time.perf_counter() - began, ended=ended)
+
+
+def read(path) -> list[dict]:
+    """The script runs recorded at `path` (a torn last line is skipped)."""
+    rows = []
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+    return rows
