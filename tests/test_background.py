@@ -257,6 +257,19 @@ def test_a_worker_is_counted_on_only_while_it_will_take_a_request_asked_now(tmp_
     assert queue.ready() == []
 
 
+def test_a_worker_still_starting_is_not_judged_by_its_predecessors_note(tmp_path):
+    queue = Queue(tmp_path / "q", slots=1)
+    queue.folder.mkdir(parents=True)
+    (queue.folder / "slot-0.note").write_text('{"pid": 1, "until": null, "maps": ["umap"]}')
+    hold = [PY, "-c", "import time; time.sleep(60)"]  # launched, never serving
+    queue.submit("a", "")
+    assert queue.start_workers(lambda k: hold) == 1
+    try:
+        assert queue.ready() == []  # the note of a worker that died busy is not this one's
+    finally:
+        queue.worker(0).stop()
+
+
 def test_a_request_nobody_asked_about_for_long_is_dropped_before_it_starts(tmp_path):
     queue, gate = Queue(tmp_path / "q", slots=1, idle=0, abandon=60, poll=0.01), Gate()
     queue.submit("a", "left behind")

@@ -489,9 +489,12 @@ class Queue:
         take a request asked for now, a new worker will (and pay its startup)."""
         now, notes = time.time(), []
         for k in range(self.slots):
-            if not Lock(self._slot(k)).held():
+            launched = holder(self._slot(k))  # {} when free (or taken without a launcher)
+            if not launched and not Lock(self._slot(k)).held():
                 continue
             note = self._note(k)
+            if "pid" in launched and note.get("pid") != launched["pid"]:
+                continue  # a new worker still starting: the note is its predecessor's
             until = note.get("until", 0.0)
             if until is None or (isinstance(until, int | float) and until - now >= lasting):
                 notes.append(note)
