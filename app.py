@@ -38,7 +38,9 @@ _sidebar.sidebar()
 _images.page_style()  # captions whole in image grids
 _preload.mount()  # the explain pages' chart code, fetched while this page is read
 try:
-    with timings.timed(page.title):  # where TINYVIZ_TIMINGS asks (bench/crowd.py)
+    # the page's title, where TINYVIZ_TIMINGS asks (bench/crowd.py); a process that re-runs
+    # this file as its main module outside a server (multiprocessing's spawn) has none
+    with timings.timed(getattr(page, "title", "")):
         if page is CLASSIFY:  # answers a photo without waiting for other pages (_turns)
             page.run()
         else:

@@ -3,7 +3,11 @@ bench/crowd.py): written only where asked, with how each run ended."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +44,17 @@ def test_each_run_is_one_line_and_says_how_it_ended(tmp_path, monkeypatch):
         ("Confusion", "KeyboardInterrupt"),
     ]
     assert len(rows) == 22 and all(r["seconds"] >= 0 for r in rows)
+
+
+def test_app_py_runs_as_a_spawned_processs_main_module(tmp_path):
+    """After a page test, app.py is the test process's main module, and a process pool
+    started then (the data set's decoders) runs it again, outside any server, in each new
+    process: it must get through (the timing of a page without a title included)."""
+    root = Path(__file__).resolve().parents[1]
+    # then straight out, as a pool's worker never ends its interpreter with app.py's warm-up
+    # threads mid-import (a C++ thread torn down at exit aborts the process now and then)
+    code = "import os, runpy; runpy.run_path('app.py', run_name='__mp_main__'); os._exit(0)"
+    env = {**os.environ, timings.ENV: str(tmp_path / "timings.jsonl")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
