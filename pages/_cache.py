@@ -37,7 +37,7 @@ from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
 from tinyviz.runtime.device import limit_threads
-from tinyviz.runtime.janitor import Janitor
+from tinyviz.runtime.janitor import Janitor, limit_arenas
 
 EXPLAIN, CLASSIFY = "explain", "classify"  # whose model objects (see above)
 
@@ -275,6 +275,7 @@ def forgettable(cached: Callable) -> Callable:
 
 @st.cache_resource(show_spinner=False)
 def _janitor() -> Janitor:
+    limit_arenas()  # before most sessions' threads: their freed heap stays reusable
     return Janitor(forget=_forget).start()
 
 

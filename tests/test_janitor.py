@@ -73,3 +73,37 @@ def test_trim_gives_the_freed_heap_back_to_the_system():
     out = subprocess.run([sys.executable, "-c", FREED], capture_output=True, text=True, check=True)
     before, after = map(int, out.stdout.split())
     assert before - after > 50, (before, after)  # MB resident that Python had freed
+
+
+ARENAS = """
+import ctypes, sys, threading
+import numpy as np
+from tinyviz.runtime import janitor
+
+if sys.argv[1] == "limit":
+    assert janitor.limit_arenas(1)
+
+
+def work():  # threads that allocate at once (numpy lets go of the interpreter lock)
+    for _ in range(300):
+        parts = [np.ones(50_000) for _ in range(4)]
+        sum(p.sum() for p in parts)
+
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per heap arena, on stderr
+"""
+
+
+@pytest.mark.skipif(janitor._libc() is None, reason="no glibc malloc here")
+def test_limited_arenas_keep_threads_on_the_heaps_allowed():
+    def arenas(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        return sum(line.startswith("Arena ") for line in out.stderr.splitlines())
+
+    assert arenas("limit") == 1 < arenas("free")

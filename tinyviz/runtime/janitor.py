@@ -40,6 +40,25 @@ def trim() -> bool:
     return bool(libc.malloc_trim(0))
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter: how many heap arenas threads may have
+ARENAS = 2  # for the server: its sessions' threads share two
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Let the process's threads share at most `arenas` C heaps (glibc's `mallopt`); False
+    where there is no such call. glibc gives threads new arenas (up to 8 per core) as they
+    contend for one, and each keeps the pages its thread's frees leave fragmented:
+    Python-visible objects a crowd left were back to their count after it (a census: the
+    same models, arrays and tensors), while the server's resident memory stayed 0.2-0.4 GB
+    above its start (bench/crowd.py). Arenas made before the call stay."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    return bool(libc.mallopt(M_ARENA_MAX, int(arenas)))
+
+
 def _libc():
     name = ctypes.util.find_library("c")
     try:
