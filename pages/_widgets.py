@@ -38,7 +38,7 @@ from pages._runs import (
 )
 from pages._sidebar import sidebar
 from pages._text import file_name, plain
-from pages.charts.predictions import many_marks, top5_spec
+from pages.charts.predictions import top5_spec
 
 __all__ = [
     "CHOSEN_EPOCH",
@@ -61,7 +61,6 @@ __all__ = [
     "heat_scale",
     "image_grid",
     "image_uploader",
-    "many_marks",
     "measured_on",
     "model_input",
     "plain",

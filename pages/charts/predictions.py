@@ -1,16 +1,6 @@
-"""Charts of a model's answer: its top-5 as bars; the canvas setting of large charts."""
+"""Charts of a model's answer: its top-5 as bars."""
 
 from __future__ import annotations
-
-
-def many_marks(chart):
-    """`chart` drawn on a canvas, without per-mark ARIA descriptions. Streamlit picks the
-    canvas only above 2,000 data points, so a confusion matrix of 1,500 cells was drawn as
-    1,500 SVG nodes, and Vega-Lite builds each mark's spoken description with an
-    interpreted expression: together a second of the browser's time on a small machine."""
-    return chart.properties(usermeta={"embedOptions": {"renderer": "canvas"}}).configure_mark(
-        aria=False
-    )
 
 
 def top5_spec(

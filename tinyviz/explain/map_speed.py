@@ -130,12 +130,12 @@ def fit_seconds(method: str, dims: int, points: int, *, warm: bool = False) -> f
     none)."""
     line = _warm_curve if warm and method in COMPILE else curve
     fits = [f for f in _read().get(_key(method, dims, warm), []) if _valid(f) and f[0] > 0]
-    apart = [abs(np.log(f[0] / max(points, 1))) for f in fits]
-    near = next(  # the closest in size that exist: a curve's shape is only roughly right
-        ([f for f, d in zip(fits, apart, strict=True) if d <= np.log(far)] for far in NEAR
-         if any(d <= np.log(far) for d in apart)),
-        fits,
-    )  # fmt: skip
+    near = fits  # the closest in size that exist: a curve's shape is only roughly right
+    for far in NEAR:
+        close = [f for f in fits if abs(np.log(f[0] / max(points, 1))) <= np.log(far)]
+        if close:
+            near = close
+            break
     ratios = [f[1] / line(method, dims, int(f[0])) for f in near]
     scale = statistics.median(ratios) if ratios else 1.0
     return scale * line(method, dims, points)
