@@ -2,8 +2,9 @@
 
     python bench/crowd.py [--data PATH] [--contexts 12] [--seconds 300] [--out FILE]
 
-Starts the dashboard as a poster session does (`streamlit run app.py`, headless, in a
-session of its own, on a free port) on a fresh copy of the shipped runs in `checkpoints/`
+Starts the dashboard as a poster session does (`tinyviz serve`: `streamlit run app.py`
+with its memory settings; headless, in a session of its own, on a free port, with the
+probes of bench/served.py) on a fresh copy of the shipped runs in `checkpoints/`
 and on the data set of `--data` (default: `TINYVIZ_DATA`), already decoded: its decoded
 images are shared with a new, empty cache root, so no map, saliency map or queue is left
 from an earlier run. Then one headless Chromium with `--contexts` browser contexts (a
@@ -31,6 +32,14 @@ while the crowd is there, and `--after` seconds after the last visitor left. The
 cores and load average are printed with the table; the browser runs on the same machine
 (at a poster it runs on the visitors' phones), so its share of the CPU counts against the
 server here.
+
+Before the crowd, one visitor goes once through the steps alone and leaves (`--no-warm`:
+not), and the memory is read `--after` seconds later too: what the first use of each page
+keeps (imported code, each run's models) apart from what the crowd leaves. Besides the
+visitors' waits, the report gives the server's own time per script run, how late its event
+loop ran a no-op asked every 0.1 s, Classify's wait split at the browser's own marks (the
+upload's request, the server's messages, the top-5 drawn), and where the server's memory is
+(glibc's heap, Python's objects) before the crowd, after the one visitor and at the end.
 
 Goal (issue 19): Classify p95 under 2 s, no upload unanswered, every heavy request answered
 or shown queued with its place, memory back within 300 MB of its start.
@@ -60,7 +69,7 @@ import numpy as np
 from _common import CHROMIUM, CHROMIUM_ARGS, ROOT, fmt, free_port, load_average, server_idle, table
 from PIL import Image
 
-from tinyviz.runtime import timings
+from tinyviz.runtime import serve, timings
 
 STEPS = ("Classify", "Confusion", "Saliency", "Embeddings")
 WHAT = {
@@ -140,21 +149,25 @@ def shipped_copy(dest: Path) -> Path:
     return fresh_checkpoints(dest, runs)
 
 
-def start_server(data: str, checkpoints: Path, cache_root: Path, tmp: Path):
-    """`streamlit run app.py` in a session of its own (as from a terminal); (process, url)."""
+def start_server(data: str, checkpoints: Path, cache_root: Path, tmp: Path, extra: dict):
+    """The dashboard as `tinyviz serve` starts it (`streamlit run app.py` with its memory
+    settings), in a session of its own (as from a terminal), with the probes of
+    bench/served.py (the event loop's lag, memory on SIGUSR1); (process, url)."""
     runs = tmp / "runs"
     runs.mkdir()
     env = {
-        **os.environ,
+        **serve.environment(os.environ),  # as `tinyviz serve` starts it (README)
         "TINYVIZ_DATA": data,
         "TINYVIZ_CHECKPOINTS": str(checkpoints),
         "TINYVIZ_RUNS": str(runs),
         "TINYVIZ_RUNS_DIR": str(runs),
         "TINYVIZ_CACHE": str(cache_root),
         timings.ENV: str(tmp / TIMINGS),  # the server's own time per script run
+        **extra,
     }
+    env = {k: v for k, v in env.items() if v != ""}  # `--server-env NAME=`: not set
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    cmd = [sys.executable, "bench/served.py", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - the server's for its life
     proc = subprocess.Popen(
@@ -247,6 +260,7 @@ class Tally:
 
     answers: dict = field(default_factory=lambda: {s: [] for s in STEPS})
     heavy: list = field(default_factory=list)  # (step, "drawn" | "queued" | "none")
+    parts: list = field(default_factory=list)  # Classify's answered waits, split (`split`)
     errors: list = field(default_factory=list)
     loops: int = 0
 
@@ -267,8 +281,34 @@ CLASSIFY_DONE = f"""([name, want]) => {{
   if (!head) return false;
   return [...main.querySelectorAll('[data-testid=stCaptionContainer]')].filter(c => fresh(c)
     && c.textContent.startsWith('Top-5 (')
-    && (head.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)).length >= want;
+    && (head.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)).length >= want
+    && Date.now();  // when it was seen drawn
 }}"""
+# In every page of a visitor: when each message from the server arrived (the socket's
+# events, before Streamlit's own handler), and room for every upload's resource timing.
+STAMPS = """(() => {
+  performance.setResourceTimingBufferSize(100000);
+  const frames = window.__tvFrames = [], WS = window.WebSocket;
+  window.WebSocket = class extends WS {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', () => {
+        frames.push(Date.now());
+        if (frames.length > 20000) frames.splice(0, 10000);
+      });
+    }
+  };
+})();"""
+# Classify's wait cut at the browser's own marks (ms since the epoch): the upload's request
+# (resource timing) and the server's messages between the upload and the top-5 drawn.
+SPLIT = """([since, drawn]) => {
+  const at = t => performance.timeOrigin + t;
+  const up = performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('/upload_file') && at(e.startTime) >= since).pop();
+  if (!up) return null;
+  const end = at(up.responseEnd), got = window.__tvFrames.filter(t => t >= end && t <= drawn);
+  return {sent: at(up.startTime), uploaded: end, first: got.length ? got[0] : null,
+          last: got.length ? got[got.length - 1] : null, drawn}; }"""
 CHOSEN_MODELS = ".st-key-tv_cls_pick .react-aria-ComboBox [data-tag]"
 CELL_TEXT = f"""() => {{ const fresh = {FRESH};
   const m = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stMarkdownContainer]')]
@@ -328,9 +368,11 @@ class Visitor:
         self.rng = random.Random(1000 + n)
         self.loop = 0
 
-    async def visit(self, deadline: float) -> None:
+    async def visit(self, deadline: float, loops: int | None = None) -> None:
+        """Loop over the steps until `deadline` (or `loops` loops), then leave."""
         await asyncio.sleep(self.n * min(1.0, 20.0 / max(self.args.contexts, 1)))
         self.context = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        await self.context.add_init_script(STAMPS)
         self.page = await self.context.new_page()
         self.page.set_default_timeout(self.args.answer * 1000)
         try:
@@ -354,6 +396,8 @@ class Visitor:
                     await asyncio.sleep(self.args.think)
                 self.loop += 1
                 self.tally.loops += 1
+                if loops is not None and self.loop >= loops:
+                    break
         finally:
             await self.context.close()  # the visitor leaves
 
@@ -365,11 +409,15 @@ class Visitor:
         want = await pg.locator(CHOSEN_MODELS).count()
         name = f"visitor{self.n}-photo{self.loop}.jpg"
         files = {"name": name, "mimeType": "image/jpeg", "buffer": photo(self.photos, self.rng)}
-        start = time.monotonic()
+        start, given = time.monotonic(), time.time() * 1000
         upload = pg.locator(f"{FRESH_CSS} [data-testid=stFileUploaderDropzoneInput]")
         await upload.first.set_input_files(files)
-        answered = await self._until(CLASSIFY_DONE, [name, max(want, 1)], self.args.answer)
-        await self._answered("Classify", start, answered)
+        drawn = await self._until(CLASSIFY_DONE, [name, max(want, 1)], self.args.answer)
+        await self._answered("Classify", start, drawn)
+        if drawn:
+            marks = await pg.evaluate(SPLIT, [given, drawn])
+            if marks:
+                self.tally.parts.append({"given": given, **marks})
         await self._settle()
         await self._choose_run(self.n + 2 * self.loop)  # Confusion's and Saliency's run
 
@@ -475,12 +523,15 @@ class Visitor:
                 timeout=self.args.answer * 1000
             )
 
-    async def _until(self, js: str, arg, seconds: float) -> bool:
+    async def _until(self, js: str, arg, seconds: float):
+        """`js`'s first truthy value within `seconds` (polled every 0.1 s), else False."""
         try:
-            await self.page.wait_for_function(js, arg=arg, timeout=seconds * 1000, polling=100)
-            return True
+            got = await self.page.wait_for_function(
+                js, arg=arg, timeout=seconds * 1000, polling=100
+            )
         except Exception:  # noqa: BLE001 - a timeout: no answer in time
             return False
+        return await got.json_value()
 
     async def _choose_run(self, index: int) -> None:
         pg = self.page
@@ -509,8 +560,10 @@ class Visitor:
             await self.page.get_by_text("Models", exact=True).first.wait_for()
 
 
-async def crowd(url: str, args, photos) -> tuple[Tally, float, float]:
-    """The visitors, together for `args.seconds`; (what they saw, when they came, left)."""
+async def crowd(url: str, args, photos, server: int, alone: bool = False):
+    """The visitors, together for `args.seconds`; (what they saw, when they came, left, the
+    CPU seconds spent meanwhile: `cpu_census` of the `server` pid, after minus before).
+    `alone`: one visitor, one loop over the steps (the server's first use of each page)."""
     from playwright.async_api import async_playwright
 
     tally = Tally()
@@ -518,13 +571,14 @@ async def crowd(url: str, args, photos) -> tuple[Tally, float, float]:
         browser = await pw.chromium.launch(
             executable_path=browser_command(args.browser_nice), args=CHROMIUM_ARGS
         )
-        came = time.monotonic()
-        deadline = came + args.seconds
-        visitors = [Visitor(n, browser, url, args, photos, tally) for n in range(args.contexts)]
-        await asyncio.gather(*(v.visit(deadline) for v in visitors))
-        left = time.monotonic()
+        came, before = time.monotonic(), cpu_census(server)
+        deadline = came + (1e9 if alone else args.seconds)
+        contexts = 1 if alone else args.contexts
+        visitors = [Visitor(n, browser, url, args, photos, tally) for n in range(contexts)]
+        await asyncio.gather(*(v.visit(deadline, 1 if alone else None) for v in visitors))
+        left, after = time.monotonic(), cpu_census(server)  # the browser still up
         await browser.close()
-    return tally, came, left
+    return tally, came, left, {k: after[k] - before[k] for k in after}
 
 
 def browser_command(nice: int) -> str:
@@ -580,7 +634,7 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
         heavy.append(
             [step, str(len(seen)), *(str(seen.count(o)) for o in ("drawn", "queued", "none"))]
         )
-    start, peak, end = memory
+    start, warm, peak, end = memory
     classify = [s for s in tally.answers["Classify"] if s is not None]
     p95 = quantile(classify, 0.95)
     unanswered = len(tally.answers["Classify"]) - len(classify)
@@ -593,6 +647,12 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
         f"memory back within {GOAL_MEMORY_MB:.0f} MB of its start {args.after:.0f} s after the "
         f"crowd left: {'yes' if end - start <= GOAL_MEMORY_MB else 'NO'} ({end - start:+,.0f} MB)",
     ]
+    if warm is not None:
+        goals.append(
+            f"the same, from the server as one visitor left it (every page used once, "
+            f"{args.after:.0f} s after): {'yes' if end - warm <= GOAL_MEMORY_MB else 'NO'} "
+            f"({end - warm:+,.0f} MB)"
+        )
     head = (
         f"{args.contexts} visitors for {args.seconds:.0f} s, {tally.loops} loops of "
         f"{' / '.join(STEPS)}; {os.cpu_count()} cores, {load_average()} at the end; "
@@ -613,8 +673,22 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
         ),  # fmt: skip
         table(
             "Server memory (its resident set and its children's)",
-            ["start", "peak", f"{args.after:.0f} s after the crowd left", "end - start"],
-            [[f"{start:,.0f} MB", f"{peak:,.0f} MB", f"{end:,.0f} MB", f"{end - start:+,.0f} MB"]],
+            [
+                "start",
+                "after one visitor",
+                "peak",
+                f"{args.after:.0f} s after the crowd left",
+                "end - start",
+            ],
+            [
+                [
+                    f"{start:,.0f} MB",
+                    "-" if warm is None else f"{warm:,.0f} MB",
+                    f"{peak:,.0f} MB",
+                    f"{end:,.0f} MB",
+                    f"{end - start:+,.0f} MB",
+                ]
+            ],
         ),  # fmt: skip
         "\nGoals (issue 19):\n" + "\n".join(f"- {g}" for g in goals),
     ]
@@ -645,6 +719,69 @@ def server_side(runs: list[dict], came: float, left: float) -> str:
     )
 
 
+SPLIT_ROWS = (
+    ("file given to the browser -> its upload sent", "given", "sent"),
+    ("the upload (its request to its answer)", "sent", "uploaded"),
+    ("upload answered -> the server's first message", "uploaded", "first"),
+    ("first -> last message before the top-5 is drawn", "first", "last"),
+    ("last message -> top-5 seen drawn (browser; seen every 0.1 s)", "last", "drawn"),
+)
+
+
+def split(parts: list[dict]) -> str:
+    """Classify's answered waits cut at the browser's own marks: where the time went."""
+    rows = []
+    for what, a, b in SPLIT_ROWS:
+        xs = [(x[b] - x[a]) / 1000 for x in parts if x.get(a) is not None and x.get(b) is not None]
+        rows.append([what, str(len(xs)), fmt(quantile(xs, 0.5)), fmt(quantile(xs, 0.95)),
+                     fmt(max(xs, default=None))])  # fmt: skip
+    head = ["part", "n", "p50", "p95", "max"]
+    return table("Classify's wait, split at the browser's marks", head, rows) + "\n"
+
+
+def loop_lag(runs: list[dict], came: float, left: float) -> str:
+    """How late the server's event loop ran a no-op asked of it every 0.1 s (bench/served.py)
+    while the crowd was there: uploads, reruns and every message to the browsers wait so."""
+    lags = [ms / 1000 for r in runs if r.get("page") == "(event loop)"
+            and came <= r.get("at", 0) <= left for ms in r.get("lags", [])]  # fmt: skip
+    row = [str(len(lags)), fmt(quantile(lags, 0.5)), fmt(quantile(lags, 0.95)),
+           fmt(quantile(lags, 0.99)), fmt(max(lags, default=None)),
+           f"{sum(x > 1.0 for x in lags) * 100 / max(len(lags), 1):.1f}%"]  # fmt: skip
+    return table("The server's event loop: how late it ran a no-op asked every 0.1 s",
+                 ["looks", "p50", "p95", "p99", "max", "over 1 s"], [row]) + "\n"  # fmt: skip
+
+
+MEMORY_ROWS = (
+    ("resident", "VmRSS"),
+    ("of which not from files", "RssAnon"),
+    ("glibc heap in use", "malloc_in_use"),
+    ("glibc heap free but held", "malloc_free_held"),
+    ("glibc mmapped blocks", "malloc_mmapped"),
+    ("Python objects (pymalloc blocks in use)", "pymalloc_in_use"),
+    ("pymalloc arenas (1 MiB each)", "pymalloc_arenas"),
+    ("threads", "Threads"),
+)
+
+
+def memory_where(rows: list[dict]) -> str:
+    """The server's own memory (bench/served.py, on SIGUSR1) before the crowd and after."""
+    snaps = [r for r in rows if r.get("page") == "(memory)"]
+    if len(snaps) < 2:
+        return "Where the server's memory is: not read (the probe wrote nothing)\n"
+    heads = ["before the crowd", "after one visitor", "at the end"]
+    heads = heads[:1] + heads[-len(snaps) + 1 :] if len(snaps) < 3 else heads
+    first, last = snaps[0], snaps[-1]
+    out = []
+    for what, key in MEMORY_ROWS:
+        unit = "" if key in ("Threads", "pymalloc_arenas") else " MB"
+        shown = [f"{r[key]:,.0f}{unit}" if r.get(key) is not None else "-" for r in snaps[:3]]
+        a, b = first.get(key), last.get(key)
+        delta = f"{b - a:+,.0f}{unit}" if a is not None and b is not None else "-"
+        out.append([what, *shown, delta])
+    return table("Where the server's own memory is (glibc's mallinfo2, Python's allocator)",
+                 ["", *heads, "end - start"], out) + "\n"  # fmt: skip
+
+
 def command(args, parser) -> str:
     """The command line that measured this, without the data set's path or where its
     output went (a results file names no machine's folders)."""
@@ -652,16 +789,43 @@ def command(args, parser) -> str:
     for name in ("think", "answer", "heavy_wait", "after", "browser_nice"):
         if getattr(args, name) != parser.get_default(name):
             shown.append(f"--{name.replace('_', '-')} {getattr(args, name):g}")
+    shown += [f"--server-env {e}" for e in args.server_env] + ([] if args.warm else ["--no-warm"])
     return " ".join(shown)
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds of `pid`: its own, and those of its children it has reaped."""
     ticks = os.sysconf("SC_CLK_TCK")
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / ticks
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+
+
+CPU_USERS = ("the server", "its child processes", "the browsers", "this bench and Playwright")
+
+
+def cpu_census(server: int) -> dict[str, float]:
+    """CPU seconds so far of the server (its own), of its child processes (the background
+    worker, the upload decoder: alive or reaped), of every Chromium process on the machine
+    (the visitors') and of this bench with Playwright's driver. Differences of two readings
+    tell who used the CPU."""
+    out = dict.fromkeys(CPU_USERS, 0.0)
+    served = family(server)
+    for p in served:
+        own, reaped = cpu_seconds(p)
+        out["the server" if p == server else "its child processes"] += own
+        out["its child processes"] += reaped
+    browsers = set()
+    for entry in Path("/proc").iterdir():  # Chromium, started in a session of its own by
+        with contextlib.suppress(OSError):  # `--browser-nice`, is nobody's child here
+            if entry.name.isdigit() and (entry / "comm").read_text().startswith("chrom"):
+                browsers.add(int(entry.name))
+                out["the browsers"] += sum(cpu_seconds(int(entry.name)))
+    for p in set(family(os.getpid())) - set(served) - browsers:
+        out["this bench and Playwright"] += sum(cpu_seconds(p))
+    return out
 
 
 def main() -> int:
@@ -683,6 +847,23 @@ def main() -> int:
         help="lower the browser's CPU priority (its session's group) by this: as if "
         "the visitors' browsers ran on their phones (default 0: they share the CPU)",
     )
+    p.add_argument(
+        "--no-warm",
+        dest="warm",
+        action="store_false",
+        help="no single visitor before the crowd (it shows what the first use of each "
+        "page keeps, apart from what the crowd leaves)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server only; NAME= leaves it unset. The "
+        "server starts as `tinyviz serve` does (PYTHONMALLOC=malloc MALLOC_ARENA_MAX=2); "
+        "as `streamlit run app.py` does: --server-env PYTHONMALLOC= --server-env "
+        "MALLOC_ARENA_MAX=",
+    )
     p.add_argument("--shots", help="a folder for a screenshot of every step that failed")
     p.add_argument("--keep", action="store_true", help="keep the server's folders to read")
     args = p.parse_args()
@@ -690,21 +871,34 @@ def main() -> int:
         p.error("--data (or TINYVIZ_DATA) is needed: the confusion matrix and maps need images")
     if args.contexts < 1 or args.seconds <= 0:
         p.error("--contexts must be at least 1 and --seconds positive")
+    if any("=" not in e or e.startswith("=") for e in args.server_env):
+        p.error("--server-env takes NAME=VALUE")
     photos = bundled_photos()
     tmp = Path(tempfile.mkdtemp(prefix="tinyviz-crowd-"))
     cache_root = fresh_cache(args.data)
     checkpoints = shipped_copy(tmp / "checkpoints")
-    server, url = start_server(args.data, checkpoints, cache_root, tmp)
+    extra = dict(e.split("=", 1) for e in args.server_env)
+    server, url = start_server(args.data, checkpoints, cache_root, tmp, extra)
     try:
         asyncio.run(first_visit(url))
         server_idle(server.pid)
         memory = Memory(server.pid).start()
         start_mb = memory.now()
+        os.kill(server.pid, signal.SIGUSR1)  # where its memory is, before the crowd
+        warm_mb = None
+        if args.warm:  # one visitor first: what the first use of each page keeps
+            print(f"server at {url}, {start_mb:,.0f} MB; one visitor first...", flush=True)
+            _, _, gone, _ = asyncio.run(crowd(url, args, photos, server.pid, alone=True))
+            time.sleep(max(0.0, args.after - (time.monotonic() - gone)))
+            warm_mb = memory.now()
+            os.kill(server.pid, signal.SIGUSR1)
         print(f"server at {url} (pid {server.pid}), {start_mb:,.0f} MB; {args.contexts} "
               f"visitors for {args.seconds:.0f} s...", flush=True)  # fmt: skip
-        cpu0 = cpu_seconds(server.pid)
-        tally, came, left = asyncio.run(crowd(url, args, photos))
-        cpu = f"Server CPU while the crowd was there: {cpu_seconds(server.pid) - cpu0:,.0f} s."
+        tally, came, left, spent = asyncio.run(crowd(url, args, photos, server.pid))
+        cpu = (
+            f"CPU while the crowd was there ({os.cpu_count() * (left - came):,.0f} core-seconds "
+            "in all): " + ", ".join(f"{who} {spent[who]:,.0f} s" for who in CPU_USERS) + "."
+        )
         after = []
         while (waited := time.monotonic() - left) < args.after:  # the crowd has left
             time.sleep(min(10.0, args.after - waited))
@@ -712,9 +906,16 @@ def main() -> int:
         each = memory.each()
         end_mb = sum(mb for _, mb in each)
         memory.stop()
-        text = report(args, tally, (start_mb, memory.peak(came, left + args.after), end_mb), cpu)
+        os.kill(server.pid, signal.SIGUSR1)  # and after it
+        time.sleep(2.0)
+        peak = memory.peak(came, left + args.after)
+        text = report(args, tally, (start_mb, warm_mb, peak, end_mb), cpu)
         to_wall = time.time() - time.monotonic()  # the timings are stamped with wall time
-        text += server_side(timings.read(tmp / TIMINGS), came + to_wall, left + to_wall)
+        runs = timings.read(tmp / TIMINGS)
+        text += server_side(runs, came + to_wall, left + to_wall)
+        text += loop_lag(runs, came + to_wall, left + to_wall)
+        text += split(tally.parts)
+        text += memory_where(runs)
         text += "After the crowd left: " + ", ".join(after) + "\n"
         text += "At the end: " + ", ".join(f"{w} {mb:,.0f} MB" for w, mb in each) + "\n"
     finally:

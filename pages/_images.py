@@ -17,10 +17,14 @@ UPLOAD_TYPES = "JPEG, PNG, WEBP, GIF, BMP, TIFF or HEIC"
 # The browser refuses a file that is too large or of another type before it is sent, and
 # says why only on hover: the rules stay under the uploader, and each refused file's chip
 # shows its reason in red.
+# The drop zone's own line ("32MB per file", the browser's limit, set above ours so that a
+# file a little too large arrives and is refused in words) is hidden: the caption under the
+# uploader states the limit a file is held to (20 MB) and the types.
 _UPLOAD_CSS = (
     "<style>[data-testid=stFileChip] [role=alert]{position:static;width:auto;height:auto;"
     "clip:auto;clip-path:none;overflow:visible;white-space:normal;margin-left:.5rem;"
-    "color:#b91c1c;font-size:.8rem}</style>"
+    "color:#b91c1c;font-size:.8rem}"
+    "[data-testid=stFileUploaderDropzoneInstructions]{display:none}</style>"
 )
 
 

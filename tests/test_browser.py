@@ -83,12 +83,11 @@ def server(world):
         timings.ENV: str(world["cache"] / "timings.jsonl"),  # the server's own time per run
     }
     proc = subprocess.Popen(
-        [
+        [  # as the README starts it: `tinyviz serve` (streamlit run app.py, memory settings)
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            "app.py",
+            "tinyviz",
+            "serve",
             "--server.headless",
             "true",
             "--server.address",
@@ -225,7 +224,7 @@ def test_analysis_pages_draw_their_charts(page, title):
 def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
     """A file name can carry Markdown (bold, an image from an outside host, LaTeX): Classify
     shows it as it is, and the browser asks that host for nothing. A file the browser itself
-    refuses (too large) says why on the page, not only on hover."""
+    refuses (too large) says why on the page, not only on hover; the limit shown is ours."""
     name = "**bold** ![x](http://example.invalid/a.png) $x^2$.png"
     asked = []
     page.on("request", lambda r: asked.append(r.url))
@@ -246,6 +245,9 @@ def test_upload_names_show_literally_and_refusals_say_why(page, tmp_path):
     assert not [url for url in asked if "example.invalid" in url]
     reason = page.locator("[data-testid=stFileChip] [role=alert]").first
     assert "32.0MB or smaller" in reason.inner_text() and reason.bounding_box()["width"] > 50
+    # one limit on screen: the caption's, not the drop zone's own "32MB per file"
+    assert page.locator("[data-testid=stFileUploaderDropzoneInstructions]").first.is_hidden()
+    assert main.get_by_text(re.compile(r"^Up to 20 MB a file")).first.is_visible()
 
 
 # ------------------------------------------------------ poster polish (issue 13)

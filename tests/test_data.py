@@ -239,6 +239,26 @@ def test_open_decoded_opens_only_a_cache_built_before(tmp_path, tiny_zip, tiny_f
     assert opened is not None and len(opened.val.labels) == len(val_images)
 
 
+def test_every_page_shares_one_opened_data_set_until_its_cache_is_rebuilt(tmp_path, tiny_zip):
+    """Each page opens the data set on every script run: the same object comes back (no
+    file list read again, no copy per session), read-only, and a rebuilt cache is read anew."""
+    from tinyviz.data import cache, open_decoded
+
+    root = tmp_path / "cache"
+    load(tiny_zip, root=root, progress=False)
+    first = open_decoded(tiny_zip, root=root)
+    assert open_decoded(tiny_zip, root=root) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.val.labels[0] = 1
+    meta = first.cache / "meta.json"
+    fresh = meta.with_suffix(".new")
+    fresh.write_text(meta.read_text())
+    fresh.replace(meta)  # as a rebuild writes it: a new file in its place
+    again = open_decoded(tiny_zip, root=root)
+    assert again is not first and (again.val.labels == first.val.labels).all()
+    assert len(cache._OPENED) <= cache.OPENED_KEPT
+
+
 # ------------------------------------------------ the decode as a task (issue 18)
 
 

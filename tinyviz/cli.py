@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
     enter_child()  # a background job lowers its own priority, as its launcher asked
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"] and argv[1:2] not in (["-h"], ["--help"]):
+        args = argparse.Namespace(func=cmd_serve, options=argv[1:])  # Streamlit's options
+    else:
+        args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -212,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_commands(sub)
     add_import_command(sub)
     add_classify_command(sub)
+    add_serve_command(sub)
     return p
 
 
@@ -927,3 +932,31 @@ def _photo_bytes(path: Path, limit: int) -> bytes:
             return f.read(limit + 1)
     except OSError as e:
         raise ImageError(e.strerror or str(e)) from None
+
+
+# ------------------------------------------------------------- the dashboard (issue 19)
+
+
+def add_serve_command(sub) -> None:
+    """`serve`: the dashboard, with the memory settings a crowded server needs."""
+    s = sub.add_parser(
+        "serve",
+        help="start the dashboard (streamlit run app.py) with the memory settings a "
+        "crowded server needs; Streamlit's options follow (--server.port 8502 ...)",
+        description="Runs `streamlit run app.py` of this checkout with PYTHONMALLOC=malloc "
+        "and MALLOC_ARENA_MAX=2 in its environment (a value you set yourself is kept): "
+        "after a crowd of visitors the server gives back nearly all the memory it freed. "
+        "Every option after `serve` is Streamlit's own, e.g. "
+        "`tinyviz serve --server.port 8502 --server.address 0.0.0.0`.",
+    )
+    s.add_argument("options", nargs=argparse.REMAINDER, help="passed to `streamlit run`")
+    # main() hands everything after `serve` to Streamlit unparsed (argparse would take
+    # `--server.port` for an option of its own); this parser is for --help
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from .runtime import serve
+
+    serve.serve(args.options)  # replaces this process
+    return 0

@@ -102,7 +102,8 @@ def _fit(
         raise ValueError(f"dims must be 2 or 3, not {dims}")
     report = progress or (lambda f, m: None)
     x = np.asarray(features, np.float32)
-    report(0.0, "PCA")
+    # the page shows this after "computing in the background: ": a stage, said in words
+    report(0.0, "the PCA map" if method == "pca" else f"PCA to {PRE_PCA} dimensions first")
     if method == "pca":
         pca = PCA(n_components=min(dims, *x.shape), random_state=seed).fit(x)
         coords = _pad(pca.transform(x), dims)
