@@ -38,10 +38,12 @@ def test_pca_reports_explained_variance():
 
 def test_tsne_separates_clusters_and_reports_progress():
     feats, labels = blobs()
-    seen = []
-    emb = embed.embed(feats, "tsne", 2, progress=lambda f, m: seen.append(f))
+    seen, said = [], []
+    emb = embed.embed(feats, "tsne", 2, progress=lambda f, m: (seen.append(f), said.append(m)))
     assert emb.coords.shape == (60, 2) and emb.explained_variance is None
     assert emb.params["perplexity"] <= 30 and seen[-1] == 1.0 and seen == sorted(seen)
+    # the page shows it after "computing in the background: ": a stage in words
+    assert said[0] == f"PCA to {embed.PRE_PCA} dimensions first"
     assert separated(emb.coords, labels)
     assert embed.embed(feats, "tsne", 3).coords.shape == (60, 3)
 
