@@ -1,4 +1,5 @@
-"""tinyviz: `streamlit run app.py`. Navigation and the sidebar's shared choices only."""
+"""tinyviz: `tinyviz serve` (or `streamlit run app.py`). Navigation and the sidebar's shared
+choices only."""
 
 import streamlit as st
 
