@@ -388,8 +388,8 @@ def _open(src: Path, folder: Path) -> TinyImageNet:
     server's one interpreter each time, and a crowd's sessions each kept copies of their
     own (bench/crowd.py, traced with tracemalloc). Shared, its arrays are read-only."""
     meta_file = folder / "meta.json"
-    st = meta_file.stat()  # a rebuilt cache writes a new meta.json last, by replacing it
-    key = (str(src), str(folder), st.st_ino, st.st_mtime_ns, st.st_size)
+    now = meta_file.stat()  # a rebuilt cache writes a new meta.json last, by replacing it
+    key = (str(src), str(folder), now.st_ino, now.st_mtime_ns, now.st_size)
     with _OPENED_LOCK:
         if key in _OPENED:
             _OPENED.move_to_end(key)
