@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
@@ -36,15 +35,9 @@ import threading
 import time
 from pathlib import Path
 
+from tinyviz.runtime import timings
+
 EVERY = 0.1  # seconds between two looks at the event loop
-ENV = "TINYVIZ_TIMINGS"
-
-
-def _write(row: dict) -> None:
-    where = os.environ.get(ENV)
-    if where:
-        with contextlib.suppress(OSError), open(where, "a") as f:
-            f.write(json.dumps(row) + "\n")
 
 
 class LoopLag(threading.Thread):
@@ -65,7 +58,7 @@ class LoopLag(threading.Thread):
             if time.time() - last >= 1.0:
                 lags, self.lags = self.lags, []
                 last = time.time()
-                _write({"page": "(event loop)", "at": round(last, 3), "lags": lags})
+                timings.write({"page": "(event loop)", "at": round(last, 3), "lags": lags})
 
     def _ran(self, asked: float, ran: threading.Event) -> None:
         self.lags.append(round((time.perf_counter() - asked) * 1000, 2))
@@ -147,7 +140,7 @@ def _snapshot() -> None:
 
 
 def _on_signal(*_) -> None:
-    _write(memory())
+    timings.write(memory())
     if os.environ.get("TINYVIZ_TRACEMALLOC"):
         _snapshot()
 

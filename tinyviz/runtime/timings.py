@@ -25,14 +25,18 @@ def record(page: str, seconds: float, *, ended: str = "end") -> None:
     """One script run of `page`: its wall seconds, and how it ended (`ended`: "end", or the
     name of the exception that ended it: Streamlit's StopException is the page's own
     `st.stop()`, its RerunException the visitor's next click)."""
+    write({"page": page, "at": round(time.time(), 3), "seconds": round(seconds, 4),
+           "ended": ended})  # fmt: skip
+
+
+def write(row: dict) -> None:
+    """`row` as one JSON line where `TINYVIZ_TIMINGS` points (nothing when it is unset):
+    app.py's script runs, and the bench's probes beside them (bench/served.py)."""
     where = os.environ.get(ENV)
     if not where:
         return
-    line = json.dumps(
-        {"page": page, "at": round(time.time(), 3), "seconds": round(seconds, 4), "ended": ended}
-    )
     with _GUARD, contextlib.suppress(OSError), open(where, "a") as f:
-        f.write(line + "\n")  # one short write per line: appends from threads stay whole
+        f.write(json.dumps(row) + "\n")  # one short write per line: appends from threads stay whole
 
 
 @contextlib.contextmanager
