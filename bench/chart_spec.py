@@ -1,9 +1,10 @@
 """What drawing the charts a crowded poster server draws most costs its one interpreter:
 the same charts built with Altair (`st.altair_chart`: the chart objects built and Altair's
-schema validation run on every call), as the pages drew them at `--before`, against the
-Vega-Lite dicts the pages write now (`st.vega_lite_chart`): Classify's and Saliency's
-top-5 (one per model and answer) and Confusion's overview and zoomed block (every script
-run of the page), on a 200-class matrix with as many confusions as effnet_lite0-finetune's.
+schema validation run on every call), as the pages drew them at `--before`, against what the
+pages write now: Classify's and Saliency's top-5 (one per model and answer) as plain HTML
+(`st.html`), Confusion's overview and zoomed block (every script run of the page) as
+Vega-Lite dicts (`st.vega_lite_chart`); on a 200-class matrix with as many confusions as
+effnet_lite0-finetune's.
 
     python bench/chart_spec.py [--before c76a187] [--repeat 50]
 
@@ -19,6 +20,7 @@ import argparse
 import logging
 import statistics
 import subprocess
+import sys
 import time
 import types
 
@@ -35,12 +37,19 @@ class Pred:
     classes = [11, 12, 13, 14, 15]
 
 
-def old_module(rev: str, path: str) -> types.ModuleType:
-    """The module at `path` as it was at commit `rev`."""
+def old_module(rev: str, path: str, uses: dict[str, types.ModuleType] | None = None):
+    """The module at `path` as it was at commit `rev`; `uses`: modules it imports, as they
+    were then too (by their import name), in place of today's while it is read."""
     source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     module = types.ModuleType(f"before_{path.replace('/', '_')}")
-    exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own history
+    saved = {name: sys.modules.get(name) for name in uses or {}}
+    sys.modules.update(uses or {})
+    try:
+        exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own history
+    finally:
+        for name, was in saved.items():
+            sys.modules.pop(name) if was is None else sys.modules.__setitem__(name, was)
     return module
 
 
@@ -77,30 +86,36 @@ def main() -> None:
     from pages.charts import confusion, predictions
 
     old_top5 = old_module(args.before, "pages/charts/predictions.py")
-    old_conf = old_module(args.before, "pages/charts/confusion.py")
+    old_conf = old_module(
+        args.before, "pages/charts/confusion.py", {"pages.charts.predictions": old_top5}
+    )
     matrix, rates = confusions()
     names = [f"class {i}" for i in range(len(matrix))]
     order = np.arange(len(matrix))
     cells = confusion.cells(matrix, rates, order, names)
     block = order[:30]
+
+    def spec(build):
+        return lambda: st.vega_lite_chart(spec=build(), width="stretch")
+
     charts = {
         "top-5": (lambda: old_top5.top5_chart(Pred(), true_class=12),
-                  lambda: predictions.top5_spec(Pred(), true_class=12)),
+                  lambda: st.html(predictions.top5_html(Pred(), true_class=12))),
         f"Confusion overview ({len(cells):,} cells)":
             (lambda: old_conf.overview(cells, len(names), (0, 29), (3, 4)),
-             lambda: confusion.overview(cells, len(names), (0, 29), (3, 4))),
+             spec(lambda: confusion.overview(cells, len(names), (0, 29), (3, 4)))),
         "Confusion block (30 x 30)":
             (lambda: old_conf.block(matrix, rates, names, block, (2, 5), "zoom"),
-             lambda: confusion.block(matrix, rates, names, block, (2, 5), "zoom")),
+             spec(lambda: confusion.block(matrix, rates, names, block, (2, 5), "zoom"))),
     }  # fmt: skip
     rows = []
-    for name, (altair, spec) in charts.items():
+    for name, (altair, now) in charts.items():
         slow = per_call(lambda a=altair: st.altair_chart(a(), width="stretch"), args.repeat)
-        fast = per_call(lambda s=spec: st.vega_lite_chart(spec=s(), width="stretch"), args.repeat)
+        fast = per_call(now, args.repeat)
         rows.append([name, f"{slow * 1000:.1f} ms", f"{fast * 1000:.1f} ms", f"{slow / fast:.0f}x"])
     print(table(f"Charts per call, median of {args.repeat} (Altair as at {args.before})",
-                ["chart", "st.altair_chart (Altair)", "st.vega_lite_chart (dict)", "ratio"],
-                rows))  # fmt: skip
+                ["chart", "st.altair_chart (Altair)", "now (Vega-Lite dict; top-5: HTML)",
+                 "ratio"], rows))  # fmt: skip
 
 
 if __name__ == "__main__":

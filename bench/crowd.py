@@ -491,7 +491,7 @@ class Visitor:
         last = first
         if first is None or not drawn(first):
             check = f"(a) => {{ const s = ({js})(a); return s !== null && ({DRAWN[step]})(s); }}"
-            if await self._until(check, arg, self.args.heavy_wait):
+            if await self._until(check, arg, self.args.heavy_wait, every=0.5):
                 last = await self.page.evaluate(js, arg)
         if last is not None and drawn(last):
             outcome = "drawn"
@@ -523,11 +523,14 @@ class Visitor:
                 timeout=self.args.answer * 1000
             )
 
-    async def _until(self, js: str, arg, seconds: float):
-        """`js`'s first truthy value within `seconds` (polled every 0.1 s), else False."""
+    async def _until(self, js: str, arg, seconds: float, every: float = 0.1):
+        """`js`'s first truthy value within `seconds` (polled `every` seconds), else False.
+        Each look costs the visitor's browser a few milliseconds, taken from the CPU the
+        crowd shares: what is timed is looked for every 0.1 s, a heavy result's arrival
+        (drawn within `--heavy-wait` or not) every 0.5 s."""
         try:
             got = await self.page.wait_for_function(
-                js, arg=arg, timeout=seconds * 1000, polling=100
+                js, arg=arg, timeout=seconds * 1000, polling=round(every * 1000)
             )
         except Exception:  # noqa: BLE001 - a timeout: no answer in time
             return False

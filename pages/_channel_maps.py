@@ -65,7 +65,7 @@ def _pending(req: work.Request, now, n: int) -> None:
     if now.state == "failed":
         st.error(f"The maps of the other {n} images could not be computed: {now.error}")
         return
-    st.fragment(_follow, run_every=1)(req, n)
+    st.fragment(_follow, run_every=_queued.FOLLOW_EVERY)(req, n)
 
 
 def _follow(req: work.Request, n: int) -> None:

@@ -211,7 +211,7 @@ def _pending(req: work.Request, now, method: str, seconds: float) -> None:
         "ready.",
         icon=":material/hourglass_top:",
     )
-    st.fragment(_follow, run_every=1)(req, seconds)
+    st.fragment(_follow, run_every=_queued.FOLLOW_EVERY)(req, seconds)
 
 
 def _follow(req: work.Request, seconds: float) -> None:

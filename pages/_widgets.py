@@ -38,7 +38,7 @@ from pages._runs import (
 )
 from pages._sidebar import sidebar
 from pages._text import file_name, plain
-from pages.charts.predictions import top5_spec
+from pages.charts.predictions import top5_html
 
 __all__ = [
     "CHOSEN_EPOCH",
@@ -72,5 +72,5 @@ __all__ = [
     "run_labels",
     "run_size",
     "sidebar",
-    "top5_spec",
+    "top5_html",
 ]

@@ -7,12 +7,13 @@ import streamlit as st
 
 from pages import _cache, _dataset, _familiar, _images, _runs, _state
 from pages._text import file_name, plain
-from pages.charts.predictions import top5_spec
+from pages.charts.predictions import top5_html
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.demo.predict import SURE_AT, verdict
 from tinyviz.errors import TinyvizError
 from tinyviz.explain import saliency as explain
+from tinyviz.io import shown_name
 from tinyviz.runs import roots
 
 _state.entry(__file__)
@@ -170,7 +171,7 @@ for n_file, file in enumerate(inputs):
                     run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
                 )
                 st.image(overlay(square, att.heat, **HEAT), width="stretch")
-                st.vega_lite_chart(spec=top5_spec(pred, full_names), width="stretch")
+                st.html(top5_html(pred, full_names, shown=shown_name))
                 note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
                 of = " of the best snapshot" if k else ""
                 st.caption(

@@ -15,10 +15,11 @@ from pages import (
     _state,
 )
 from pages._text import plain
-from pages.charts.predictions import top5_spec
+from pages.charts.predictions import top5_html
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import saliency as explain
 from tinyviz.explain import speed
+from tinyviz.io import shown_name
 
 _state.entry(__file__)
 
@@ -61,7 +62,7 @@ with chart:
         f"**Predicted:** {pred.names[0]} ({pred.probs[0]:.0%}){verdict}"
     )
     full = dict(zip(data.classes.wnids, data.classes.full_names, strict=True))
-    st.vega_lite_chart(spec=top5_spec(pred, full, true_class=truth), width="stretch")
+    st.html(top5_html(pred, full, true_class=truth, shown=shown_name))
     if truth is None:  # an upload: does it look like any of the classes at all?
         _familiar.note(_familiar.familiarity(run, rgb))
 with opts:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -52,6 +55,16 @@ def chart_rows(at: AppTest, i: int = 0, name: str | None = None):
         return pa.ipc.open_stream(proto.data.data).read_all().to_pandas()
     data = next(d for d in proto.datasets if name is None or d.name == name).data.data
     return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+def top5_bars(at: AppTest, i: int = 0):
+    """The i-th top-5 drawn as HTML bars (`pages.charts.predictions.top5_html`), as a
+    DataFrame of its labels (as shown: escaped) and probabilities, most probable first."""
+    drawn = [h.proto.body for h in at.get("html") if 'class="tv-top5"' in h.proto.body]
+    body = drawn[i]
+    labels = re.findall(r'<div class="n" title="[^"]*">([^<]*)</div>', body)
+    probs = [float(p) for p in re.findall(r'data-p="([\d.]+)"', body)]
+    return pd.DataFrame({"class": [html.unescape(s) for s in labels], "p": probs})
 
 
 def select_in_chart(at: AppTest, key_start: str, selection: dict) -> AppTest:

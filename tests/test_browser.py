@@ -200,7 +200,8 @@ def test_classify_upload_shows_five_classes_with_probabilities(page, world, tmp_
     assert {name for name, _ in guesses} <= set(world["names"])
     probs = [float(p) for _, p in guesses]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 100.5
-    _charts(page, 1)  # the bars
+    bars = page.locator(".tv-top5").first  # the bars, drawn as HTML: a row per guess
+    assert bars.locator(".n").count() == 5 and bars.locator(".b").first.bounding_box()["width"] > 0
     answered = [
         r for r in timings.read(world["cache"] / "timings.jsonl") if r["page"] == "Classify"
     ]

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import altair as alt
-import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +22,7 @@ from pages.charts import (
     sanity,
     training,
 )
+from tinyviz.io import shown_name
 
 CHARTS = Path(__file__).resolve().parents[1] / "pages" / "charts"
 
@@ -156,27 +156,31 @@ def test_training_curves_split_train_from_val():
     assert spec(drawn["top1"])["encoding"]["x"]["scale"]["domain"] == [1, 5]
 
 
-def test_the_top5_bars_keep_duplicate_names_apart_and_colour_the_truth():
+def test_the_top5_bars_keep_duplicate_names_apart_escape_names_and_colour_the_truth():
+    import re
+
     class Pred:
         names, wnids, probs, classes = (
-            ["cat", "cat", "dog"],
+            ["cat", "cat", "<b>dog</b>\u202e"],
             ["n1", "n2", "n3"],
-            [0.5, 0.3, 0.2],
+            [0.8, 0.15, 0.05],
             [4, 7, 9],
         )
 
-    drawn = predictions.top5_spec(Pred(), {"n3": "dog, domestic dog"}, true_class=7)
-    alt.TopLevelLayerSpec.validate(drawn)  # Vega-Lite's schema (raises ValidationError)
-    values = drawn["data"]["values"]
-    assert [r["class"] for r in values] == ["cat (n1)", "cat (n2)", "dog"]
-    assert [r["hit"] for r in values] == [False, True, False]
-    assert values[2]["full"] == "dog, domestic dog"
-    assert drawn["encoding"]["y"]["sort"] == ["cat (n1)", "cat (n2)", "dog"]  # most probable on top
-    plain = predictions.top5_spec(Pred())  # no truth: the top bar is the one coloured
-    assert [r["hit"] for r in plain["data"]["values"]] == [True, False, False]
-    alt.TopLevelLayerSpec.validate(plain)
-    with pytest.raises(jsonschema.ValidationError):  # the check can fail
-        alt.TopLevelLayerSpec.validate({**plain, "height": "tall"})
+    drawn = predictions.top5_html(
+        Pred(), {"n3": "dog, domestic & dog"}, true_class=7, shown=shown_name
+    )
+    labels = re.findall(r'<div class="n" title="[^"]*">([^<]*)</div>', drawn)
+    assert labels == ["cat (n1)", "cat (n2)", "&lt;b&gt;dog&lt;/b&gt;\\u202e"]  # on top: first
+    assert "<b>" not in drawn and "\u202e" not in drawn  # names are text, shown escaped
+    assert 'title="dog, domestic &amp; dog (n3): 5.0%"' in drawn  # the full name on hover
+    widths = re.findall(r"width:([\d.]+)%;background:(#\w+)", drawn)
+    assert widths == [
+        ("80.0", predictions.OTHER), ("15.0", predictions.TRUE), ("5.0", predictions.OTHER)
+    ]  # fmt: skip
+    assert drawn.count('class="p in"') == 1  # 80%: written inside its bar
+    plain = predictions.top5_html(Pred())  # no truth: the top bar is the one coloured
+    assert re.findall(r"background:(#\w+)", plain) == [predictions.HIT] + [predictions.OTHER] * 2
 
 
 def test_class_colours_repeat_the_palette_past_its_end():

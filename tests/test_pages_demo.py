@@ -13,7 +13,7 @@ import time
 
 import pagetest
 import pytest
-from pagetest import RESNET, chart_rows, open_page, png, texts, wait_for_analysis
+from pagetest import RESNET, open_page, png, texts, top5_bars, wait_for_analysis
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -51,10 +51,10 @@ def test_classify_uploads_good_and_bad_files(app_env, tiny_run):
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "notes.png" in errors[0] and "\n" not in errors[0]
     assert any("photo.png" in s.value for s in at.subheader)  # the good file still shows
-    resnet = chart_rows(at, 0)
+    resnet = top5_bars(at, 0)
     assert len(resnet) == 5 and resnet.p.between(0, 1).all() and resnet.p.is_monotonic_decreasing
     assert resnet["class"].str.len().gt(0).all()
-    snaps = chart_rows(at, 1)  # the tiny run's snapshot ensemble: its 4 classes
+    snaps = top5_bars(at, 1)  # the tiny run's snapshot ensemble: its 4 classes
     assert len(snaps) == 4 and abs(snaps.p.sum() - 1) < 1e-4
     captions = texts(at)
     assert "Top-5 (" in captions and "best snapshot" in captions
@@ -71,7 +71,7 @@ def test_classify_without_a_data_set(monkeypatch, tmp_path):
     at.camera_input(key="tv_cls_camera").set_value(("shot.jpg", jpeg(), "image/jpeg"))
     ok(at.run())
     assert not at.error
-    assert len(chart_rows(at)) == 5
+    assert len(top5_bars(at)) == 5
     assert "Vanilla gradient" in texts(at)
 
 

@@ -2,59 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from html import escape
 
-def top5_spec(
-    pred, full_names: dict[str, str] | None = None, *, true_class: int | None = None
-) -> dict:
-    """Horizontal bars of a `Prediction`, most probable on top; full names on hover; for
-    `st.vega_lite_chart`.
+HIT, TRUE, OTHER = "#1c6fd1", "#2e9d4a", "#a9b4c2"
+INSIDE_FROM = 0.78  # a probability this high is written inside its bar, in white
 
-    With `true_class`, its bar is green and the others grey (else the top bar is blue).
+# One block of rules per answer (a few hundred bytes): the snippet stands on its own,
+# wherever a page puts it.
+_CSS = (
+    "<style>.tv-top5{display:grid;grid-template-columns:minmax(0,max-content) 1fr;"
+    "gap:6px 8px;align-items:center;margin:4px 0 12px;font-size:13px}"
+    ".tv-top5 .n{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:190px;"
+    "text-align:right}"
+    ".tv-top5 .t{position:relative;height:20px}"
+    ".tv-top5 .b{position:absolute;left:0;top:0;bottom:0;border-radius:0 3px 3px 0}"
+    ".tv-top5 .p{position:absolute;top:0;line-height:20px;white-space:nowrap}"
+    ".tv-top5 .p.in{color:#fff;font-weight:bold;transform:translateX(-100%);"
+    "margin-left:-4px}</style>"
+)
 
-    A Vega-Lite spec written as the dict it is, not built with Altair: Classify draws one
-    per model for every answer, and building the Altair chart (layers, transforms, its
-    copies) and validating it took 60 to 100 ms of the server's one interpreter per chart,
-    against 2 ms for the dict (bench/chart_spec.py); a crowded poster server paid that on
-    every visitor's photo. tests/test_charts.py validates it against Vega-Lite's schema.
+
+def top5_html(
+    pred,
+    full_names: dict[str, str] | None = None,
+    *,
+    true_class: int | None = None,
+    shown: Callable[[str], str] = str,
+) -> str:
+    """Horizontal bars of a `Prediction`, most probable on top, as HTML for `st.html`; full
+    names and WordNet ids on hover. With `true_class`, its bar is green and the others grey
+    (else the top bar is blue). `shown`: how a page writes a name that came from elsewhere
+    (`tinyviz.io.shown_name`); then it is escaped.
+
+    Plain HTML, not a chart library: Classify draws one per model for every visitor's photo,
+    and a Vega chart cost each visitor's browser about 25 ms of script per answer, and its
+    code a download and a compile on the first (at a crowded poster those browsers may
+    share the server's CPU, or be old phones). Names are escaped: they come from the run.
     """
     full_names = full_names or {}
-    names = list(pred.names)
-    pairs = list(zip(names, pred.wnids, strict=True))
-    labels = [n if names.count(n) == 1 else f"{n} ({w})" for n, w in pairs]
-    rows = [
-        {"class": label, "p": float(p), "wnid": w, "full": full_names.get(w, n),
-         "hit": bool(c == true_class) if true_class is not None else i == 0}
-        for i, (label, p, (n, w), c) in enumerate(
-            zip(labels, pred.probs, pairs, pred.classes, strict=True)
+    names = [shown(n) for n in pred.names]
+    rows = []
+    for i, (name, wnid, p, c) in enumerate(
+        zip(names, pred.wnids, pred.probs, pred.classes, strict=True)
+    ):
+        label = name if names.count(name) == 1 else f"{name} ({wnid})"
+        hit = (c == true_class) if true_class is not None else i == 0
+        colour = (TRUE if true_class is not None else HIT) if hit else OTHER
+        share = min(max(float(p), 0.0), 1.0) * 100
+        where = "in" if p >= INSIDE_FROM else "out"
+        at = f"{share:.1f}%" if where == "in" else f"calc({share:.1f}% + 4px)"
+        full = shown(full_names.get(wnid, name))
+        tip = escape(f"{full} ({wnid}): {p:.1%}")
+        rows.append(
+            f'<div class="n" title="{tip}">{escape(label)}</div>'
+            f'<div class="t" title="{tip}" data-p="{float(p):.6f}">'
+            f'<div class="b" style="width:{share:.1f}%;background:{colour}"></div>'
+            f'<span class="p {where}" style="left:{at}">'
+            f"{p:.1%}</span></div>"
         )
-    ]  # fmt: skip
-    hit = "#2e9d4a" if true_class is not None else "#1c6fd1"
-    text = {"text": {"field": "p", "type": "quantitative", "format": ".1%"}}
-    label = {"type": "text", "fontSize": 13}
-    return {
-        "data": {"values": rows},
-        "height": 28 * len(labels) + 8,
-        "encoding": {
-            "y": {"field": "class", "type": "nominal", "sort": labels, "title": None,
-                  "axis": {"labelLimit": 190, "labelFontSize": 13, "ticks": False,
-                           "domain": False}},
-            "x": {"field": "p", "type": "quantitative", "title": None,
-                  "scale": {"domain": [0, 1]}, "axis": None},
-            "tooltip": [
-                {"field": "full", "type": "nominal", "title": "class"},
-                {"field": "wnid", "type": "nominal"},
-                {"field": "p", "type": "quantitative", "title": "probability", "format": ".1%"},
-            ],
-        },
-        "layer": [
-            {"mark": {"type": "bar", "cornerRadiusEnd": 3, "height": 20},
-             "encoding": {"color": {"condition": {"test": "datum.hit", "value": hit},
-                                    "value": "#a9b4c2"}}},
-            {"mark": {**label, "align": "left", "dx": 4},
-             "transform": [{"filter": "datum.p < 0.78"}], "encoding": text},
-            {"mark": {**label, "align": "right", "dx": -4, "color": "white",
-                      "fontWeight": "bold"},
-             "transform": [{"filter": "datum.p >= 0.78"}], "encoding": text},
-        ],
-        "config": {"view": {"stroke": None}},
-    }  # fmt: skip
+    return f'{_CSS}<div class="tv-top5">{"".join(rows)}</div>'

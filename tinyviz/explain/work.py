@@ -62,7 +62,7 @@ from . import mirror
 
 QUEUE_SLOTS = 1  # heavy background computations (and workers) at once on this machine
 WORKER_IDLE = 20.0  # seconds a worker waits for the next request before it ends
-ABANDON = 20.0  # seconds a waiting request lives unasked (a waiting page asks every second)
+ABANDON = 20.0  # seconds a waiting request lives unasked (a waiting page asks every 2 s)
 READY_MARGIN = 8.0  # a worker this close to ending is not counted on to take a new request
 MODELS = 4  # models a worker keeps loaded
 CHANNEL_MAPS = "channel-maps"  # in the run's analysis folder (or its mirror)
