@@ -3,6 +3,8 @@
 Works without the data set: uploads (or the camera) and the shipped runs are all it needs.
 """
 
+from typing import NamedTuple
+
 import streamlit as st
 
 from pages import _cache, _dataset, _familiar, _images, _runs, _state
@@ -15,6 +17,7 @@ from tinyviz.errors import TinyvizError
 from tinyviz.explain import saliency as explain
 from tinyviz.io import shown_name
 from tinyviz.runs import roots
+from tinyviz.runtime import timings
 
 _state.entry(__file__)
 
@@ -87,34 +90,69 @@ look = right.segmented_control(
     f"Gradient: {explain.method_info('gradient').shows}.",
 )
 
-upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
-files = _images.image_uploader(
-    f"Photos ({_images.UPLOAD_TYPES})", "tv_cls_files", multiple=True, where=upload_tab
-)
-snap = camera_tab.camera_input(
-    "Point the camera at something and take a photo", key="tv_cls_camera"
-)
-inputs = ([snap] if snap is not None else []) + list(files or [])
-if not chosen:
-    st.info("Choose at least one model above.")
-    st.stop()
-if not inputs:
-    st.info("Upload a photo above (several at once are fine), or take one with the camera.")
-    st.stop()
 
-full_names = roots.full_names([by_key[k.split("#")[0]] for k in chosen])
-device = _state.device().upper()
-per_row = min(len(chosen), 3)
-for n_file, file in enumerate(inputs):
-    name = "camera photo" if file is snap else file.name
+class View(NamedTuple):
+    """How every answer to the photos is drawn."""
+
+    look: str  # "gradcam" or "gradient"
+    full_names: dict[str, str]  # WordNet id -> the class's full name, on hover
+    device: str  # where the models run, as said under each top-5
+    heading: str  # the verdict's Markdown heading: smaller with three models a row
+
+
+def model_answer(key: str, up, square, where: str, view: View) -> None:
+    """One model's answer to one photo, in the current column: its verdict, whether the
+    photo looks like its classes at all, where it looked, its top-5. `where`: the heading
+    container's key part (photo and column)."""
+    run = by_key[key.split("#")[0]]
+    k = len(run.snapshots) if key.endswith("#snapshots") else 0
+    seen_rgb = _dataset.model_input(run, up)
     try:
-        up = images.load_upload(file.getvalue())
-    except images.ImageError as e:
-        st.error(
-            f"**{file_name(name)}**: {plain(str(e))}",
-            icon=":material/broken_image:",
+        pred = _cache.prediction(run, seen_rgb, ensemble=k, lane=_cache.CLASSIFY)
+    except TinyvizError as e:  # a broken run must not take the other columns down
+        st.error(f"**{plain(run.name)}**: {e}")
+        return
+    run_name = f"{run.name}, {k} snapshots" if k else run.name
+    said = verdict(pred)
+    fam = _familiar.familiarity(run, seen_rgb, lane=_cache.CLASSIFY)  # final weights
+    bold = said.sure and (fam is None or fam.verdict is not False)
+    with st.container(key=f"tv_cls_head_{where}"):
+        st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")
+        st.markdown(
+            f"{view.heading} {plain(said.headline)}"
+            if bold
+            else f"{view.heading} :gray[{plain(said.headline)}]",
+            help=None if said.sure else f"Its best guess has less than {SURE_AT:.0%} probability.",
         )
-        continue
+        st.markdown(f":gray[{plain(said.detail) or '&nbsp;'}]")
+    _familiar.note(fam)
+    net = _cache.model(run, lane=_cache.CLASSIFY)
+    method = view.look if getattr(net, "gradcam_layer", None) else "gradient"
+    snapshot = run.snapshots[0].file if k else None
+    att = _cache.attribution(
+        run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
+    )
+    st.image(overlay(square, att.heat, **HEAT), width="stretch")
+    st.html(top5_html(pred, view.full_names, shown=shown_name))
+    note = "" if method == view.look else " (this model has no conv layer for Grad-CAM)"
+    of = " of the best snapshot" if k else ""
+    st.caption(
+        f"Where it looked for *{pred.names[0]}*: {explain.method_info(method).label}{of}"
+        f"{note}, {att.seconds * 1000:.0f} ms."
+    )
+    listed = ", ".join(f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True))
+    st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.")
+
+
+def photo_answers(n_file: int, name: str, up, chosen: list[str], look: str) -> None:
+    """A photo, what the models see of it, and each chosen model's answer, three a row."""
+    per_row = min(len(chosen), 3)
+    view = View(
+        look,
+        roots.full_names([by_key[k.split("#")[0]] for k in chosen]),
+        _state.device().upper(),
+        "###" if per_row < 3 else "####",
+    )
     st.divider()
     w, h = up.original_size
     st.subheader(file_name(name), anchor=False)
@@ -134,52 +172,39 @@ for n_file, file in enumerate(inputs):
         for j, (col, key) in enumerate(
             zip(cols[1:], chosen[start : start + per_row], strict=False), start
         ):
-            run = by_key[key.split("#")[0]]
-            k = len(run.snapshots) if key.endswith("#snapshots") else 0
-            try:
-                pred = _cache.prediction(
-                    run, _dataset.model_input(run, up), ensemble=k, lane=_cache.CLASSIFY
-                )
-            except TinyvizError as e:  # a broken run must not take the other columns down
-                col.error(f"**{plain(run.name)}**: {e}")
-                continue
             with col:
-                run_name = f"{run.name}, {k} snapshots" if k else run.name
-                said = verdict(pred)
-                fam = _familiar.familiarity(  # final weights
-                    run, _dataset.model_input(run, up), lane=_cache.CLASSIFY
-                )
-                bold = said.sure and (fam is None or fam.verdict is not False)
-                size = "###" if per_row < 3 else "####"
-                with st.container(key=f"tv_cls_head_{n_file}_{j}"):
-                    st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")
-                    st.markdown(
-                        f"{size} {plain(said.headline)}"
-                        if bold
-                        else f"{size} :gray[{plain(said.headline)}]",
-                        help=None
-                        if said.sure
-                        else f"Its best guess has less than {SURE_AT:.0%} probability.",
-                    )
-                    st.markdown(f":gray[{plain(said.detail) or '&nbsp;'}]")
-                _familiar.note(fam)
-                net = _cache.model(run, lane=_cache.CLASSIFY)
-                method = look if getattr(net, "gradcam_layer", None) else "gradient"
-                snapshot = run.snapshots[0].file if k else None
-                seen_rgb = _dataset.model_input(run, up)
-                att = _cache.attribution(
-                    run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
-                )
-                st.image(overlay(square, att.heat, **HEAT), width="stretch")
-                st.html(top5_html(pred, full_names, shown=shown_name))
-                note = "" if method == look else " (this model has no conv layer for Grad-CAM)"
-                of = " of the best snapshot" if k else ""
-                st.caption(
-                    f"Where it looked for *{pred.names[0]}*: "
-                    f"{explain.method_info(method).label}{of}{note}, "
-                    f"{att.seconds * 1000:.0f} ms."
-                )
-                listed = ", ".join(
-                    f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True)
-                )
-                st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {device}.")
+                model_answer(key, up, square, f"{n_file}_{j}", view)
+
+
+@st.fragment
+def photos(chosen: list[str], look: str) -> None:
+    """The upload box, the camera and the answers. A fragment: a new photo runs this part
+    alone, so the server sends, and the visitor's browser redraws, the answers only, not
+    the whole page with its sidebar (at a crowded poster the browsers' drawing was most of
+    a visitor's wait). Timed as a run of the page where only it runs (`timings.timed`)."""
+    with timings.timed("Classify"):
+        upload_tab, camera_tab = st.tabs(["Upload photos", "Take a photo"])
+        files = _images.image_uploader(
+            f"Photos ({_images.UPLOAD_TYPES})", "tv_cls_files", multiple=True, where=upload_tab
+        )
+        snap = camera_tab.camera_input(
+            "Point the camera at something and take a photo", key="tv_cls_camera"
+        )
+        inputs = ([snap] if snap is not None else []) + list(files or [])
+        if not chosen:
+            st.info("Choose at least one model above.")
+            return
+        if not inputs:
+            st.info("Upload a photo above (several at once are fine), or take one with the camera.")
+            return
+        for n_file, file in enumerate(inputs):
+            name = "camera photo" if file is snap else file.name
+            try:
+                up = images.load_upload(file.getvalue())
+            except images.ImageError as e:
+                st.error(f"**{file_name(name)}**: {plain(str(e))}", icon=":material/broken_image:")
+                continue
+            photo_answers(n_file, name, up, chosen, look)
+
+
+photos(chosen, look)

@@ -46,6 +46,25 @@ def test_each_run_is_one_line_and_says_how_it_ended(tmp_path, monkeypatch):
     assert len(rows) == 22 and all(r["seconds"] >= 0 for r in rows)
 
 
+def test_a_block_inside_a_run_is_part_of_it_and_alone_is_a_run_of_its_own(tmp_path, monkeypatch):
+    """Classify's photos are a fragment timed inside the page: once per whole run of the
+    page, and once per run of the fragment alone (a new photo)."""
+    where = tmp_path / "timings.jsonl"
+    monkeypatch.setenv(timings.ENV, str(where))
+    with timings.timed("Classify"), timings.timed("Classify"):  # the whole page
+        pass
+    with timings.timed("Classify"):  # the fragment alone
+        pass
+    with pytest.raises(ValueError), timings.timed("Saliency"), timings.timed("inner"):
+        raise ValueError
+    with timings.timed("Models"):  # a run after one that failed is timed again
+        pass
+    rows = timings.read(where)
+    assert [(r["page"], r["ended"]) for r in rows] == [
+        ("Classify", "end"), ("Classify", "end"), ("Saliency", "ValueError"), ("Models", "end")
+    ]  # fmt: skip
+
+
 def test_app_py_runs_as_a_spawned_processs_main_module(tmp_path):
     """After a page test, app.py is the test process's main module, and a process pool
     started then (the data set's decoders) runs it again, outside any server, in each new

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from ..errors import CheckpointError, TinyvizError
 from ..runs.folder import Run, open_run
-from ..runtime import background
+from ..runtime import background, tasks
 from . import analysis, speed
 
 JOB, LOG = "job.json", "job.log"
-NICE = 10
+NICE = tasks.NICE
 
 
 @dataclass(frozen=True)
