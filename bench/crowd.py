@@ -406,6 +406,10 @@ class Visitor:
     async def classify(self) -> None:
         pg = self.page
         await self._open("Classify", "[data-testid=stFileUploader]")
+        # a visitor picks a photo once the page is drawn (a file dialog takes seconds), as
+        # every other step begins: not racing the page's own first run, whose rest the
+        # wait for the top-5 would otherwise include
+        await self._settle()
         want = await pg.locator(CHOSEN_MODELS).count()
         name = f"visitor{self.n}-photo{self.loop}.jpg"
         files = {"name": name, "mimeType": "image/jpeg", "buffer": photo(self.photos, self.rng)}

@@ -15,7 +15,7 @@ layout code in the worker's first UMAP fit (about 16 s here, `COMPILE`, longer t
   seconds measured on this 2-core machine with bench/map_speed.py, interpolated in log-log
   between them; for UMAP, a process's first fit, with numba's compilation), scaled by what
   this machine measured for its last maps of about as many points (the median ratio);
-- `PAGE`: the page noticing the stored map (it looks every second) and drawing it.
+- `PAGE`: the page noticing the stored map (it looks every 2 s) and drawing it.
 
 Every map process records its startup and fit in `cache_root()/map-speed.json` (`record`),
 so the estimates follow the machine: a faster or a busier one is seen after a map or two.
@@ -41,7 +41,7 @@ from ..errors import CheckpointError
 
 RECORD = "map-speed.json"
 KEEP = 16  # the fits (and startups) remembered per method and dimension count
-PAGE = 2.0  # seconds from the map stored to the map drawn: a poll each second, a rerun
+PAGE = 2.0  # seconds from the map stored to the map drawn: a poll every 2 s, a rerun
 STARTUP = 6.0  # seconds from launch to fit, before this machine measured one
 STARTUPS = "launch-to-fit"  # their record (an earlier "startup" began at an import, later)
 NEAR = (1.5, 3.0)  # records of maps within these factors of points calibrate an estimate

@@ -15,7 +15,7 @@ keeps the last `MODELS` models it loaded and the data sets it opened: a process 
 spent most of its time importing torch and loading the model (bench/results/crowd_cpu.txt).
 It ends after `WORKER_IDLE` seconds without work, so its memory goes back; a request nobody
 asked about for `ABANDON` seconds (its visitor left) is dropped before it starts, and stopped
-at its next progress report if it has started (a page asks every second while it waits or
+at its next progress report if it has started (a page asks every 2 s while it waits or
 follows the work), so a crowd that leaves does not keep the worker busy for minutes.
 
 The kinds (`Kind`):
