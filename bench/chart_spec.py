@@ -112,7 +112,7 @@ def main() -> None:
     for name, (altair, now) in charts.items():
         slow = per_call(lambda a=altair: st.altair_chart(a(), width="stretch"), args.repeat)
         fast = per_call(now, args.repeat)
-        rows.append([name, f"{slow * 1000:.1f} ms", f"{fast * 1000:.1f} ms", f"{slow / fast:.0f}x"])
+        rows.append([name, f"{slow * 1000:.1f} ms", f"{fast * 1000:.2f} ms", f"{slow / fast:.0f}x"])
     print(table(f"Charts per call, median of {args.repeat} (Altair as at {args.before})",
                 ["chart", "st.altair_chart (Altair)", "now (Vega-Lite dict; top-5: HTML)",
                  "ratio"], rows))  # fmt: skip
