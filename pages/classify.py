@@ -107,11 +107,7 @@ def model_answer(key: str, up, square, where: str, view: View) -> None:
     run = by_key[key.split("#")[0]]
     k = len(run.snapshots) if key.endswith("#snapshots") else 0
     seen_rgb = _dataset.model_input(run, up)
-    try:
-        pred = _cache.prediction(run, seen_rgb, ensemble=k, lane=_cache.CLASSIFY)
-    except TinyvizError as e:  # a broken run must not take the other columns down
-        st.error(f"**{plain(run.name)}**: {e}")
-        return
+    pred = _cache.prediction(run, seen_rgb, ensemble=k, lane=_cache.CLASSIFY)
     run_name = f"{run.name}, {k} snapshots" if k else run.name
     said = verdict(pred)
     fam = _familiar.familiarity(run, seen_rgb, lane=_cache.CLASSIFY)  # final weights
@@ -173,7 +169,10 @@ def photo_answers(n_file: int, name: str, up, chosen: list[str], look: str) -> N
             zip(cols[1:], chosen[start : start + per_row], strict=False), start
         ):
             with col:
-                model_answer(key, up, square, f"{n_file}_{j}", view)
+                try:
+                    model_answer(key, up, square, f"{n_file}_{j}", view)
+                except TinyvizError as e:  # a broken run must not take the other columns down
+                    st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
 
 
 @st.fragment

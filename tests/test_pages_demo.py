@@ -75,6 +75,31 @@ def test_classify_without_a_data_set(monkeypatch, tmp_path):
     assert "Vanilla gradient" in texts(at)
 
 
+@needs_resnet
+def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer(
+    app_env, tiny_run, monkeypatch
+):
+    """A run whose map cannot be made (its weights or layers refused after the top-5) gets
+    one line in its own column; the other model's answer is drawn whole."""
+    from pages import _cache
+    from tinyviz.errors import CheckpointError
+
+    real = _cache.attribution
+
+    def attribution(run, *args, **kwargs):
+        if run.name == tiny_run.name:
+            raise CheckpointError("its layers do not match its weights")
+        return real(run, *args, **kwargs)
+
+    monkeypatch.setattr(_cache, "attribution", attribution)
+    at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(tiny_run), str(RESNET)])
+    at.file_uploader(key="tv_cls_files").set_value([("photo.png", png(), "image/png")])
+    ok(at.run())
+    (error,) = [e.value for e in at.error]
+    assert tiny_run.name in error and "do not match its weights" in error and "\n" not in error
+    assert len(top5_bars(at, 0)) == 5  # resnet18-push, drawn after the failed column
+
+
 def test_a_photo_is_classified_while_an_explanation_holds_the_same_runs_model(app_env, tiny_run):
     """Classify has model objects of its own: another visitor's explanation holding the
     explain pages' copy of the run's model (its lock, mid-pass, in another thread) does not
