@@ -43,16 +43,17 @@ def top5_html(
     full_names = full_names or {}
     names = [shown(n) for n in pred.names]
     rows = []
-    for i, (name, wnid, p, c) in enumerate(
+    for i, (name, key, p, c) in enumerate(
         zip(names, pred.wnids, pred.probs, pred.classes, strict=True)
     ):
+        wnid = shown(key)
         label = name if names.count(name) == 1 else f"{name} ({wnid})"
         hit = (c == true_class) if true_class is not None else i == 0
         colour = (TRUE if true_class is not None else HIT) if hit else OTHER
         share = min(max(float(p), 0.0), 1.0) * 100
         where = "in" if p >= INSIDE_FROM else "out"
         at = f"{share:.1f}%" if where == "in" else f"calc({share:.1f}% + 4px)"
-        full = shown(full_names.get(wnid, name))
+        full = shown(full_names.get(key, pred.names[i]))
         tip = escape(f"{full} ({wnid}): {p:.1%}")
         rows.append(
             f'<div class="n" title="{tip}">{escape(label)}</div>'
