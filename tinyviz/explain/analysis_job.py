@@ -29,7 +29,6 @@ from ..runtime import background, tasks
 from . import analysis, speed
 
 JOB, LOG = "job.json", "job.log"
-NICE = tasks.NICE
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def start(run: Run | Path, data, limit: int = 0, *, retry: bool = False) -> Anal
     run_dir = opened.path if isinstance(opened, Run) else Path(opened)
     # the lock decides: of two sessions launching at once, one starts the process
     with contextlib.suppress(background.Busy):
-        files(now.folder).launch(command(run_dir, data.source, limit), nice=NICE)
+        files(now.folder).launch(command(run_dir, data.source, limit), nice=tasks.NICE)
     return status(opened, data, limit)
 
 

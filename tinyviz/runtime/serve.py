@@ -49,5 +49,5 @@ def command(options: Sequence[str], app: Path | None = None) -> list[str]:
 def serve(options: Sequence[str]) -> None:
     """Replace this process by the dashboard's server (it never returns)."""
     argv = command(options)
-    os.chdir(Path(argv[4]).parent)  # .streamlit/config.toml is read from the working folder
+    os.chdir(APP.parent)  # .streamlit/config.toml is read from the working folder
     os.execve(argv[0], argv, environment(os.environ))
