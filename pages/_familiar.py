@@ -81,12 +81,18 @@ def note(fam: familiar.Familiarity | None) -> None:
         if m is not None
         else "How often this check is right has not been measured for this model."
     )
+    far = "how far the photo's features lie from those of the photos the model knows"
+    if fam.gauss is not None:
+        far += " and from what is typical of its nearest class"
     st.caption(
-        f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score adds how "
-        "far the photo's features lie from those of the photos the model knows to how weak its "
-        f"best guess is ({fam.confidence:.0%}). " + how_well,
-        help="The distance to the 10th nearest validation photo in the model's feature space, "
-        "and 1 minus its top probability, each counted in standard deviations over the "
+        f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score adds "
+        f"{far} to how weak its best guess is ({fam.confidence:.0%}). " + how_well,
+        help="The distance to the 10th nearest validation photo in the model's feature space"
+        + (
+            ", the Mahalanobis distance to the nearest class (Lee et al. 2018)"
+            * (fam.gauss is not None)
+        )
+        + " and 1 minus its top probability, each counted in standard deviations over the "
         "validation photos, then summed (bench/unfamiliar.py measured this score"
         + ("" if m is None else f": AUROC {m.auroc:.2f} on this model, 1.0 is perfect")
         + ").",

@@ -540,12 +540,14 @@ def cmd_analyse(args) -> int:
     freed = analysis.compact(folder) if args.compact else 0
     freed += sum(analysis.compact(v.folder) for v in views if args.compact and v.folder)
     out = analysis.read(folder)
+    gaussians = _gaussians(run, data, folder, len(out.outputs), args)
     emit(
         {
             "run": str(run.path),
             "status": "done",
             "folder": str(folder),
             "images": len(out.outputs),
+            "gaussians": gaussians,
             "top1": round(out.outputs.top1, 4),
             "exact": out.exact,
             "freed_bytes": freed,
@@ -557,6 +559,22 @@ def cmd_analyse(args) -> int:
         }
     )
     return 0
+
+
+def _gaussians(run, data, folder: Path, images: int, args) -> str | None:
+    """The Gaussians of the unfamiliar-photo score (`explain.gaussians`), fitted once after
+    the whole validation set's analysis: where they are, or why there are none."""
+    from .errors import TinyvizError
+    from .explain import familiar, gaussians
+
+    if args.limit:
+        return None
+    if familiar.load_gaussians(folder, run.path, images) is not None:
+        return "stored"
+    try:
+        return str(gaussians.build(run.path, data, folder, args.device))
+    except (TinyvizError, OSError, RuntimeError) as e:
+        return f"not fitted: {e}"
 
 
 def _analyse_views(run_dir: Path, data, args):

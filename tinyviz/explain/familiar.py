@@ -37,6 +37,7 @@ instead of giving a verdict that means nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,13 @@ from .. import io
 from ..errors import CheckpointError
 from ..runs.folder import RunFolder
 from . import analysis, mirror
+from .gaussians import FILE as GAUSSIANS_FILE
+from .gaussians import Gaussians
 
 FILE = "familiar.json"
 FORMAT = 2  # bump when the score or the calibration changes meaning
-METHOD = "knn+msp"
+METHOD = "knn+msp"  # the score from the stored analysis alone
+WITH_GAUSSIANS = "knn+maha+msp"  # ... plus the run's `gaussians` where it has them
 K = 10  # the k-th nearest validation image, at most (bench/unfamiliar.py)
 PER_CLASS = 5  # ... and at most a fifth of a class's images (`k_for`)
 QUANTILE = 0.95  # at most 5% of validation images are flagged
@@ -97,18 +101,22 @@ class Bank:
             )
         return _unit(f @ self.components.T, self.outside)
 
-    def kth_distance(self, queries: np.ndarray, k: int, leave_out: bool = False) -> np.ndarray:
+    def kth_distance(
+        self, queries: np.ndarray, k: int, leave_out: bool = False, own: np.ndarray | None = None
+    ) -> np.ndarray:
         """Distance from each unit row of `queries` to its `k`-th nearest bank row; with
-        `leave_out`, the queries are the bank itself and a row is not its own neighbour."""
-        k = min(k, len(self) - (1 if leave_out else 0))
+        `leave_out`, the queries are the bank itself, or with `own` the bank rows at those
+        positions, and a row is not its own neighbour."""
+        if leave_out:
+            own = np.arange(len(queries))
+        k = min(k, len(self) - (0 if own is None else 1))
         if k < 1:
             raise CheckpointError("too few validation images to compare a photo with")
         out = np.empty(len(queries), np.float32)
         for s in range(0, len(queries), BLOCK):
             sims = queries[s : s + BLOCK] @ self.vectors.T
-            if leave_out:
-                rows = np.arange(len(sims))
-                sims[rows, rows + s] = -np.inf
+            if own is not None:
+                sims[np.arange(len(sims)), own[s : s + BLOCK]] = -np.inf
             kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
             out[s : s + BLOCK] = np.sqrt(np.maximum(2 - 2 * kth, 0))
         return out
@@ -121,8 +129,8 @@ def _unit(coords: np.ndarray, outside: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """How to standardise the two parts of the score, and its threshold, from the
-    validation images' own scores."""
+    """How to standardise the parts of the score, and its threshold, from the validation
+    images' own scores (all of them, or with Gaussians the ones held out for them)."""
 
     k: int
     threshold: float  # scores above it are unfamiliar
@@ -134,15 +142,23 @@ class Calibration:
     distance_sd: float = 1.0
     doubt_mean: float = 0.0  # of their 1 - top probability
     doubt_sd: float = 1.0
+    method: str = METHOD
+    gauss_mean: float = 0.0  # of their Mahalanobis distances (`WITH_GAUSSIANS` only)
+    gauss_sd: float = 1.0
 
     def as_json(self) -> dict:
-        return {"format": FORMAT, "method": METHOD, **self.__dict__}
+        return {"format": FORMAT, **self.__dict__}
 
-    def combine(self, distance: np.ndarray, doubt: np.ndarray) -> np.ndarray:
-        """The score: both parts in units of their spread over the validation images."""
-        return (np.asarray(distance, np.float64) - self.distance_mean) / self.distance_sd + (
+    def combine(
+        self, distance: np.ndarray, doubt: np.ndarray, gauss: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The score: the parts in units of their spread over the validation images."""
+        score = (np.asarray(distance, np.float64) - self.distance_mean) / self.distance_sd + (
             np.asarray(doubt, np.float64) - self.doubt_mean
         ) / self.doubt_sd
+        if self.method == WITH_GAUSSIANS:
+            score = score + (np.asarray(gauss, np.float64) - self.gauss_mean) / self.gauss_sd
+        return score
 
 
 def k_for(images: int, classes: int) -> int:
@@ -164,31 +180,30 @@ def calibrate(
     k: int = K,
     quantile: float = QUANTILE,
     data_key: str = "",
+    gaussians: Gaussians | None = None,
 ) -> Calibration:
     """The `quantile` of the validation images' scores, each against all the others;
-    `doubts` are their 1 - top probability (None: zeros, the distance alone)."""
-    distance = bank.kth_distance(bank.vectors, k, leave_out=True).astype(np.float64)
+    `doubts` are their 1 - top probability (None: zeros, the distance alone). With
+    `gaussians`, on the validation images they hold out, their distances added."""
     doubts = np.zeros(len(bank)) if doubts is None else np.asarray(doubts, np.float64)
     if len(doubts) != len(bank):
         raise CheckpointError(f"{len(doubts)} confidences for {len(bank)} validation images")
-    spread = {
-        "distance_mean": float(distance.mean()),
-        "distance_sd": float(max(distance.std(), 1e-6)),
-        "doubt_mean": float(doubts.mean()),
-        "doubt_sd": float(max(doubts.std(), 1e-6)),
-    }
-    partial = Calibration(min(k, len(bank) - 1), 0.0, quantile, len(bank), 0.0, data_key, **spread)
-    scores = partial.combine(distance, doubts)
+    rows = np.arange(len(bank)) if gaussians is None else gaussians.val_rows
+    distance = bank.kth_distance(bank.vectors[rows], k, own=rows).astype(np.float64)
+    parts = {"distance": distance, "doubt": doubts[rows]}
+    if gaussians is not None:
+        parts["gauss"] = gaussians.val_distance.astype(np.float64)
+    spread = {}
+    for name, values in parts.items():
+        spread[f"{name}_mean"] = float(values.mean())
+        spread[f"{name}_sd"] = float(max(values.std(), 1e-6))
+    method = METHOD if gaussians is None else WITH_GAUSSIANS
+    partial = Calibration(min(k, len(bank) - 1), 0.0, quantile, len(rows), 0.0, data_key,
+                          method=method, **spread)  # fmt: skip
+    scores = partial.combine(parts["distance"], parts["doubt"], parts.get("gauss"))
     threshold = float(np.quantile(scores, quantile))
-    return Calibration(
-        k=partial.k,
-        threshold=threshold,
-        quantile=quantile,
-        images=len(bank),
-        flagged=float((scores > threshold).mean()),
-        data_key=data_key,
-        **spread,
-    )
+    flagged = float((scores > threshold).mean())
+    return dataclasses.replace(partial, threshold=threshold, flagged=flagged)
 
 
 @dataclass(frozen=True)
@@ -228,6 +243,7 @@ class Familiarity:
     distance: float = float("nan")  # to the k-th nearest validation image's features
     confidence: float = float("nan")  # the top softmax probability
     measured: Measured | None = None  # how well the score works on this run (None: unknown)
+    gauss: float | None = None  # to the nearest class's Gaussian (None: the run has none)
 
     @property
     def familiar(self) -> bool:
@@ -267,20 +283,23 @@ class Checker:
     calibration: Calibration
     folder: Path | None  # the analysis folder they come from
     measured: Measured | None = None  # how well it works on this run (`Measured`)
+    gaussians: Gaussians | None = None  # the third part of the score, where the run has it
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         return self.bank.kth_distance(self.bank.embed(features), self.calibration.k)
 
     def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """The scores of (n, D) features and their (n, C) logits."""
-        return self.calibration.combine(self.distances(features), doubt(logits))
+        gauss = None if self.gaussians is None else self.gaussians.distance(features)
+        return self.calibration.combine(self.distances(features), doubt(logits), gauss)
 
     def judge(self, features: np.ndarray, logits: np.ndarray) -> Familiarity:
         """The familiarity of one image from its (D,) features and (C,) logits."""
-        distance = float(self.distances(features)[0])
-        unsure = float(doubt(logits)[0])
-        score = float(self.calibration.combine(np.array([distance]), np.array([unsure]))[0])
-        return Familiarity(score, self.calibration.threshold, distance, 1 - unsure, self.measured)
+        score = float(self.scores(features, logits)[0])
+        distance, unsure = float(self.distances(features)[0]), float(doubt(logits)[0])
+        gauss = None if self.gaussians is None else float(self.gaussians.distance(features)[0])
+        cal = self.calibration
+        return Familiarity(score, cal.threshold, distance, 1 - unsure, self.measured, gauss)
 
 
 # ------------------------------------------------------------------ a run's checker
@@ -317,8 +336,22 @@ def checker(run_dir: Path) -> Checker | None:
     if folder is None:
         return None
     bank = load_bank(folder)
-    cal = stored_calibration(folder, bank, Path(run_dir))
-    return Checker(bank, cal, folder, stored_measured(folder, cal, Path(run_dir)))
+    gaussians = load_gaussians(folder, Path(run_dir), len(bank))
+    cal = stored_calibration(folder, bank, Path(run_dir), gaussians)
+    measured = stored_measured(folder, cal, Path(run_dir))
+    return Checker(bank, cal, folder, measured, gaussians)
+
+
+def load_gaussians(folder: Path, run_dir: Path, images: int) -> Gaussians | None:
+    """The run's `gaussians` beside its analysis (or in its mirror), if they fit it; None
+    where there are none yet, or where the file does not fit (the score goes on without)."""
+    meta = analysis._meta(folder) or {}
+    own = Path(folder) / GAUSSIANS_FILE
+    for path in dict.fromkeys([own, mirror.writable(own, run_dir)]):
+        if path.is_file():
+            with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError):
+                return Gaussians.load(path, int(meta["classes"]), int(meta["features"]), images)
+    return None
 
 
 def load_bank(folder: Path) -> Bank:
@@ -340,40 +373,55 @@ def load_doubts(folder: Path) -> np.ndarray:
     return 1 - np.exp(np.clip(top.max(1), None, 0.0))
 
 
-def stored_calibration(folder: Path, bank: Bank, run_dir: Path | None = None) -> Calibration:
+def stored_calibration(
+    folder: Path, bank: Bank, run_dir: Path | None = None, gaussians: Gaussians | None = None
+) -> Calibration:
     """`FILE` beside the analysis (shipped with it, or in the run's mirror) if it is of this
-    format and these settings; else computed and written where the run's derived files go."""
+    format, these settings and this method (with or without `gaussians`); else computed and
+    written where the run's derived files go."""
     own = Path(folder) / FILE
     place = mirror.writable(own, run_dir)
     meta = analysis._meta(folder) or {}
     k = k_for(len(bank), int(meta.get("classes", 1)))
+    want = _wanted(len(bank), k, gaussians)
     for path in dict.fromkeys([own, place]):
         with contextlib.suppress(CheckpointError):
-            saved = io.read_json(path)
-            if _fits(saved, len(bank), k):
+            saved = _completed(io.read_json(path))
+            if _fits(saved, *want):
                 return Calibration(**{f: saved[f] for f in Calibration.__dataclass_fields__})
-    cal = calibrate(bank, load_doubts(folder), k, data_key=str(meta.get("data_key", "")))
+    data_key = str(meta.get("data_key", ""))
+    cal = calibrate(bank, load_doubts(folder), k, data_key=data_key, gaussians=gaussians)
     with contextlib.suppress(OSError):
         place.parent.mkdir(parents=True, exist_ok=True)
         io.write_json(place, cal.as_json())
     return cal
 
 
-def _fits(saved, images: int, k: int) -> bool:
+def _wanted(bank_images: int, k: int, gaussians: Gaussians | None) -> tuple[int, int, str]:
+    """The images, k and method a stored calibration must have to be this run's."""
+    if gaussians is None:
+        return bank_images, k, METHOD
+    return len(gaussians.val_rows), k, WITH_GAUSSIANS
+
+
+def _completed(saved):
+    """A stored calibration with the fields that files written before Gaussians lack."""
+    if not isinstance(saved, dict):
+        return saved
+    return {"method": METHOD, "gauss_mean": 0.0, "gauss_sd": 1.0, **saved}
+
+
+def _fits(saved, images: int, k: int, method: str = METHOD) -> bool:
     if not isinstance(saved, dict):
         return False
-    want = {"format": FORMAT, "method": METHOD, "k": k, "quantile": QUANTILE}
+    want = {"format": FORMAT, "method": method, "k": k, "quantile": QUANTILE}
     try:
         same = all(saved.get(f) == v for f, v in want.items()) and saved["images"] == images
-        numbers = ("threshold", "distance_mean", "distance_sd", "doubt_mean", "doubt_sd")
+        sds = ("distance_sd", "doubt_sd", "gauss_sd")
+        numbers = ("threshold", "distance_mean", "doubt_mean", "gauss_mean", *sds)
         finite = all(np.isfinite(float(saved[f])) for f in numbers)
-        return (
-            same
-            and finite
-            and saved["distance_sd"] > 0
-            and saved["doubt_sd"] > 0
-            and (isinstance(saved["data_key"], str))
-        )
+        positive = all(saved[f] > 0 for f in sds)
+        return same and finite and positive and isinstance(saved["data_key"], str)
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -384,16 +432,23 @@ def stored_measured(folder: Path, cal: Calibration, run_dir: Path | None = None)
     own = Path(folder) / FILE
     for path in dict.fromkeys([own, mirror.writable(own, run_dir)]):
         with contextlib.suppress(CheckpointError):
-            saved = io.read_json(path)
-            if _fits(saved, cal.images, cal.k) and saved["threshold"] == cal.threshold:
+            saved = _completed(io.read_json(path))
+            ok = _fits(saved, cal.images, cal.k, cal.method)
+            if ok and saved["threshold"] == cal.threshold:
                 return Measured.from_json(saved.get("measured"))
     return None
 
 
 def stamp(folder: Path, run_dir: Path | None = None) -> tuple:
-    """What changes when the calibration file is written (its places' sizes and times), so
-    a cache of a run's checker sees a new measurement."""
-    own = Path(folder) / FILE
+    """What changes when the calibration file or the Gaussians are written (their places'
+    sizes and times), so a cache of a run's checker sees a new measurement."""
+    out = []
+    for name in (FILE, GAUSSIANS_FILE):
+        out.extend(_stats(Path(folder) / name, run_dir))
+    return tuple(out)
+
+
+def _stats(own: Path, run_dir: Path | None) -> list:
     out = []
     for path in dict.fromkeys([own, mirror.writable(own, run_dir)]):
         try:
@@ -401,7 +456,7 @@ def stamp(folder: Path, run_dir: Path | None = None) -> tuple:
             out.append((st.st_mtime_ns, st.st_size))
         except OSError:
             out.append(None)
-    return tuple(out)
+    return out
 
 
 def store_measured(
