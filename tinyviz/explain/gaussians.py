@@ -41,6 +41,7 @@ RANK = 64  # directions of the shared covariance kept (bench/unfamiliar.py: 32-1
 TRAIN_PER_CLASS = 20  # training images per class the Gaussians are fitted on
 VAL_PER_CLASS = 10  # validation images per class kept to calibrate with
 BATCH = 50
+HALF = ("means", "basis")  # kept in half precision (`_stored`)
 MAX_FEATURES = 4096  # beyond, the covariance is too large to estimate (and to hold)
 
 
@@ -72,8 +73,8 @@ class Gaussians:
         r = max(1, min(rank, x.shape[1] - 1))
         rest = float(max(values[:-r].mean(), 1e-12))
         return cls(
-            means.astype(np.float32),
-            vectors[:, -r:].T.astype(np.float32),
+            _stored(means),
+            _stored(vectors[:, -r:].T),
             np.maximum(values[-r:], 1e-12).astype(np.float32),
             rest,
             np.zeros(0, np.int64),
@@ -106,6 +107,7 @@ class Gaussians:
 
     def save(self, path: Path) -> None:
         arrays = {f: np.asarray(getattr(self, f)) for f in self.__dataclass_fields__}
+        arrays["means"], arrays["basis"] = (arrays[f].astype(np.float16) for f in HALF)
         io.write_bytes(Path(path), _npz(arrays))
 
     @classmethod
@@ -114,8 +116,9 @@ class Gaussians:
         `images` validation images): a file that does not fit raises `CheckpointError`."""
         try:
             with np.load(Path(path), allow_pickle=False) as z:
-                g = cls(**{f: z[f] for f in cls.__dataclass_fields__ if f != "rest"},
-                        rest=float(z["rest"]))  # fmt: skip
+                arrays = {f: z[f] for f in cls.__dataclass_fields__ if f != "rest"}
+                rest = float(z["rest"])
+            g = cls(**{**arrays, **{f: arrays[f].astype(np.float32) for f in HALF}}, rest=rest)
         except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
             raise CheckpointError(f"{path} cannot be read ({e})") from None
         problem = g._problem(classes, dims, images)
@@ -137,6 +140,12 @@ class Gaussians:
         if len(rows) < 2 or rows.min() < 0 or rows.max() >= images or len(set(rows)) < len(rows):
             return "its validation images do not fit the analysis"
         return None
+
+
+def _stored(x: np.ndarray) -> np.ndarray:
+    """As the file keeps it: half precision (half the size; a unit vector's coordinates keep
+    three significant digits), computed with in single precision."""
+    return np.asarray(x).astype(np.float16).astype(np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
