@@ -7,7 +7,10 @@ softmax cannot say "none of these", so the question is asked of two things the m
   nearest validation image's (Sun et al. 2022, "Out-of-distribution detection with deep
   nearest neighbors"). A photo of something the model knows lands among validation images of
   its class; a photo of something else lands far from all of them;
-- its confidence: 1 - the largest softmax probability (Hendrycks & Gimpel 2017).
+- its confidence: 1 - the largest softmax probability (Hendrycks & Gimpel 2017);
+- where the run has them (`gaussians`, fitted by `tinyviz analyse` on training images), the
+  Mahalanobis distance of its whole features to the nearest class's Gaussian (Lee et al.
+  2018): the kNN part sees the features only on the analysis' 64 principal components.
 
 Each is standardised by its mean and spread over the validation images, and the score is
 their sum. `bench/unfamiliar.py` measured it against each alone, the energy score, the max
