@@ -432,8 +432,8 @@ def held_out(run, t_feats, t_labels, v_feats, v_labels) -> dict[str, tuple[np.nd
         "msp": (msp[keep_v], msp[~keep_v]),
         "knn10, training bank, whole features": (knn[keep_v], knn[~keep_v]),
         "knn10, training bank, whole features + msp": (both[0], both[1][out]),
-        "mahalanobis, whole features": (maha[keep_v], maha[~keep_v]),
-        "knn10, training bank, whole features + mahalanobis + msp": (three[0], three[1][out]),
+        f"{GAUSS}": (maha[keep_v], maha[~keep_v]),
+        f"knn10, training bank, whole features + {GAUSS} + msp": (three[0], three[1][out]),
     }
 
 
@@ -486,6 +486,13 @@ def rows_of(run: str, scores: dict[str, Scores], held: dict | None = None) -> li
         for name, inside, values in pairs:
             row[name] = auroc(inside, values)
             row[f"{name} flagged"] = float((values > np.quantile(inside, QUANTILE)).mean())
+        rows.append(row)
+    for score in set(held or ()) - set(scores):  # measured on the held-out classes only
+        inside, values = held[score]
+        row = {"run": run, "score": score, "val": len(inside)}
+        row["val flagged"] = float((inside > np.quantile(inside, QUANTILE)).mean())
+        row["held-out classes"] = auroc(inside, values)
+        row["held-out classes flagged"] = float((values > np.quantile(inside, QUANTILE)).mean())
         rows.append(row)
     return rows
 
