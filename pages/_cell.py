@@ -11,12 +11,15 @@ The widgets are made to agree with it rather than keep a state of their own:
   or none when the shown cell is not in the list).
 - The zoomed block moves to the shown cell when the cell changes and lies outside it.
 - A chart remembers the last cell clicked on it (in the browser) and sends that selection
-  again on later reruns; after a pick in the list and another class order, an old chart's
-  selection took the page back to the cell clicked first. So each chart's key is made of
-  the class order and the shown cell (`chart_key`): whenever either changes, the chart is
-  a new widget with no selection, and a selection a chart sends is a click on the chart as
-  it is drawn now. Clicking the cell clicked before, after a pick in the list, shows it
-  again (an old chart would not send an unchanged selection).
+  again when the browser builds it anew; and a chart whose selection is already a cell
+  sends nothing when that cell is clicked again. So a chart whose selection is not the
+  shown cell (the cell changed by the list, the other chart or an order) is made a new
+  widget, without a selection (`chart_key`: its key counts these renewals). A chart
+  clicked keeps its key, and its spec does not change with the shown cell (the ring is
+  data), so the browser does not build it again for a click: it moves the ring.
+
+A click on a matrix or in the list reruns only the page's fragment of what depends on the
+cell (pages/confusion.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tinyviz.runs import Run
 CELL = "tv_conf_cell"  # the shown cell: (run folder, true class, answered class)
 ZOOMED = "tv_conf_zoomed"  # (order, cell) the zoomed block last followed
 ZOOMS = "tv_conf_zooms"  # how many times the zoom slider was made anew to follow the cell
+RENEWED = "tv_conf_renewed"  # chart -> (its order, how many times it was made anew)
 
 
 def pair_key(run: Run) -> str:
@@ -37,16 +41,32 @@ def pair_key(run: Run) -> str:
 
 def chart_key(chart: str, order_by: str, cell: tuple[int, int]) -> str:
     """The key of a matrix chart ("overview", "block") drawn in `order_by` with `cell`
-    shown: a new widget, without a selection, whenever the order or the shown cell changes."""
-    return f"tv_conf_{chart}_{order_by}_{cell[0]}_{cell[1]}"
+    shown: last run's while the chart's order is the same and its selection is none or
+    `cell` (the browser keeps the chart), else a key never used before (a new widget,
+    without a selection, which no browser remembers a selection of)."""
+    renewed = st.session_state.setdefault(RENEWED, {})
+    order, n = renewed.get(chart, (order_by, 0))
+    key = f"tv_conf_{chart}_{order}_{n}"
+    if order != order_by or _selected(key) not in (None, tuple(cell)):
+        n += 1
+        key = f"tv_conf_{chart}_{order_by}_{n}"
+    renewed[chart] = (order_by, n)
+    return key
+
+
+def _selected(key: str) -> tuple[int, int] | None:
+    """The cell the chart `key` holds selected (from its last run), or None."""
+    state = st.session_state.get(key)
+    chosen = (state.selection.get("cell") or []) if state is not None else []
+    return (int(chosen[0]["t"]), int(chosen[0]["p"])) if chosen else None
 
 
 def pick(run: Run, key: str) -> None:
-    """A click on a chart's cell makes it the shown cell (a chart's key changes with the
-    shown cell, so any selection it sends is a click on it as drawn)."""
-    chosen = st.session_state[key].selection.get("cell") or []
-    if chosen:  # an empty selection: the click missed every cell, or took it back
-        st.session_state[CELL] = (str(run.path), int(chosen[0]["t"]), int(chosen[0]["p"]))
+    """A click on a chart's cell makes it the shown cell (a chart holding another cell than
+    the shown one is renewed, so any selection it sends is a click on it as drawn)."""
+    chosen = _selected(key)
+    if chosen:  # none: the click missed every cell, or took it back
+        st.session_state[CELL] = (str(run.path), *chosen)
 
 
 def pick_pair(run: Run, pairs) -> None:

@@ -17,14 +17,19 @@ elsewhere, so a visitor who leaves a waiting page for Classify does not wait for
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import streamlit as st
 
+from tinyviz.errors import TinyvizError
+from tinyviz.runtime import timings
+
 TURNS = 1  # pages other than Classify whose scripts run at once
 WAIT = 0.2  # seconds between looks for a turn (and for the visitor having moved on)
+_HELD = threading.local()  # whether this thread's script run holds a turn
 
 
 @st.cache_resource(show_spinner=False)
@@ -35,14 +40,41 @@ def _turns() -> threading.BoundedSemaphore:
 
 @contextlib.contextmanager
 def turn() -> Iterator[None]:
-    """Run the block in this page's turn (waiting, and saying so, while others have it)."""
+    """Run the block in this page's turn (waiting, and saying so, while others have it).
+    A block inside another (a page's fragment in the page's own run) is in that turn."""
+    if getattr(_HELD, "held", False):
+        yield
+        return
     turns = _turns()
     if not turns.acquire(blocking=False):
         _wait(turns)
+    _HELD.held = True
     try:
         yield
     finally:
+        _HELD.held = False
         turns.release()
+
+
+def fragment(page: str) -> Callable[[Callable], Callable]:
+    """Decorator: draw the function as a fragment of `page`, so a widget in it reruns and
+    redraws it alone (the browser redraws that part only, not the page's other charts).
+    A fragment's own rerun does not pass through app.py, so it takes the page's turn
+    here, is timed as a run of `page`, and a `TinyvizError` is one line in it (the rest of
+    the page stays), as app.py does for the page."""
+
+    def wrap(draw: Callable) -> Callable:
+        @functools.wraps(draw)
+        def part(*args, **kwargs):
+            with timings.timed(page), turn():
+                try:
+                    draw(*args, **kwargs)
+                except TinyvizError as e:
+                    st.error(str(e), icon=":material/error:")
+
+        return st.fragment(part)
+
+    return wrap
 
 
 def _wait(turns: threading.BoundedSemaphore) -> None:

@@ -84,6 +84,22 @@ def select_in_chart(at: AppTest, key_start: str, selection: dict) -> AppTest:
     return at._run(states)
 
 
+def path_of(at: AppTest, element) -> tuple[int, ...] | None:
+    """Where `element` is in the page (child indices from the main area down). The browser
+    tells an element without a key by its place: one whose place changes is drawn anew."""
+
+    def find(node, trail: tuple[int, ...]):
+        if node is element:
+            return trail
+        for i, child in getattr(node, "children", {}).items():
+            found = find(child, (*trail, i))
+            if found is not None:
+                return found
+        return None
+
+    return find(at.main, ())
+
+
 def png(seed: int = 0, size=(200, 150)) -> bytes:
     rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
     buf = io.BytesIO()

@@ -87,7 +87,18 @@ def test_the_confusion_charts_place_cells_by_the_order_and_take_clicks():
     ringed = zoom["datasets"][zoom["layer"][-1]["data"]["name"]]
     assert [(r["t"], r["p"]) for r in ringed] == [(2, 0)]
     again = confusion.block(matrix, rates, ["a", "b", "c"], order[:2], (0, 0), "zoom")
-    assert again["layer"][-1]["data"] != zoom["layer"][-1]["data"]  # new data, new name
+    assert [(r["t"], r["p"]) for r in again["datasets"]["shown"].to_dict("records")] == [(0, 0)]
+    # another shown cell: the same spec and dataset names, so the browser keeps the chart
+    # and swaps the ring's rows (issue 19)
+    assert _bare(again) == _bare(zoom) and again["datasets"].keys() == zoom["datasets"].keys()
+    moved = confusion.overview(cells, 3, (0, 1), (0, 2))
+    assert _bare(moved) == _bare(whole) and moved["datasets"].keys() == whole["datasets"].keys()
+    assert moved["datasets"]["shown"].to_dict("records") == [{"x": 0.5, "y": 2.5}]
+
+
+def _bare(spec: dict) -> str:
+    """A spec as the browser compares it: without its datasets' rows."""
+    return json.dumps({k: v for k, v in spec.items() if k != "datasets"}, sort_keys=True)
 
 
 def test_the_channel_bars_rank_channels_and_mark_the_chosen_one():

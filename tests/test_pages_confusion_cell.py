@@ -126,3 +126,33 @@ def test_a_pair_asked_for_while_another_is_computed_starts_after_it(
     assert len(started) == 1
     assert started[0][started[0].index("--classes") + 1 :][:2] == [str(a), str(b)]
     assert _why(at) == f"Why {names[b]} and not {names[a]}?"
+
+
+def _matrices(at) -> list[tuple[str, str]]:
+    """Both matrices as the browser tells them apart: (element id, spec without data)."""
+    return [
+        (c.proto.id, c.proto.spec) for c in at.get("vega_lite_chart") if "tv_conf_" in c.proto.id
+    ]
+
+
+def test_a_cell_click_keeps_both_matrices_and_moves_their_rings(app_env, confused_run, monkeypatch):
+    """Issue 19: a click on a cell keeps both matrices' element ids and specs (the browser
+    does not build them again: only the ring's data changes); a pick in the list renews
+    only a chart that holds another cell selected, so clicking that cell again shows it."""
+    monkeypatch.setenv("TINYVIZ_RUNS", str(confused_run.parent))
+    names = runs.open_run(confused_run).class_names
+    key = f"tv_conf_pair_{confused_run.name}"
+    at = ok(open_page("pages/confusion.py", confused_run))
+    listed = [_pair(names, o) for o in at.radio(key=key).options]
+    before = _matrices(at)
+    assert len(before) == 2
+    clicked = listed[1]
+    ok(select_in_chart(at, "tv_conf_block_", {"cell": [dict(t=clicked[0], p=clicked[1])]}))
+    _shows(at, names, clicked, key)
+    assert _matrices(at) == before
+    ok(at.radio(key=key).set_value(0).run())  # the block holds `clicked`: renewed
+    _shows(at, names, listed[0], key)
+    after = _matrices(at)
+    assert after[0] == before[0] and after[1][0] != before[1][0]
+    ok(select_in_chart(at, "tv_conf_block_", {"cell": [dict(t=clicked[0], p=clicked[1])]}))
+    _shows(at, names, clicked, key)

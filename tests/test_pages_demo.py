@@ -13,7 +13,7 @@ import time
 
 import pagetest
 import pytest
-from pagetest import RESNET, open_page, png, texts, top5_bars, wait_for_analysis
+from pagetest import RESNET, open_page, path_of, png, texts, top5_bars, wait_for_analysis
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -211,6 +211,26 @@ def test_saliency_methods_side_by_side(app_env, tiny_run, queue_worker):
     assert "for class **convertible**" in texts(at)
 
 
+def test_a_saliency_click_leaves_the_trust_section_where_it_is(app_env, tiny_run, queue_worker):
+    """Issue 19: the image picker, the ticks and the maps are one part of the page (a
+    fragment: a click redraws it alone); the trust section lies outside it and keeps its
+    place when a method is ticked, so the browser does not draw its charts again."""
+    at = page("pages/saliency.py", tiny_run)
+    part = path_of(at, at.segmented_control(key="tv_sal_source"))[0]
+    assert path_of(at, at.checkbox(key="tv_sal_m_gradient"))[0] == part
+    assert path_of(at, at.image[-1])[0] == part  # the last map
+
+    def trust() -> tuple[int, ...]:
+        heading = next(s for s in at.subheader if s.value == "How far to trust these maps")
+        return path_of(at, heading)
+
+    before = trust()
+    assert before[0] != part
+    at.checkbox(key="tv_sal_m_occlusion").check()  # a fourth map: a second row of maps
+    ok(at.run())
+    assert "**Occlusion**" in texts(at) and trust() == before
+
+
 def test_saliency_upload_and_misclassified(app_env, tiny_run, tmp_path, monkeypatch):
     run = tmp_path / tiny_run.name  # a copy: finding mistakes writes RUN/analysis/
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("analysis"))
@@ -342,3 +362,29 @@ def test_other_pages_take_turns_while_classify_does_not_wait(app_env):
             turns.release()
     assert turns.acquire(blocking=False)  # the Models page gave its turn back as well
     turns.release()
+
+
+def test_a_pages_fragment_takes_the_turn_and_shows_a_refusal_as_one_line():
+    """`_turns.fragment`: a fragment's own rerun does not pass through app.py, so it takes
+    the page's turn itself (a fragment inside the page's run is in that run's turn: it does
+    not wait for itself) and a TinyvizError is one line in it, the page going on below."""
+
+    def script():
+        import streamlit as st
+
+        from pages import _turns
+        from tinyviz.errors import TinyvizError
+
+        @_turns.fragment("A page")
+        def part():
+            st.markdown("in the fragment")
+            raise TinyvizError("no such run")
+
+        with _turns.turn():  # as app.py runs a page
+            part()
+            st.markdown("after the fragment")
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["no such run"]
+    assert [m.value for m in at.markdown] == ["in the fragment", "after the fragment"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagetest import chart_rows, ok, open_page, texts
+from pagetest import chart_rows, ok, open_page, path_of, texts
 
 from tinyviz import runs
 from tinyviz.data import load
@@ -45,6 +45,12 @@ def two_runs(tmp_path, tiny_run, confused_run, tiny_data, monkeypatch) -> tuple[
 
 def plotly_specs(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _plotly(at) -> tuple:
+    """The map as the browser tells it apart: (its place, element id, figure)."""
+    (chart,) = at.get("plotly_chart")
+    return path_of(at, chart), chart.proto.id, chart.proto.spec
 
 
 def points_of(trace: dict) -> int:
@@ -294,10 +300,14 @@ def test_a_tsne_map_is_computed_in_the_background_with_the_pca_map_meanwhile(
 
     monkeypatch.setattr(background, "spawn", held)
     try:
-        at = ok(open_page("pages/embeddings.py", confused_run, tv_emb_method="tsne"))
+        at = ok(open_page("pages/embeddings.py", confused_run))
+        pca = _plotly(at)
+        ok(at.segmented_control(key="tv_emb_method").set_value("tsne").run())
         assert "being computed in the background" in at.info[0].value and at.get("progress")
         (spec,) = plotly_specs(at)
         assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1")  # PCA meanwhile
+        # issue 19: the same map, in the same place, with the same key: not drawn again
+        assert _plotly(at) == pca
         ok(at.run())  # asked again (another visitor, a rerun): the same process
         assert "being computed in the background" in at.info[0].value and len(launched) == 1
     finally:

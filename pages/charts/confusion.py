@@ -42,7 +42,13 @@ def cells(matrix: np.ndarray, rates: np.ndarray, order: np.ndarray, names) -> pd
     ).assign(x2=lambda d: d.x + 1, y2=lambda d: d.y + 1)
 
 
-def _spec(title: str, height: int, datasets: dict[str, pd.DataFrame], layers: list) -> dict:
+def _spec(
+    title: str,
+    height: int,
+    datasets: dict[str, pd.DataFrame],
+    layers: list,
+    fixed: dict[str, pd.DataFrame] | None = None,
+) -> dict:
     """A layered Vega-Lite spec for `st.vega_lite_chart`, drawn on a canvas without a
     spoken description per mark (Streamlit picks the canvas only above 2,000 points, and
     Vega-Lite builds each mark's description with its interpreter: a second of a small
@@ -53,9 +59,14 @@ def _spec(title: str, height: int, datasets: dict[str, pd.DataFrame], layers: li
     against 7 and 22 ms now (bench/chart_spec.py), on a server whose visitors share one
     interpreter. `datasets` are DataFrames, named by their content (Streamlit
     sends them as Arrow; a new name is new data to the browser); the layers' `data` name
-    them by their keys here. tests/test_charts.py checks the result against Vega-Lite's
-    schema."""
+    them by their keys here. `fixed` datasets keep their keys as names whatever their
+    content (the shown cell's ring): a chart whose spec and dataset names are unchanged is
+    not built again by the browser, which only swaps the rows that changed (a click on a
+    cell moves the ring; rebuilding both matrices took most of the browser's work).
+    tests/test_charts.py checks the result against Vega-Lite's schema."""
     named = {key: f"{key}-{_digest(frame)}" for key, frame in datasets.items()}
+    named |= {key: key for key in fixed or {}}
+    datasets = {**datasets, **(fixed or {})}
     for layer in layers:
         key = layer.get("data", {}).get("name")
         if key in named:
@@ -106,11 +117,12 @@ def overview(cells: pd.DataFrame, c: int, block: tuple[int, int], shown: tuple[f
                      "y": {"field": "a", **quantity}, "y2": {"field": "b"}},
     }  # fmt: skip
     ring = {
-        "data": {"values": [{"x": shown[0] + 0.5, "y": shown[1] + 0.5}]},
+        "data": {"name": "shown"},
         "mark": {"type": "point", "size": 160, "shape": "square", **HIGHLIGHT},
         "encoding": {"x": {"field": "x", **quantity}, "y": {"field": "y", **quantity}},
     }
-    return _spec(f"All {c} classes", 440, {"cells": cells}, [matrix, frame, ring])
+    at = pd.DataFrame({"x": [shown[0] + 0.5], "y": [shown[1] + 0.5]})
+    return _spec(f"All {c} classes", 440, {"cells": cells}, [matrix, frame, ring], {"shown": at})
 
 
 def block(
@@ -157,11 +169,11 @@ def block(
         counts("dark", "white"),
         {"data": {"name": "every"}, "mark": grid, "params": [CELL],
          "encoding": {**at, "tooltip": TOOLTIP}},
-        {"data": {"name": "chosen"}, "mark": {"type": "rect", **HIGHLIGHT}, "encoding": at},
+        {"data": {"name": "shown"}, "mark": {"type": "rect", **HIGHLIGHT}, "encoding": at},
     ]  # fmt: skip
-    datasets = {"full": full, "light": full[~dark], "dark": full[dark], "every": every,
-                "chosen": every[(every.t == ct) & (every.p == cp)]}  # fmt: skip
-    return _spec(title, max(300, 18 * len(classes) + 160), datasets, layers)
+    datasets = {"full": full, "light": full[~dark], "dark": full[dark], "every": every}
+    shown = {"shown": every[(every.t == ct) & (every.p == cp)]}
+    return _spec(title, max(300, 18 * len(classes) + 160), datasets, layers, shown)
 
 
 def best_and_worst(rows: pd.DataFrame, half: int) -> alt.Chart:
