@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _cache, _images
-from pages._text import plain
+from pages._text import plain, probability
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import compare
 
@@ -15,7 +15,8 @@ from tinyviz.explain import compare
 def top5(out, i: int, truth: int, names: list[str]) -> None:
     classes, probs = compare.top_k(out, i, 5)
     lines = [
-        (f":green[**{names[k]}**]" if k == truth else plain(names[k])) + f" {p:.0%}"
+        (f":green[**{plain(names[k])}**]" if k == truth else plain(names[k]))
+        + f" {plain(probability(p))}"
         for k, p in zip(classes, probs, strict=True)
     ]
     st.markdown("  \n".join(lines))

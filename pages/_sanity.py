@@ -148,7 +148,7 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
     if rep is None:
         _missing(run, data, net)
         return
-    left, right = st.columns([1.3, 1], gap="medium")
+    left, right = st.columns([1, 1], gap="medium")  # the table's six columns uncut
     with left:
         signed = st.toggle(
             "Signed maps (with their sign) instead of absolute ones", key="tv_san_signed"

@@ -31,3 +31,11 @@ def file_name(name) -> str:
     """A file or run folder name for `st.markdown`: characters that hide or reorder text
     written as escapes (`tinyviz.io.shown_name`, as everywhere a name is shown), then `plain`."""
     return plain(shown_name(name))
+
+
+def probability(p: float) -> str:
+    """A class probability as a visitor reads it: whole percents from 1%, one decimal below,
+    "<0.1%" below that (never "0%" for a class the model gave a share to)."""
+    if p >= 0.01:
+        return f"{p:.0%}"
+    return f"{p:.1%}" if p >= 0.0005 else "<0.1%"

@@ -55,3 +55,10 @@ def test_top_k_and_refusals():
         compare.compare(A, outputs([0] * 7, [1] * 7))
     with pytest.raises(ValueError, match="different classes"):
         compare.check_comparable(["n1", "n2"], ["n2", "n1"])
+
+
+def test_a_small_probability_is_not_shown_as_zero():
+    """Two models' top-5 once said "reel 0%" beside "sewing machine 99%"."""
+    from pages._text import probability
+
+    assert [probability(p) for p in (0.99, 0.014, 0.004, 0.0004)] == ["99%", "1%", "0.4%", "<0.1%"]

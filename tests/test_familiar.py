@@ -230,6 +230,10 @@ def test_classify_opens_the_dashboards_run_and_keeps_the_upload_limits(
     photo.write_bytes(png(photos(np.random.default_rng(4), 1)[0][0]))
     assert main(["classify", str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)["run"] == run.name
+    assert main(["classify", str(photo), "--run", run.name]) == 0  # the name it printed
+    assert json.loads(capsys.readouterr().out)["run"] == run.name
+    assert main(["classify", str(photo), "--run", "no-such-run"]) == 1
+    assert capsys.readouterr().err.startswith("error: no run folder no-such-run")
     monkeypatch.setattr(images, "MAX_BYTES", photo.stat().st_size - 1)
     assert main(["classify", str(photo), str(tmp_path)]) == 1
     err = capsys.readouterr().err.splitlines()

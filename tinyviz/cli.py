@@ -851,7 +851,11 @@ def add_classify_command(sub) -> None:
         "anything the run was trained on",
     )
     c.add_argument("photos", nargs="+", metavar="PHOTO", help="image files, as uploads take")
-    c.add_argument("--run", help="run folder (default: the dashboard's default run)")
+    c.add_argument(
+        "--run",
+        help="run folder, or the name of a run in checkpoints/, runs/ or TINYVIZ_RUNS "
+        "(default: the dashboard's default run)",
+    )
     c.add_argument("--top", type=int, default=5, help="how many classes (default: 5)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     c.set_defaults(func=cmd_classify)
@@ -861,14 +865,13 @@ def cmd_classify(args) -> int:
     """One JSON line per photo; an unreadable one gets an `error:` line and the rest go on."""
     from .demo import images, predict
     from .explain import familiar
-    from .runs.folder import open_run
     from .runs.weights import load_model
     from .runtime.device import pick_device
 
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
     device = pick_device(args.device)
-    run = open_run(Path(args.run)) if args.run else _default_run(device.type)
+    run = _named_run(args.run) if args.run else _default_run(device.type)
     model = load_model(run, device=device)
     checker = familiar.checker(run.path)
     if checker is None:
@@ -916,6 +919,23 @@ def _familiar_fields(fam) -> dict:
         "familiar_threshold": said.get("threshold"),
         "familiar_auroc": said.get("auroc"),
     }
+
+
+def _named_run(text: str):
+    """`--run`: a run folder, or a run's name (as the JSON lines print it) in a run root."""
+    from .errors import CheckpointError
+    from .runs.folder import open_run
+    from .runs.roots import configured_roots
+
+    path = Path(text).expanduser()
+    if path.is_dir() or len(path.parts) != 1:
+        return open_run(path)
+    roots = configured_roots()
+    for root in roots:
+        if (root / text).is_dir():
+            return open_run(root / text)
+    where = ", ".join(str(r) for r in roots)
+    raise CheckpointError(f"no run folder {text} here nor in {where}")
 
 
 def _default_run(kind: str):
