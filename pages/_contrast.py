@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _cache, _defer, _images, _queued, _state
-from pages._text import plain
+from pages._text import plain, signed
 from tinyviz.data.batches import to_model_input
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.explain import contrastive, saliency, speed, tasks, train_features, work
@@ -190,8 +190,8 @@ def _channels_ui(key, data, run, out, net, images, a, b, A, B) -> None:
         st.caption(
             f"Each penultimate channel's value times its weight for {B} minus its weight for "
             f"{A}, averaged over the cell's {len(images)} images; all {len(c.mean)} channels "
-            f"together give the logit difference {diff.mean():+.2f} "
-            f"(with the bias difference {c.bias_diff:+.2f})."
+            f"together give the logit difference {signed(diff.mean())} "
+            f"(with the bias difference {signed(c.bias_diff)})."
         )
     with right:
         for ch in top[:CHANNELS]:

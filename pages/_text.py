@@ -39,3 +39,10 @@ def probability(p: float) -> str:
     if p >= 0.01:
         return f"{p:.0%}"
     return f"{p:.1%}" if p >= 0.0005 else "<0.1%"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """A difference with its sign, and no sign where it rounds to zero ("0.00", not the
+    "-0.00" that a tiny negative one prints as)."""
+    text = f"{x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text

@@ -62,3 +62,11 @@ def test_a_small_probability_is_not_shown_as_zero():
     from pages._text import probability
 
     assert [probability(p) for p in (0.99, 0.014, 0.004, 0.0004)] == ["99%", "1%", "0.4%", "<0.1%"]
+
+
+def test_a_difference_that_rounds_to_zero_has_no_sign():
+    from pages._text import signed
+
+    assert [signed(x) for x in (-0.001, 0.0, 0.004, -0.3, 1.256)] == [
+        "0.00", "0.00", "0.00", "-0.30", "+1.26"
+    ]  # fmt: skip
