@@ -78,8 +78,15 @@ def fragment(page: str) -> Callable[[Callable], Callable]:
 
 
 def _wait(turns: threading.BoundedSemaphore) -> None:
+    """Until this run holds a turn. Writing to the page is where Streamlit stops a run whose
+    visitor moved on: when that happens just after the turn was taken (clearing the note),
+    the turn is given back before the run stops, or no other page would ever run again."""
     note, start = st.empty(), time.monotonic()
     while not turns.acquire(timeout=WAIT):
         waited = time.monotonic() - start
         note.caption(f"Other visitors' pages are being drawn first ({waited:.0f} s)...")
-    note.empty()
+    try:
+        note.empty()
+    except BaseException:
+        turns.release()
+        raise

@@ -335,6 +335,34 @@ def test_train_start_watch_second_tab_stop(app_env, tmp_path, monkeypatch):
     assert jobs.status(runs / "tiny-logreg").status == "stopped"
 
 
+def test_a_run_stopped_as_it_takes_its_turn_gives_the_turn_back(monkeypatch):
+    """Streamlit stops a run whose visitor moved on where it writes to the page: a run that
+    waited for its turn and is stopped while clearing its note must not keep the turn (it
+    did, and then no page but Classify ever ran again for any visitor)."""
+    import threading
+
+    from pages import _turns
+
+    class Stopped(Exception):
+        pass
+
+    class Note:
+        def caption(self, text):
+            pass
+
+        def empty(self):
+            raise Stopped
+
+    monkeypatch.setattr(_turns.st, "empty", Note)
+    turns = _turns._turns()
+    assert turns.acquire(blocking=False)  # another visitor's page holds the turn
+    threading.Timer(0.3, turns.release).start()
+    with pytest.raises(Stopped), _turns.turn():
+        pytest.fail("a stopped run draws nothing")
+    assert turns.acquire(blocking=False)  # the turn is free again
+    turns.release()
+
+
 def test_other_pages_take_turns_while_classify_does_not_wait(app_env):
     """With another visitor's page being drawn (its turn held), Classify still runs at once;
     any other page waits, saying so, and runs when the turn is given back."""
