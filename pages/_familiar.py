@@ -81,12 +81,16 @@ def note(fam: familiar.Familiarity | None) -> None:
         if m is not None
         else "How often this check is right has not been measured for this model."
     )
-    far = "how far the photo's features lie from those of the photos the model knows"
-    if fam.gauss is not None:
-        far += " and from what is typical of its nearest class"
+    known = "how far the photo's features lie from those of the photos the model knows"
+    guess = f"how weak its best guess is ({fam.confidence:.0%})"
+    adds = (
+        f"adds {known} to {guess}"
+        if fam.gauss is None
+        else f"adds up {known}, how far from what is typical of its nearest class, and {guess}"
+    )
     st.caption(
-        f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score adds "
-        f"{far} to how weak its best guess is ({fam.confidence:.0%}). " + how_well,
+        f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score {adds}. "
+        + how_well,
         help="The distance to the 10th nearest validation photo in the model's feature space"
         + (
             ", the Mahalanobis distance to the nearest class (Lee et al. 2018)"
