@@ -74,6 +74,9 @@ def test_the_file_is_read_back_and_one_that_does_not_fit_is_refused(tmp_path):
         with pytest.raises(CheckpointError, match=why):
             gaussians.Gaussians.load(path, classes, dims, images)
     arrays = dict(np.load(path))
+    np.savez(path.with_suffix(".rows.npz"), **{**arrays, "val_rows": arrays["val_rows"] + 0.5})
+    with pytest.raises(CheckpointError, match="shapes"):  # rows that cannot index the images
+        gaussians.Gaussians.load(path.with_suffix(".rows.npz"), 3, 8, 30)
     arrays["variances"][0] = np.nan
     np.savez(path.with_suffix(".bad.npz"), **arrays)
     with pytest.raises(CheckpointError, match="not finite"):

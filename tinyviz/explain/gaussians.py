@@ -130,7 +130,7 @@ class Gaussians:
         r = len(self.variances)
         rows, dist = self.val_rows, self.val_distance
         shapes = self.means.shape == (classes, dims) and self.basis.shape == (r, dims)
-        if not shapes or rows.ndim != 1 or rows.shape != dist.shape:
+        if not shapes or rows.ndim != 1 or rows.shape != dist.shape or rows.dtype.kind not in "iu":
             return "its shapes do not fit the run's analysis"
         arrays = (self.means, self.basis, self.variances, self.val_distance)
         if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(self.rest):
