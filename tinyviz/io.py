@@ -81,6 +81,14 @@ def save_array(path: Path, array: np.ndarray) -> None:
     write_bytes(path, buf.getvalue())
 
 
+def save_arrays(path: Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Named arrays as one `.npz` at `path`, atomically, never pickling (compressed
+    unless `compress` is False: a scratch file read back soon)."""
+    buf = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    write_bytes(path, buf.getvalue())
+
+
 def remove_stale_temporaries(path: Path) -> int:
     """Delete `.NAME.PID.*.tmp` files next to `path` whose writing process has ended."""
     return _remove_dead(Path(path).parent.glob(f".{Path(path).name}.*{TMP_SUFFIX}"))

@@ -635,7 +635,7 @@ class _Pass:
                 arrays = _run_model(model, self.data.val.images, rows, self.device, self.layers)
                 self.seconds_here += time.perf_counter() - start
                 self.images_done_here += len(rows)
-                io.write_bytes(self.work / f"chunk_{i:04d}.npz", _npz(arrays, compress=False))
+                io.save_arrays(self.work / f"chunk_{i:04d}.npz", arrays, compress=False)
             done = min((i + 1) * CHUNK, self.n)
             if self.n_subset and done >= self.n_subset and not is_complete(self.folder / SUBSET):
                 self._publish(self.folder / SUBSET, np.sort(self.order[: self.n_subset]))
@@ -771,7 +771,7 @@ def store(
         arrays[f"mean_{i}"] = tops.mean
     for name in (META, COMPACT, *EXACT):  # an older result here goes first: meta.json first
         (folder / name).unlink(missing_ok=True)
-    io.write_bytes(folder / COMPACT, _npz(arrays))
+    io.save_arrays(folder / COMPACT, arrays)
     if exact:
         io.save_array(folder / "logp.npy", logp)
         io.save_array(folder / "features.npy", _half(feats))
@@ -818,14 +818,6 @@ def _pca(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _small_int(bound: int):
     return np.int16 if bound <= np.iinfo(np.int16).max else np.int32
-
-
-def _npz(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
-    from io import BytesIO
-
-    buf = BytesIO()
-    (np.savez_compressed if compress else np.savez)(buf, **arrays)
-    return buf.getvalue()
 
 
 def _run_model(

@@ -291,18 +291,24 @@ class Checker:
     def distances(self, features: np.ndarray) -> np.ndarray:
         return self.bank.kth_distance(self.bank.embed(features), self.calibration.k)
 
+    def parts(self, features: np.ndarray, logits: np.ndarray):
+        """The score's parts of (n, D) features and their (n, C) logits: the distances, the
+        doubts and the Gaussians' distances (None without them)."""
+        gauss = None if self.gaussians is None else self.gaussians.distance(features)
+        return self.distances(features), doubt(logits), gauss
+
     def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """The scores of (n, D) features and their (n, C) logits."""
-        gauss = None if self.gaussians is None else self.gaussians.distance(features)
-        return self.calibration.combine(self.distances(features), doubt(logits), gauss)
+        return self.calibration.combine(*self.parts(features, logits))
 
     def judge(self, features: np.ndarray, logits: np.ndarray) -> Familiarity:
         """The familiarity of one image from its (D,) features and (C,) logits."""
-        score = float(self.scores(features, logits)[0])
-        distance, unsure = float(self.distances(features)[0]), float(doubt(logits)[0])
-        gauss = None if self.gaussians is None else float(self.gaussians.distance(features)[0])
-        cal = self.calibration
-        return Familiarity(score, cal.threshold, distance, 1 - unsure, self.measured, gauss)
+        distance, unsure, gauss = self.parts(features, logits)
+        score = float(self.calibration.combine(distance, unsure, gauss)[0])
+        cal, near = self.calibration, None if gauss is None else float(gauss[0])
+        return Familiarity(
+            score, cal.threshold, float(distance[0]), 1 - float(unsure[0]), self.measured, near
+        )
 
 
 # ------------------------------------------------------------------ a run's checker

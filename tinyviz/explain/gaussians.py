@@ -108,7 +108,7 @@ class Gaussians:
     def save(self, path: Path) -> None:
         arrays = {f: np.asarray(getattr(self, f)) for f in self.__dataclass_fields__}
         arrays["means"], arrays["basis"] = (arrays[f].astype(np.float16) for f in HALF)
-        io.write_bytes(Path(path), _npz(arrays))
+        io.save_arrays(Path(path), arrays)
 
     @classmethod
     def load(cls, path: Path, classes: int, dims: int, images: int) -> Gaussians:
@@ -156,14 +156,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, m) squared distances between the rows of a and b."""
     return (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None]
-
-
-def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    from io import BytesIO
-
-    buf = BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ building a run's file

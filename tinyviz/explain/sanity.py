@@ -480,9 +480,7 @@ def compute(
     fields, maps = check(
         model, np.asarray(data.val.images[idx]), settings=settings, progress=progress
     )
-    buf = pyio.BytesIO()
-    np.savez_compressed(buf, maps=maps)
-    io.write_bytes(_written(run_dir, MAPS), buf.getvalue())
+    io.save_arrays(_written(run_dir, MAPS), {"maps": maps})
     report = TrustReport(
         run=run.name,
         images=tuple(int(i) for i in idx),
