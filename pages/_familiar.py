@@ -88,11 +88,13 @@ def note(fam: familiar.Familiarity | None) -> None:
         if fam.gauss is None
         else f"adds up {known}, how far from what is typical of its nearest class, and {guess}"
     )
+    maha = ", the Mahalanobis distance to the nearest class (Lee et al. 2018)"
+    maha = "" if fam.gauss is None else maha
     st.caption(
         f"Unfamiliarity {fam.score:.1f}; it warns above {fam.threshold:.1f}. The score {adds}. "
         + how_well,
         help="The distance to the 10th nearest validation photo in the model's feature space"
-        + ("" if fam.gauss is None else ", the Mahalanobis distance to the nearest class")
+        + maha
         + " and 1 minus its top probability, each counted in standard deviations over the "
         "validation photos, then summed (bench/unfamiliar.py measured this score"
         + ("" if m is None else f": AUROC {m.auroc:.2f} on this model, 1.0 is perfect")
