@@ -36,6 +36,7 @@ from tinyviz.explain import analysis as analysis_store
 from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
+from tinyviz.runtime import stacks
 from tinyviz.runtime.device import limit_threads
 from tinyviz.runtime.janitor import Janitor, limit_arenas
 
@@ -247,8 +248,10 @@ def warm_up() -> threading.Thread:
     (an import the page needs meanwhile simply waits for this one to finish). Also keeps
     torch in the server to one thread per operation (`limit_threads`): each session's
     script runs in a thread of its own, and the heavy work runs in niced workers. And
-    starts the server's `Janitor`, which gives memory back once a crowd has left."""
+    starts the server's `Janitor`, which gives memory back once a crowd has left, and lets
+    `kill -USR1` print every thread's stack (`stacks`: where a stuck page waits)."""
     limit_threads(SERVER_THREADS)
+    stacks.enable()
     _janitor()
 
     def work() -> None:
