@@ -1,6 +1,6 @@
 """Dashboard speed on this machine: explain pages of the shipped runs, analysis jobs, clicks.
 
-    python bench/app_speed.py --data PATH [--runs a,b] [--jobs effnet_lite0-finetune,...]
+    python bench/app_speed.py --data PATH [--runs a,b] [--jobs effnet_lite2-finetune,...]
                               [--interactions resnet18-push,...] [--skip pages,jobs,...]
 
 1. Pages: a fresh clone's state (the repository's files of `checkpoints/` copied to a new
@@ -247,8 +247,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
     p.add_argument("--runs", default="", help="shipped runs for the pages (default: all)")
-    p.add_argument("--jobs", default="effnet_lite0-finetune,resnet18-push")
-    p.add_argument("--interactions", default="resnet18-push,effnet_lite0-finetune")
+    p.add_argument("--jobs", default="effnet_lite2-finetune,resnet18-push")
+    p.add_argument("--interactions", default="resnet18-push,effnet_lite2-finetune")
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--skip", default="", help="comma-separated: pages, jobs, interactions")
     args = p.parse_args()

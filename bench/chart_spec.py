@@ -4,7 +4,7 @@ schema validation run on every call), as the pages drew them at `--before`, agai
 pages write now: Classify's and Saliency's top-5 (one per model and answer) as plain HTML
 (`st.html`), Confusion's overview and zoomed block (every script run of the page) as
 Vega-Lite dicts (`st.vega_lite_chart`); on a 200-class matrix with as many confusions as
-effnet_lite0-finetune's.
+effnet_lite2-finetune's.
 
     python bench/chart_spec.py [--before c76a187] [--repeat 50]
 

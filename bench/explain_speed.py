@@ -1,7 +1,7 @@
 """Speed of the explanations of issue 12 on this machine, with the real data set.
 
     python bench/explain_speed.py --data PATH [--run checkpoints/resnet18-push]
-                                  [--other checkpoints/googlenet_like-ours] [--skip browser,...]
+                                  [--other checkpoints/googlenet_like-epochs] [--skip browser,...]
 
 Works on a copy of the run folder (in a temporary folder, its analysis included), so
 nothing of the repository is written. Sections (each a table):
@@ -484,7 +484,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("TINYVIZ_DATA"), help="the data set")
     p.add_argument("--run", default=str(ROOT / "checkpoints" / "resnet18-push"))
-    p.add_argument("--other", default=str(ROOT / "checkpoints" / "googlenet_like-ours"))
+    p.add_argument("--other", default=str(ROOT / "checkpoints" / "googlenet_like-epochs"))
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
     args = p.parse_args()
     if not args.data:

@@ -37,6 +37,10 @@ from pathlib import Path
 
 TRAIN_IMAGES = 100_000
 RECORDS = ("config.json", "metrics.jsonl", "evals.json")
+# The part of the budget the plan fills. 0.8 on 2026-12-04 (one H200): the trainer matched a
+# bare step (100%), the fixed lanes were done by the transfer lane's sixth epoch and the
+# command ended 78 s before its stop, so 11 planned epochs could have been 13.
+SHARE = 0.9
 # Seed 001's recipe (Matejovicova): plain SGD at 0.01, batch 100, L2, rotations and shifts
 SEED001 = [
     "--lr=0.01",
@@ -119,8 +123,7 @@ def plan(args) -> dict[str, dict]:
     """Each lane's epochs from measured rates: the fixed lanes' work first, then the rest.
 
     A lane's work is its epochs' images over its rate alone, weighted by how much of the
-    GPU it holds while it runs (`load`); all share `0.8 * budget` seconds of it
-    (the trainer is slower than a bare step: it also augments and scores each epoch)."""
+    GPU it holds while it runs (`load`); all share `SHARE * budget` seconds of it."""
     lanes = {
         n: {**lane, "rate": rate(lane["model"], lane["batch"], lane["options"], args.smoke)}
         for n, lane in LANES.items()
@@ -130,7 +133,7 @@ def plan(args) -> dict[str, dict]:
         for lane in lanes.values()
         if "epochs" in lane
     )
-    rest = max(0.0, 0.8 * args.budget - fixed)
+    rest = max(0.0, SHARE * args.budget - fixed)
     for lane in lanes.values():
         if "share" in lane:
             lane["epochs"] = max(1, int(lane["share"] * rest * lane["rate"] / TRAIN_IMAGES))
@@ -245,7 +248,10 @@ class Session:
         self.record(name, plain=plain)
         ship = bar is not None and (args.smoke or plain.get("top1", 0.0) > bar)
         if ship:
-            self.record(name, analysis=self.tinyviz("analyse", run, f"--data={args.data}"))
+            # compact: what a shipped run carries (the exact features and log-probs made the
+            # 2026-12-04 session's parts 73 MB, over what one call brings back)
+            analysed = self.tinyviz("analyse", run, f"--data={args.data}", "--compact")
+            self.record(name, analysis=analysed)
         self.pack(name, Path(run), whole=ship)
 
     def pack(self, name: str, run: Path, whole: bool) -> None:

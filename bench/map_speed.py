@@ -1,7 +1,7 @@
 """The Embeddings page's t-SNE and UMAP maps: the time a visitor waits against the page's
 estimate (issue 21.6), and what adding the stored training images costs.
 
-    python bench/map_speed.py --data PATH [--run effnet_lite0-finetune] [--skip all,browser]
+    python bench/map_speed.py --data PATH [--run effnet_lite2-finetune] [--skip all,browser]
 
 Works on copies of the shipped run (in a temporary folder), so nothing of the repository is
 written; the maps' measurements go where the pages' go (`map_speed.path()`, under the cache
@@ -189,7 +189,7 @@ def _load() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
-    p.add_argument("--run", default="effnet_lite0-finetune", help="a shipped run")
+    p.add_argument("--run", default="effnet_lite2-finetune", help="a shipped run")
     p.add_argument("--skip", default="", help="comma-separated: all (200 classes), background, "
                    "browser")  # fmt: skip
     args = p.parse_args()

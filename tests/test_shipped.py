@@ -16,7 +16,8 @@ SHIPPED = sorted(
 
 def test_there_are_shipped_runs():
     families = {runs.open_run(p).model_name for p in SHIPPED}
-    assert {"resnet18", "effnet_lite0", "vgg_like", "inception_v3_like"} <= families
+    assert {"resnet18", "effnet_lite2", "inception_v3_like", "googlenet_like"} <= families
+    assert any(runs.RunFolder(p).epoch_views() for p in SHIPPED)  # the epoch slider shows
 
 
 @pytest.mark.parametrize("run_dir", SHIPPED, ids=[p.name for p in SHIPPED])
