@@ -290,3 +290,30 @@ def test_without_the_lock_an_explanation_inside_another_goes_wrong(two_images, m
         return isinstance(got, BaseException) or not np.array_equal(got.signed, want.signed)
 
     assert wrong(a, want_a) or wrong(b_got, want_b) or leaked
+
+
+def _small_net(act: type[nn.Module]) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        act(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        act(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    ).eval()
+
+
+def test_guided_backprop_guides_relu6_as_relu():
+    """captum guides nn.ReLU alone: on ReLU6 (EfficientNet-Lite) guided backprop was the
+    vanilla gradient. Below 6 ReLU6 is ReLU, so both nets must now give the same guided
+    map, and it must differ from the ReLU6 net's plain gradient."""
+    relu, relu6 = _small_net(nn.ReLU), _small_net(nn.ReLU6)
+    relu6.load_state_dict(relu.state_dict())
+    x = torch.rand(1, 3, 16, 16) * 0.1  # small: no activation reaches 6
+    guided = [explain.attribute(m, x, 2, "guided_backprop").signed for m in (relu, relu6)]
+    plain = explain.attribute(relu6, x, 2, "gradient").signed
+    np.testing.assert_allclose(guided[1], guided[0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(guided[1], plain, atol=1e-7)
+    assert not relu6._backward_hooks and all(not m._backward_hooks for m in relu6.modules())

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from captum._utils.common import _register_backward_hook
 from captum.attr import (
     GuidedBackprop,
     IntegratedGradients,
@@ -240,8 +241,20 @@ def _gradcam(model, x, target, layer, o) -> Result:
     return cam, cam, name, None
 
 
+class _GuidedBackprop(GuidedBackprop):
+    """captum's guided backprop, with ReLU6 guided too. captum hooks `nn.ReLU` alone, so on
+    EfficientNet-Lite (ReLU6 throughout) its maps were exactly the vanilla gradient's (and
+    the sanity check's figures the same). The same hook is right for ReLU6: the gradient it
+    gets is already zero outside (0, 6), and it keeps only the positive part."""
+
+    def _register_hooks(self, module: nn.Module) -> None:
+        super()._register_hooks(module)
+        if isinstance(module, nn.ReLU6):  # a Hardtanh, not a ReLU, for captum's test
+            self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
+
+
 def _guided_backprop(model, x, target, layer, o) -> Result:
-    grads = GuidedBackprop(model).attribute(x, target=target)
+    grads = _GuidedBackprop(model).attribute(x, target=target)
     return _pixel_maps(grads) + (None, None)
 
 
