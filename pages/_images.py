@@ -3,6 +3,7 @@ colour strip of the heat maps."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 
 import numpy as np
@@ -72,6 +73,37 @@ def image_uploader(label: str, key: str, *, multiple: bool = False, where=None):
         "A file marked in red was not taken: too large, or another type."
     )
     return files
+
+
+def decode_each(files: list, key: str, size: int = 64):
+    """Yield (file, its UploadedImage or the ImageError that refused it) for each upload in
+    turn, each decoded once per session (kept under `key` by content, for the files given
+    only); `size`: the models' input size (`load_upload`).
+
+    A new photo reruns the answers to every photo shown, and each decode is a round trip
+    to the decoder's process: with five photos up, four decodes of each new one's rerun
+    were repeats, and a refused file (up to seconds before its budget stops it) was tried
+    again on every rerun; Saliency decoded its image again at every tick of a method (a
+    second each for a 12-megapixel HEIC). One at a time: the first file's answer is drawn
+    before the next is decoded.
+    """
+    from tinyviz.demo import images, sandbox
+
+    kept = st.session_state.setdefault(key, {})
+    digests = [(hashlib.blake2b(f.getvalue(), digest_size=16).digest(), size) for f in files]
+    for gone in set(kept) - set(digests):  # a removed file's pictures go with it
+        del kept[gone]
+    for f, seen in zip(files, digests, strict=True):
+        if seen in kept:
+            yield f, kept[seen]
+            continue
+        try:
+            kept[seen] = up = images.load_upload(f.getvalue(), size=size)
+        except images.ImageError as e:
+            up = e.with_traceback(None)  # no frames kept alive with it
+            if str(e) != sandbox.NO_WORKER:  # the server's trouble, not the file's: try again
+                kept[seen] = up
+        yield f, up
 
 
 def enlarge(rgb, px: int = 128):

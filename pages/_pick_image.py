@@ -85,14 +85,11 @@ def pick(run: Run, data) -> tuple[np.ndarray, str, int | None]:
         if file is None:
             st.info("Upload an image to explain.")
             st.stop()
-        try:
-            rgb, title = (
-                images.load_upload(file.getvalue(), size=data.size).rgb,
-                shown_name(file.name),
-            )
-        except images.ImageError as e:
-            st.error(f"**{file_name(file.name)}**: {plain(str(e))}")
+        ((_, up),) = _images.decode_each([file], "tv_sal_decoded", size=data.size)
+        if isinstance(up, images.ImageError):
+            st.error(f"**{file_name(file.name)}**: {plain(str(up))}")
             st.stop()
+        rgb, title = up.rgb, shown_name(file.name)
     if rgb is None:
         rgb, truth = np.asarray(data.val.images[i]), int(data.val.labels[i])
         title = data.val.files[i].rsplit("/", 1)[-1]

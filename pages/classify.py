@@ -3,6 +3,7 @@
 Works without the data set: uploads (or the camera) and the shipped runs are all it needs.
 """
 
+import re
 from typing import NamedTuple
 
 import streamlit as st
@@ -140,8 +141,10 @@ def model_answer(key: str, up, square, where: str, view: View) -> None:
     st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.")
 
 
-def photo_answers(n_file: int, name: str, up, chosen: list[str], look: str) -> None:
-    """A photo, what the models see of it, and each chosen model's answer, three a row."""
+def photo_answers(photo: str, name: str, up, chosen: list[str], look: str) -> None:
+    """A photo, what the models see of it, and each chosen model's answer, three a row.
+    `photo`: the upload's own id, in the keys of its elements, so that a photo keeps them
+    when a newer one comes above it (the browser keeps its drawing instead of a new one)."""
     per_row = min(len(chosen), 3)
     view = View(
         look,
@@ -170,7 +173,7 @@ def photo_answers(n_file: int, name: str, up, chosen: list[str], look: str) -> N
         ):
             with col:
                 try:
-                    model_answer(key, up, square, f"{n_file}_{j}", view)
+                    model_answer(key, up, square, f"{photo}_{j}", view)
                 except TinyvizError as e:  # a broken run must not take the other columns down
                     st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
 
@@ -189,21 +192,21 @@ def photos(chosen: list[str], look: str) -> None:
         snap = camera_tab.camera_input(
             "Point the camera at something and take a photo", key="tv_cls_camera"
         )
-        inputs = ([snap] if snap is not None else []) + list(files or [])
+        # the newest upload first: its answer is drawn first, at the top, where the visitor
+        # looks, not below the fold under the photos before it
+        inputs = ([snap] if snap is not None else []) + list(reversed(files or []))
         if not chosen:
             st.info("Choose at least one model above.")
             return
         if not inputs:
             st.info("Upload a photo above (several at once are fine), or take one with the camera.")
             return
-        for n_file, file in enumerate(inputs):
+        for file, up in _images.decode_each(inputs, "tv_cls_decoded"):
             name = "camera photo" if file is snap else file.name
-            try:
-                up = images.load_upload(file.getvalue())
-            except images.ImageError as e:
-                st.error(f"**{file_name(name)}**: {plain(str(e))}", icon=":material/broken_image:")
+            if isinstance(up, images.ImageError):
+                st.error(f"**{file_name(name)}**: {plain(str(up))}", icon=":material/broken_image:")
                 continue
-            photo_answers(n_file, name, up, chosen, look)
+            photo_answers(re.sub(r"\W", "", file.file_id), name, up, chosen, look)
 
 
 photos(chosen, look)

@@ -75,6 +75,37 @@ def test_classify_without_a_data_set(monkeypatch, tmp_path):
     assert "Vanilla gradient" in texts(at)
 
 
+def test_the_newest_photo_is_answered_first_and_each_upload_decoded_once(
+    app_env, tiny_run, monkeypatch
+):
+    """A visitor's newest photo comes at the top, above the ones before it (it was drawn
+    below the fold); a rerun decodes no photo again, a refused one included."""
+    from tinyviz.demo import images
+
+    decoded, real = [], images.load_upload
+
+    def load_upload(data, **kwargs):
+        decoded.append(data)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(images, "load_upload", load_upload)
+    at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(tiny_run)])
+    files = [("first.png", png(1), "image/png"), ("bad.png", b"not an image", "image/png")]
+    at.file_uploader(key="tv_cls_files").set_value(files)
+    ok(at.run())
+    assert len(decoded) == 2 and len(at.error) == 1 and "bad.png" in at.error[0].value
+    files.append(("newest.png", png(2), "image/png"))
+    at.file_uploader(key="tv_cls_files").set_value(files)
+    ok(at.run())
+    assert [s.value for s in at.subheader] == ["newest.png", "first.png"]
+    assert decoded[2:] == [png(2)]  # the new one only
+    ok(at.run())
+    assert len(decoded) == 3 and len(at.error) == 1  # the refusal is kept, not tried again
+    at.file_uploader(key="tv_cls_files").set_value(files[:1])
+    ok(at.run())
+    assert len(at.session_state["tv_cls_decoded"]) == 1  # removed files' pictures go
+
+
 @needs_resnet
 def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer(
     app_env, tiny_run, monkeypatch
