@@ -357,7 +357,7 @@ MAP_STATE = f"""(name) => {{ const fresh = {FRESH};
   if (title && title.textContent.startsWith(name + ' ') && fresh(title)) return 'drawn';
   const bar = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stProgress]')]
     .filter(fresh).map(e => e.innerText).find(t => t.includes('The ' + name + ' map: '));
-  const pca = title && title.textContent.startsWith('PC1');
+  const pca = title && /^PC(A )?1/.test(title.textContent);  // 'PCA 1': aligned epoch maps
   return bar && pca ? bar : null; }}"""
 
 
