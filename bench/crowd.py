@@ -13,7 +13,9 @@ Streamlit session each) loops for `--seconds`, each visitor in turn:
 1. Classify: uploads a photo of its own (a random crop of one of scikit-image's and
    scikit-learn's bundled photos, never a data set image, a new one each time) and waits
    for the top-5 of every chosen model (time to answer: upload to the last top-5 shown;
-   "unanswered" past `--answer` seconds). Then it picks its next run in the sidebar.
+   "unanswered" past `--answer` seconds), then for every model's heat map (timed from
+   the upload too: a page that draws the top-5s first and the maps after shows the cost).
+   Then it picks its next run in the sidebar.
 2. Confusion: waits for the matrix, clicks a non-empty cell off the diagonal of the zoomed
    block (time: click to that cell's images listed). The cell's "why" section then asks
    for its contrastive maps (in the background where they are slow).
@@ -72,8 +74,11 @@ from PIL import Image
 from tinyviz.runtime import serve, timings
 
 STEPS = ("Classify", "Confusion", "Saliency", "Embeddings")
+HEAT = "Classify's maps"  # a row of its own, apart from the top-5s
+ROWS = ("Classify", HEAT, *STEPS[1:])
 WHAT = {
     "Classify": "upload to every chosen model's top-5",
+    HEAT: "upload to every chosen model's heat map",
     "Confusion": "cell clicked to its images listed",
     "Saliency": "slow method ticked to its map or its place in the queue",
     "Embeddings": "t-SNE/UMAP chosen to its map, or the PCA map and its place in the queue",
@@ -258,7 +263,7 @@ class Tally:
     """What the visitors saw: seconds to answer per step (None: no answer in time), each
     heavy request's outcome, the error boxes drawn."""
 
-    answers: dict = field(default_factory=lambda: {s: [] for s in STEPS})
+    answers: dict = field(default_factory=lambda: {s: [] for s in ROWS})
     heavy: list = field(default_factory=list)  # (step, "drawn" | "queued" | "none")
     parts: list = field(default_factory=list)  # Classify's answered waits, split (`split`)
     errors: list = field(default_factory=list)
@@ -284,6 +289,11 @@ CLASSIFY_DONE = f"""([name, want]) => {{
     && (head.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)).length >= want
     && Date.now();  // when it was seen drawn
 }}"""
+# Every chosen model's heat map drawn for the photo (the caption under each map).
+HEAT_DONE = CLASSIFY_DONE.replace(
+    "c.textContent.startsWith('Top-5 (')", "c.textContent.startsWith('Where it looked for ')"
+)
+assert HEAT_DONE != CLASSIFY_DONE
 # In every page of a visitor: when each message from the server arrived (the socket's
 # events, before Streamlit's own handler), and room for every upload's resource timing.
 STAMPS = """(() => {
@@ -424,6 +434,9 @@ class Visitor:
             marks = await pg.evaluate(SPLIT, [given, drawn])
             if marks:
                 self.tally.parts.append({"given": given, **marks})
+            left = max(0.1, self.args.answer - (time.monotonic() - start))
+            mapped = await self._until(HEAT_DONE, [name, max(want, 1)], left)
+            await self._answered(HEAT, start, mapped)
         await self._settle()
         await self._choose_run(self.n + 2 * self.loop)  # Confusion's and Saliency's run
 
@@ -631,7 +644,7 @@ def quantile(xs: list[float], q: float) -> float | None:
 
 def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> str:
     rows = []
-    for step in STEPS:
+    for step in ROWS:
         got = [s for s in tally.answers[step] if s is not None]
         missed = len(tally.answers[step]) - len(got)
         rows.append([step, WHAT[step], str(len(tally.answers[step])), fmt(quantile(got, 0.5)),
