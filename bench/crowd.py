@@ -278,22 +278,26 @@ HEADINGS = {
     "Saliency": "Saliency maps",
     "Embeddings": "Embeddings: how the model arranges the images",
 }
-CLASSIFY_DONE = f"""([name, want]) => {{
+
+
+def drawn_under_photo(caption: str) -> str:
+    """JS: when `want` captions beginning with `caption` are drawn under the photo `name`'s
+    heading (fresh: drawn by this run), else false."""
+    return f"""([name, want]) => {{
   const fresh = {FRESH}, main = document.querySelector('[data-testid=stMain]');
   if (!main) return false;
   const head = [...main.querySelectorAll('h3')].filter(h => fresh(h) &&
     h.textContent.includes(name)).pop();
   if (!head) return false;
   return [...main.querySelectorAll('[data-testid=stCaptionContainer]')].filter(c => fresh(c)
-    && c.textContent.startsWith('Top-5 (')
+    && c.textContent.startsWith({caption!r})
     && (head.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)).length >= want
     && Date.now();  // when it was seen drawn
 }}"""
-# Every chosen model's heat map drawn for the photo (the caption under each map).
-HEAT_DONE = CLASSIFY_DONE.replace(
-    "c.textContent.startsWith('Top-5 (')", "c.textContent.startsWith('Where it looked for ')"
-)
-assert HEAT_DONE != CLASSIFY_DONE
+
+
+CLASSIFY_DONE = drawn_under_photo("Top-5 (")  # every chosen model's top-5
+HEAT_DONE = drawn_under_photo("Where it looked for ")  # and the caption under each map
 # In every page of a visitor: when each message from the server arrived (the socket's
 # events, before Streamlit's own handler), and room for every upload's resource timing.
 STAMPS = """(() => {
