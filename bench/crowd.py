@@ -282,15 +282,16 @@ HEADINGS = {
 
 def drawn_under_photo(caption: str) -> str:
     """JS: when `want` captions beginning with `caption` are drawn under the photo `name`'s
-    heading (fresh: drawn by this run), else false."""
+    heading (fresh: drawn by this run), else false. Captions: Streamlit's, or the lines of
+    Classify's answer blocks (`.tv-cap`, HTML)."""
     return f"""([name, want]) => {{
   const fresh = {FRESH}, main = document.querySelector('[data-testid=stMain]');
   if (!main) return false;
   const head = [...main.querySelectorAll('h3')].filter(h => fresh(h) &&
     h.textContent.includes(name)).pop();
   if (!head) return false;
-  return [...main.querySelectorAll('[data-testid=stCaptionContainer]')].filter(c => fresh(c)
-    && c.textContent.startsWith({caption!r})
+  const caps = main.querySelectorAll('[data-testid=stCaptionContainer], .tv-cap');
+  return [...caps].filter(c => fresh(c) && c.textContent.startsWith({caption!r})
     && (head.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)).length >= want
     && Date.now();  // when it was seen drawn
 }}"""

@@ -3,14 +3,13 @@
 Works without the data set: uploads (or the camera) and the shipped runs are all it needs.
 """
 
-import re
 from typing import NamedTuple
 
 import streamlit as st
 
 from pages import _cache, _dataset, _familiar, _images, _runs, _state
 from pages._text import file_name, plain
-from pages.charts.predictions import top5_html
+from pages.charts.predictions import answer_head_html, captions_html, top5_html
 from tinyviz.demo import images
 from tinyviz.demo.heatmaps import overlay
 from tinyviz.demo.predict import SURE_AT, verdict
@@ -56,9 +55,7 @@ def label(key: str) -> str:
 # the model picker wraps its chips onto more lines even when it is not focused (Streamlit
 # keeps one line there, scrolled to the last chips, so most chosen models were hidden).
 st.html(
-    "<style>[class*='st-key-tv_cls_head'] :is(p, h3, h4){white-space:nowrap;overflow:hidden;"
-    "text-overflow:ellipsis}"
-    ".st-key-tv_cls_pick .react-aria-ComboBox > div{max-height:none;height:auto}"
+    "<style>.st-key-tv_cls_pick .react-aria-ComboBox > div{max-height:none;height:auto}"
     ".st-key-tv_cls_pick [data-testid=stMultiSelectTagsContainer]"
     "{flex-wrap:wrap;overflow:visible;mask-image:none}</style>"
 )
@@ -98,13 +95,12 @@ class View(NamedTuple):
     look: str  # "gradcam" or "gradient"
     full_names: dict[str, str]  # WordNet id -> the class's full name, on hover
     device: str  # where the models run, as said under each top-5
-    heading: str  # the verdict's Markdown heading: smaller with three models a row
+    small: bool  # the verdict smaller: three models a row
 
 
-def model_answer(key: str, up, square, where: str, view: View) -> None:
+def model_answer(key: str, up, view: View) -> None:
     """One model's answer to one photo, in the current column: its verdict, whether the
-    photo looks like its classes at all, where it looked, its top-5. `where`: the heading
-    container's key part (photo and column)."""
+    photo looks like its classes at all, where it looked, its top-5."""
     run = by_key[key.split("#")[0]]
     k = len(run.snapshots) if key.endswith("#snapshots") else 0
     seen_rgb = _dataset.model_input(run, up)
@@ -113,15 +109,9 @@ def model_answer(key: str, up, square, where: str, view: View) -> None:
     said = verdict(pred)
     fam = _familiar.familiarity(run, seen_rgb, lane=_cache.CLASSIFY)  # final weights
     bold = said.sure and (fam is None or fam.verdict is not False)
-    with st.container(key=f"tv_cls_head_{where}"):
-        st.markdown(f"**{plain(run_name)}**  \n:gray[{about(run)}]")
-        st.markdown(
-            f"{view.heading} {plain(said.headline)}"
-            if bold
-            else f"{view.heading} :gray[{plain(said.headline)}]",
-            help=None if said.sure else f"Its best guess has less than {SURE_AT:.0%} probability.",
-        )
-        st.markdown(f":gray[{plain(said.detail) or '&nbsp;'}]")
+    tip = "" if said.sure else f"Its best guess has less than {SURE_AT:.0%} probability."
+    head = [shown_name(t) for t in (run_name, about(run), said.headline, said.detail)]
+    st.html(answer_head_html(*head, bold=bold, small=view.small, tip=tip))
     _familiar.note(fam)
     net = _cache.model(run, lane=_cache.CLASSIFY)
     method = view.look if getattr(net, "gradcam_layer", None) else "gradient"
@@ -129,53 +119,60 @@ def model_answer(key: str, up, square, where: str, view: View) -> None:
     att = _cache.attribution(
         run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
     )
+    square = up.square(256)  # the models' centre crop, at display size
     st.image(overlay(square, att.heat, **HEAT), width="stretch")
-    st.html(top5_html(pred, view.full_names, shown=shown_name))
     note = "" if method == view.look else " (this model has no conv layer for Grad-CAM)"
     of = " of the best snapshot" if k else ""
-    st.caption(
-        f"Where it looked for *{pred.names[0]}*: {explain.method_info(method).label}{of}"
-        f"{note}, {att.seconds * 1000:.0f} ms."
-    )
     listed = ", ".join(f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True))
-    st.caption(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.")
+    st.html(
+        top5_html(pred, view.full_names, shown=shown_name)
+        + captions_html(
+            f"Where it looked for {pred.names[0]}: {explain.method_info(method).label}{of}"
+            f"{note}, {att.seconds * 1000:.0f} ms.",
+            f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.",
+        )
+    )
 
 
-def photo_answers(photo: str, name: str, up, chosen: list[str], look: str) -> None:
+def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
     """A photo, what the models see of it, and each chosen model's answer, three a row.
-    `photo`: the upload's own id, in the keys of its elements, so that a photo keeps them
-    when a newer one comes above it (the browser keeps its drawing instead of a new one)."""
+
+    Not in a container keyed by the upload: with such keys a visitor's browser built about
+    1,400 more page nodes per photo up (14,700 against 8,700 after six photos) for as much
+    work per upload (bench probe of Classify alone)."""
     per_row = min(len(chosen), 3)
     view = View(
         look,
         roots.full_names([by_key[k.split("#")[0]] for k in chosen]),
         _state.device().upper(),
-        "###" if per_row < 3 else "####",
+        per_row >= 3,
     )
     st.divider()
-    w, h = up.original_size
     st.subheader(file_name(name), anchor=False)
-    square = up.square(256)  # the models' centre crop, at display size
     for start in range(0, len(chosen), per_row):
         cols = st.columns([1] + [1.1] * per_row, gap="medium")
         if start == 0:
-            cols[0].image(up.original, width="stretch", caption=f"{w} × {h} {up.format}")
-            seen = sorted({_dataset.run_size(by_key[k.split("#")[0]]) for k in chosen})
-            cols[0].image(
-                _images.big(up.rgb, 128),
-                width=128,
-                caption="What the models see: " + ", ".join(f"{n} × {n}" for n in seen),
-            )
             with cols[0]:
-                _images.heat_scale("looked least", "most", **HEAT)
-        for j, (col, key) in enumerate(
-            zip(cols[1:], chosen[start : start + per_row], strict=False), start
-        ):
+                the_photo(up, chosen)
+        for col, key in zip(cols[1:], chosen[start : start + per_row], strict=False):
             with col:
                 try:
-                    model_answer(key, up, square, f"{photo}_{j}", view)
-                except TinyvizError as e:  # a broken run must not take the other columns down
+                    model_answer(key, up, view)
+                except TinyvizError as e:  # a broken run must not take the others down
                     st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
+
+
+def the_photo(up, chosen: list[str]) -> None:
+    """The photo as uploaded, what the models see of it, and the heat maps' colour scale."""
+    w, h = up.original_size
+    st.image(up.original, width="stretch", caption=f"{w} × {h} {up.format}")
+    seen = sorted({_dataset.run_size(by_key[k.split("#")[0]]) for k in chosen})
+    st.image(
+        _images.big(up.rgb, 128),
+        width=128,
+        caption="What the models see: " + ", ".join(f"{n} × {n}" for n in seen),
+    )
+    _images.heat_scale("looked least", "most", **HEAT)
 
 
 @st.fragment
@@ -206,7 +203,7 @@ def photos(chosen: list[str], look: str) -> None:
             if isinstance(up, images.ImageError):
                 st.error(f"**{file_name(name)}**: {plain(str(up))}", icon=":material/broken_image:")
                 continue
-            photo_answers(re.sub(r"\W", "", file.file_id), name, up, chosen, look)
+            photo_answers(name, up, chosen, look)
 
 
 photos(chosen, look)

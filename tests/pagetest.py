@@ -108,7 +108,11 @@ def png(seed: int = 0, size=(200, 150)) -> bytes:
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join(m.value for m in [*at.markdown, *at.caption])
+    """Every text the page wrote: its Markdown, captions and HTML blocks (as text)."""
+    shown = [
+        html.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", h.value)) for h in at.get("html")
+    ]
+    return "\n".join([*(m.value for m in [*at.markdown, *at.caption]), *shown])
 
 
 def wait_for_analysis(run: Path, data, timeout: float = 300.0):

@@ -331,7 +331,7 @@ def test_classify_many_models_every_chip_shows_and_the_columns_line_up(page, mor
     )
     page.get_by_text(re.compile(r"^Top-5 \(")).first.wait_for()
     _settled(page)
-    heads = page.locator("[class*='st-key-tv_cls_head_']")  # the one photo's columns
+    heads = page.locator(".tv-ans")  # the one photo's columns: each model's answer head
     boxes = [heads.nth(i).bounding_box() for i in range(heads.count())]
     assert len(boxes) == len(shown)
     rows: dict[int, list[dict]] = {}
@@ -340,7 +340,7 @@ def test_classify_many_models_every_chip_shows_and_the_columns_line_up(page, mor
     assert len(rows) == -(-len(boxes) // 3)  # rows of three, each header at one height...
     for row in rows.values():
         assert len({round(b["height"]) for b in row}) == 1  # ...and of one height
-    headline = heads.first.locator("h3, h4").first
+    headline = heads.first.locator(".say").first
     assert headline.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
 
 

@@ -194,6 +194,25 @@ def test_the_top5_bars_keep_duplicate_names_apart_escape_names_and_colour_the_tr
     assert re.findall(r"background:(#\w+)", plain) == [predictions.HIT] + [predictions.OTHER] * 2
 
 
+def test_an_answer_head_is_escaped_text_and_faint_when_not_bold():
+    import re
+
+    head = predictions.answer_head_html(
+        "<img src=x onerror=1>", "61.0% val top-1 · resnet18", "Not sure", "maybe a & b",
+        bold=False, small=True, tip='less than "30%"',
+    )  # fmt: skip
+    assert "<img" not in head and "&lt;img src=x onerror=1&gt;" in head
+    assert '<p class="say small faint" title="less than &quot;30%&quot;">Not sure</p>' in head
+    assert '<p class="dim">maybe a &amp; b</p>' in head
+    sure = predictions.answer_head_html("r", "a", "cat · 90%", "", bold=True, small=False)
+    assert re.search(r'<p class="say">cat · 90%</p><p class="dim">&nbsp;</p>', sure)
+    assert "title=" not in sure  # no hover note for a sure answer
+    lines = predictions.captions_html("Top-5 (<b>x</b> 50.0%) in 3 ms.", "two")
+    assert lines == (
+        '<p class="tv-cap">Top-5 (&lt;b&gt;x&lt;/b&gt; 50.0%) in 3 ms.</p><p class="tv-cap">two</p>'
+    )
+
+
 def test_class_colours_repeat_the_palette_past_its_end():
     names = [f"c{i}" for i in range(30)]
     group_of, domain, colours = embedding.class_colours(names, np.arange(30))

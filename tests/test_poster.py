@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -370,11 +371,11 @@ def test_classify_says_not_sure_below_the_threshold(app_env, monkeypatch):
     at = ok(open_page("pages/classify.py", app_env["run"], tv_cls_runs=[str(app_env["run"])]))
     at.file_uploader(key="tv_cls_files").set_value([("photo.png", png(), "image/png")])
     ok(at.run())
-    shown = [m.value for m in at.markdown]
-    assert "### :gray[Not sure]" in shown
-    assert any(v.startswith(":gray[maybe ") and " or " in v for v in shown)
+    head = next(h.value for h in at.get("html") if 'class="tv-ans"' in h.value)
+    assert re.search(r'<p class="say faint" title="[^"]*less than 101%[^"]*">Not sure</p>', head)
+    assert re.search(r'<p class="dim">maybe [^<]+ or [^<]+</p>', head)
     monkeypatch.setattr(predict, "SURE_AT", 0.0)  # everything is
     ok(at.run())
-    shown = [m.value for m in at.markdown]
-    assert any(v.startswith("### ") and "%" in v for v in shown)
-    assert any(v.startswith(":gray[next\\: ") for v in shown)
+    head = next(h.value for h in at.get("html") if 'class="tv-ans"' in h.value)
+    assert re.search(r'<p class="say( faint)?">[^<]+ · \d+%</p>', head)  # no hover note
+    assert re.search(r'<p class="dim">next: [^<]+</p>', head)

@@ -63,3 +63,36 @@ def top5_html(
             f"{p:.1%}</span></div>"
         )
     return f'{_CSS}<div class="tv-top5">{"".join(rows)}</div>'
+
+
+# A model's answer to a photo as one block of HTML, not five Markdown elements: each
+# element is a React subtree the visitor's browser renders again at every rerun (and a
+# Markdown one is parsed again there), and Classify reruns its answers for every new photo.
+_HEAD_CSS = (
+    "<style>.tv-ans{margin:0;line-height:1.45}.tv-ans>*{margin:0;white-space:nowrap;"
+    "overflow:hidden;text-overflow:ellipsis}.tv-ans .name{font-weight:600}"
+    ".tv-ans .dim{color:rgba(49,51,63,.6)}"
+    ".tv-ans .say{font-weight:600;line-height:1.3;padding:.9rem 0 .6rem;font-size:1.75rem}"
+    ".tv-ans .say.small{font-size:1.3rem}.tv-ans .say.faint{color:rgba(49,51,63,.6)}"
+    ".tv-cap{font-size:.875rem;color:rgba(49,51,63,.6);margin:0 0 .4rem;line-height:1.5}</style>"
+)
+
+
+def answer_head_html(
+    name: str, about: str, headline: str, detail: str, *, bold: bool, small: bool, tip: str = ""
+) -> str:
+    """The head of one model's answer: its name, what it is, its verdict (large; grey unless
+    `bold`: not sure, or the photo looks like none of its classes; `tip` on hover) and the
+    verdict's detail. Every text is escaped."""
+    say = "say" + (" small" if small else "") + ("" if bold else " faint")
+    hover = f' title="{escape(tip)}"' if tip else ""
+    return (
+        f'{_HEAD_CSS}<div class="tv-ans"><p class="name">{escape(name)}</p>'
+        f'<p class="dim">{escape(about)}</p><p class="{say}"{hover}>{escape(headline)}</p>'
+        f'<p class="dim">{escape(detail) or "&nbsp;"}</p></div>'
+    )
+
+
+def captions_html(*lines: str) -> str:
+    """Small grey lines under an answer (what `st.caption` shows), escaped, in one block."""
+    return "".join(f'<p class="tv-cap">{escape(line)}</p>' for line in lines)
