@@ -172,6 +172,9 @@ def _prediction(
         else [_model(path, stamp, None, device, lane=lane)]
     )
     label = f"{run.name}, {len(nets)} snapshots" if ensemble else run.name
+    if not ensemble and predict.one_pass(nets[0]):  # the pass the familiarity check reads too
+        seen = _look(path, stamp, key, device, _rgb, lane)
+        return predict.from_look(seen, run.class_names, run.wnids, label=label)
     for net in nets:
         _warm(
             net,
@@ -179,6 +182,16 @@ def _prediction(
             lambda net=net: predict.predict_ensemble([net], _rgb, run.class_names, run.wnids),
         )
     return predict.predict_ensemble(nets, _rgb, run.class_names, run.wnids, label=label)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _look(path: str, stamp: tuple[int, int], key: str, device: str, _rgb, lane: str = EXPLAIN):
+    """One forward pass of the run's model (final weights) on an image, `predict.look`:
+    its top-5 (`_prediction`) and its familiarity (`pages._familiar`) are both read from
+    it, so a photo costs each model one pass for the two."""
+    net = _model(path, stamp, None, device, lane=lane)
+    _warm(net, "features", lambda: predict.look(net, _rgb))
+    return predict.look(net, _rgb)
 
 
 def attribution(

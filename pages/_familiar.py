@@ -38,7 +38,10 @@ def _familiarity(
     lane: str = _cache.EXPLAIN,
 ) -> familiar.Familiarity | None:
     net = _cache._model(path, stamp, None, device, lane=lane)
-    return predict.familiarity(net, _rgb, _checker(path, stamp, folder, saved))
+    checker = _checker(path, stamp, folder, saved)
+    if checker is None or not hasattr(net, "forward_features"):
+        return None
+    return predict.judge(_cache._look(path, stamp, key, device, _rgb, lane), checker)
 
 
 def familiarity(

@@ -106,6 +106,27 @@ def test_the_newest_photo_is_answered_first_and_each_upload_decoded_once(
     assert len(at.session_state["tv_cls_decoded"]) == 1  # removed files' pictures go
 
 
+def test_a_photo_costs_each_model_one_forward_pass_for_its_top5_and_familiarity(
+    app_env, tiny_run, monkeypatch
+):
+    """Classify reads a model's top-5 and its familiarity check from one pass (`look`): no
+    second forward pass for the top-5 (`_probs`), one look per new photo once warm."""
+    from tinyviz.demo import predict
+
+    looks, passes, real_look, real_probs = [], [], predict.look, predict._probs
+    monkeypatch.setattr(predict, "look", lambda *a: looks.append(1) or real_look(*a))
+    monkeypatch.setattr(predict, "_probs", lambda *a: passes.append(1) or real_probs(*a))
+    at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(tiny_run)])
+    files = [("one.png", png(4101), "image/png")]  # photos no other test shows: not cached
+    at.file_uploader(key="tv_cls_files").set_value(files)
+    ok(at.run())
+    assert "Top-5 (" in texts(at) and not passes and looks  # (its first: a warm-up too)
+    before = len(looks)
+    at.file_uploader(key="tv_cls_files").set_value([*files, ("two.png", png(4102), "image/png")])
+    ok(at.run())
+    assert texts(at).count("Top-5 (") == 2 and not passes and len(looks) == before + 1
+
+
 @needs_resnet
 def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer(
     app_env, tiny_run, monkeypatch

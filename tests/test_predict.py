@@ -39,6 +39,30 @@ def test_top5_of_one_model(run):
     assert p.classes[0] == expected
 
 
+def test_one_look_gives_the_same_top5_as_a_forward_pass_and_the_features(run):
+    r, data = run
+    model = runs.load_model(r.path)
+    assert predict.one_pass(model)  # ResNet: forward is its head on its features
+    rgb = np.asarray(data.val.images[1])
+    seen = predict.look(model, rgb)
+    got = predict.from_look(seen, r.class_names, r.wnids, label="resnet18")
+    want = predict.predict_ensemble([model], rgb, r.class_names, r.wnids, label="resnet18")
+    assert got.classes == want.classes and got.names == want.names and got.wnids == want.wnids
+    assert np.allclose(got.probs, want.probs, atol=1e-6) and got.seconds == seen.seconds > 0
+    assert seen.features.ndim == 1 and seen.logits.shape == (len(r.wnids),)
+    assert predict.judge(seen, None) is None  # no calibration yet: nothing to say
+    with pytest.raises(predict.PredictError, match="predicts 4 classes"):
+        predict.from_look(seen, ["a"] * 200, ["n"] * 200, label="x")
+
+    class Scaled(type(model)):  # a forward of its own: one pass is not assumed
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model.__class__ = Scaled
+    assert not predict.one_pass(model)
+    assert not predict.one_pass(torch.nn.Sequential(torch.nn.Flatten()))
+
+
 def test_snapshot_ensemble_averages_probabilities(run):
     r, data = run
     models = predict.load_snapshot_ensemble(r.path, k=5)

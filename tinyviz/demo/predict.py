@@ -24,6 +24,7 @@ from torch import nn
 from ..data.batches import to_model_input
 from ..errors import PredictError
 from ..explain import familiar
+from ..models.base import TinyvizModel
 from ..runs.folder import Run, open_run
 from ..runs.weights import load_model
 from ..runtime.locks import model_lock
@@ -111,16 +112,51 @@ def predict_ensemble(
     start = time.perf_counter()
     x = to_model_input(rgb64)
     probs = torch.stack([_probs(m, x, len(wnids)) for m in models]).mean(0)
-    top = probs.topk(min(k, len(wnids)))
-    idx = tuple(int(i) for i in top.indices)
-    return Prediction(
-        classes=idx,
-        probs=tuple(float(p) for p in top.values),
-        names=tuple(class_names[i] for i in idx),
-        wnids=tuple(wnids[i] for i in idx),
-        seconds=time.perf_counter() - start,
-        model_label=label or _default_label(models),
-    )
+    seconds = time.perf_counter() - start
+    return _top(probs, class_names, wnids, k, seconds, label or _default_label(models))
+
+
+@dataclass(frozen=True)
+class Look:
+    """One forward pass of one image: its (D,) penultimate features, its (C,) logits, and
+    the seconds the pass took."""
+
+    features: np.ndarray
+    logits: np.ndarray
+    seconds: float
+
+
+def look(model: nn.Module, rgb64: np.ndarray) -> Look:
+    """`features` of one image, timed: what both its top-5 (`from_look`, for a model where
+    `one_pass` holds) and its familiarity (`judge`) are read from."""
+    start = time.perf_counter()
+    f, logits = features(model, rgb64)
+    return Look(f, logits, time.perf_counter() - start)
+
+
+def one_pass(model: nn.Module) -> bool:
+    """Whether the model's output is, by construction, its head on its features
+    (`TinyvizModel.forward`, not overridden): then one pass (`look`) gives the top-5 and
+    the features for the familiarity check, and Classify's answer to a photo makes one
+    forward pass per model less (33-45 ms of a server thread each on this CPU). An
+    imported model's wrapper finds its features with a hook and is not assumed to."""
+    return isinstance(model, TinyvizModel) and type(model).forward is TinyvizModel.forward
+
+
+def from_look(
+    seen: Look, class_names: Sequence[str], wnids: Sequence[str], k: int = 5, *, label: str
+) -> Prediction:
+    """The top-`k` of one model read from its `look` at the image (see `one_pass`)."""
+    if len(class_names) != len(wnids):
+        raise PredictError(f"{len(class_names)} class names but {len(wnids)} wnids")
+    logits = torch.from_numpy(np.asarray(seen.logits, np.float32))
+    _check_classes(logits, len(wnids))
+    return _top(logits.softmax(0), class_names, wnids, k, seen.seconds, label)
+
+
+def judge(seen: Look, checker: familiar.Checker | None) -> familiar.Familiarity | None:
+    """`familiarity` read from a `look` already taken (None without a calibration)."""
+    return None if checker is None else checker.judge(seen.features, seen.logits)
 
 
 def load_snapshot_ensemble(run_dir: Path, k: int, device: str = "cpu") -> list[nn.Module]:
@@ -182,12 +218,29 @@ def _probs(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
         if model.training:
             model.eval()
         logits = model(x.to(device))[0].float().cpu()
+    _check_classes(logits, classes)
+    return logits.softmax(0)
+
+
+def _check_classes(logits: torch.Tensor, classes: int) -> None:
     if logits.numel() != classes:
         raise PredictError(
             f"the model predicts {logits.numel()} classes but {classes} class "
             "names were given: use the run's own classes (run_classes)"
         )
-    return logits.softmax(0)
+
+
+def _top(probs: torch.Tensor, class_names, wnids, k: int, seconds: float, label: str):
+    top = probs.topk(min(k, len(wnids)))
+    idx = tuple(int(i) for i in top.indices)
+    return Prediction(
+        classes=idx,
+        probs=tuple(float(p) for p in top.values),
+        names=tuple(class_names[i] for i in idx),
+        wnids=tuple(wnids[i] for i in idx),
+        seconds=seconds,
+        model_label=label,
+    )
 
 
 def _default_label(models: Sequence[nn.Module]) -> str:

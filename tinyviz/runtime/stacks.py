@@ -18,8 +18,16 @@ SIGNAL = getattr(signal, "SIGUSR1", None)  # none on Windows: no dumps there
 
 def enable() -> bool:
     """Dump every thread's stack to stderr on SIGUSR1 (once per process is enough; again
-    replaces the handler). False where the platform has no such signal."""
+    replaces the handler). False where the platform has no such signal, or no stderr with
+    a file descriptor: a host that captures stderr in memory (pytest's `capsys`) made the
+    page's first run fail with `UnsupportedOperation: fileno`; the process's own stderr is
+    tried then."""
     if SIGNAL is None:
         return False
-    faulthandler.register(SIGNAL, file=sys.stderr, all_threads=True)
-    return True
+    for out in (sys.stderr, sys.__stderr__):
+        try:
+            faulthandler.register(SIGNAL, file=out, all_threads=True)
+        except (AttributeError, OSError, ValueError):  # no file, or none with a descriptor
+            continue
+        return True
+    return False
