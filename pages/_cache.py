@@ -4,9 +4,9 @@
 cached model take `tinyviz.runtime.locks.model_lock`, so sessions never see each other's
 hooks. Entries are bounded (`max_entries`), so the server's memory stays flat however many
 visitors come and go: at most 8 models for the explain pages and 4 for Classify (with 16
-layer descriptions), 2 snapshot ensembles, 4 analyses, 4 class-name lists, 256 top-5 lists
-and 256 saliency maps (64 x 64) are held here at once; the pages' own caches are bounded
-the same way (see their `max_entries`).
+layer descriptions), 2 snapshot ensembles, 4 analyses, 4 class-name lists, 256 top-5 lists,
+256 looks (an image's features and logits) and 256 saliency maps (64 x 64) are held here at
+once; the pages' own caches are bounded the same way (see their `max_entries`).
 
 Classify has model objects of its own (`lane=CLASSIFY`): an explain page holds its model's
 lock for as long as its short work takes (a cell's channel pushes, three saliency maps: up to
