@@ -98,9 +98,10 @@ class View(NamedTuple):
     small: bool  # the verdict smaller: three models a row
 
 
-def model_answer(key: str, up, view: View) -> None:
+def model_answer(key: str, up, square, view: View) -> None:
     """One model's answer to one photo, in the current column: its verdict, whether the
-    photo looks like its classes at all, where it looked, its top-5."""
+    photo looks like its classes at all, where it looked, its top-5. `square`: the photo's
+    centre crop at display size, for the heat map."""
     run = by_key[key.split("#")[0]]
     k = len(run.snapshots) if key.endswith("#snapshots") else 0
     seen_rgb = _dataset.model_input(run, up)
@@ -119,7 +120,6 @@ def model_answer(key: str, up, view: View) -> None:
     att = _cache.attribution(
         run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
     )
-    square = up.square(256)  # the models' centre crop, at display size
     st.image(overlay(square, att.heat, **HEAT), width="stretch")
     note = "" if method == view.look else " (this model has no conv layer for Grad-CAM)"
     of = " of the best snapshot" if k else ""
@@ -127,9 +127,11 @@ def model_answer(key: str, up, view: View) -> None:
     st.html(
         top5_html(pred, view.full_names, shown=shown_name)
         + captions_html(
-            f"Where it looked for {pred.names[0]}: {explain.method_info(method).label}{of}"
-            f"{note}, {att.seconds * 1000:.0f} ms.",
-            f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.",
+            shown_name(
+                f"Where it looked for {pred.names[0]}: {explain.method_info(method).label}"
+                f"{of}{note}, {att.seconds * 1000:.0f} ms."
+            ),
+            shown_name(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}."),
         )
     )
 
@@ -149,6 +151,7 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
     )
     st.divider()
     st.subheader(file_name(name), anchor=False)
+    square = up.square(256)  # the models' centre crop, at display size
     for start in range(0, len(chosen), per_row):
         cols = st.columns([1] + [1.1] * per_row, gap="medium")
         if start == 0:
@@ -157,7 +160,7 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
         for col, key in zip(cols[1:], chosen[start : start + per_row], strict=False):
             with col:
                 try:
-                    model_answer(key, up, view)
+                    model_answer(key, up, square, view)
                 except TinyvizError as e:  # a broken run must not take the others down
                     st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
 
