@@ -39,7 +39,7 @@ def _familiarity(
 ) -> familiar.Familiarity | None:
     net = _cache._model(path, stamp, None, device, lane=lane)
     checker = _checker(path, stamp, folder, saved)
-    if checker is None or not hasattr(net, "forward_features"):
+    if not predict.judges(net, checker):
         return None
     return predict.judge(_cache._look(path, stamp, key, device, _rgb, lane), checker)
 

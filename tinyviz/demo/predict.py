@@ -107,8 +107,7 @@ def predict_ensemble(
     """Top-`k` of the models' averaged softmax probabilities (seed 004's Eq. 2)."""
     if not models:
         raise PredictError("an ensemble needs at least one model")
-    if len(class_names) != len(wnids):
-        raise PredictError(f"{len(class_names)} class names but {len(wnids)} wnids")
+    _check_names(class_names, wnids)
     start = time.perf_counter()
     x = to_model_input(rgb64)
     probs = torch.stack([_probs(m, x, len(wnids)) for m in models]).mean(0)
@@ -147,8 +146,7 @@ def from_look(
     seen: Look, class_names: Sequence[str], wnids: Sequence[str], k: int = 5, *, label: str
 ) -> Prediction:
     """The top-`k` of one model read from its `look` at the image (see `one_pass`)."""
-    if len(class_names) != len(wnids):
-        raise PredictError(f"{len(class_names)} class names but {len(wnids)} wnids")
+    _check_names(class_names, wnids)
     logits = torch.from_numpy(np.asarray(seen.logits, np.float32))
     _check_classes(logits, len(wnids))
     return _top(logits.softmax(0), class_names, wnids, k, seen.seconds, label)
@@ -203,9 +201,12 @@ def familiarity(
     """Whether the image looks like anything the run was trained on (`explain.familiar`):
     None while the run has no calibration (no stored analysis yet), or for a model whose
     features cannot be had (no `forward_features`)."""
-    if checker is None or not hasattr(model, "forward_features"):
-        return None
-    return checker.judge(*features(model, rgb64))
+    return judge(look(model, rgb64), checker) if judges(model, checker) else None
+
+
+def judges(model: nn.Module, checker: familiar.Checker | None) -> bool:
+    """Whether `familiarity` can say anything: a calibration, and features to be had."""
+    return checker is not None and hasattr(model, "forward_features")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -220,6 +221,11 @@ def _probs(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
         logits = model(x.to(device))[0].float().cpu()
     _check_classes(logits, classes)
     return logits.softmax(0)
+
+
+def _check_names(class_names: Sequence[str], wnids: Sequence[str]) -> None:
+    if len(class_names) != len(wnids):
+        raise PredictError(f"{len(class_names)} class names but {len(wnids)} wnids")
 
 
 def _check_classes(logits: torch.Tensor, classes: int) -> None:
