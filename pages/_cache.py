@@ -68,14 +68,30 @@ def _model(
     return _explain_model(path, stamp, snapshot, device, epoch)
 
 
+_HANDED: dict[tuple, None] = {}  # the latest models handed to a page (`model`), in order
+_HANDED_LOCK = threading.Lock()
+
+
 def model(run: Run, snapshot: str | None = None, epoch: int | None = None, lane: str = EXPLAIN):
     """The run's model (a snapshot's, or an epoch view's), shared across sessions (Classify's
-    apart: `lane`); reloaded when its weights change. Its spinner is drawn here, in the
-    page's run (it shows after half a second, so a loaded model shows none), not by the
-    cache: the warm-up threads call `_model` from no page, where a spinner has nowhere to go
-    and Streamlit warned "missing ScriptRunContext" for it."""
+    apart: `lane`); reloaded when its weights change.
+
+    Its spinner is drawn here, in the page's run, not by the cache: the warm-up threads
+    call `_model` from no page, where a spinner has nowhere to go and Streamlit warned
+    "missing ScriptRunContext" for it. And only for a model no page was handed yet: each
+    `st.spinner` starts a timer thread, and a thread's start waits for the interpreter lock
+    (10-25 ms with one to six other busy threads): twice per photo on Classify, in a crowd.
+    A model the cache let go meanwhile loads again without one."""
+    args = (str(run.path), run.stamp, snapshot, _state.device(), epoch, lane)
+    if args in _HANDED:
+        return _model(*args)
     with st.spinner("Loading the model..."):
-        return _model(str(run.path), run.stamp, snapshot, _state.device(), epoch, lane)
+        net = _model(*args)
+    with _HANDED_LOCK:
+        _HANDED[args] = None
+        while len(_HANDED) > 32:
+            del _HANDED[next(iter(_HANDED))]
+    return net
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -304,6 +320,8 @@ def _forget() -> None:
     and let the sidebar warm the next chosen run again. Classify's models stay: its first
     photo must load nothing."""
     close_left_sessions()
+    with _HANDED_LOCK:
+        _HANDED.clear()
     caches = (_explain_model, _layers, _snapshot_models, _analysis, _warm_run)
     for cached in (*caches, *list(_FORGETTABLE.values())):
         cached.clear()

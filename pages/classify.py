@@ -23,6 +23,11 @@ _state.entry(__file__)
 
 LOOKS = {"gradcam": "Grad-CAM", "gradient": "Gradient"}
 HEAT = {"alpha": 0.6, "weighted": True}  # weighted: where it did not look, the photo shows
+# The place a heat map will take, square as the map, until it is drawn (no jump of the
+# top-5 below it when the map comes).
+MAP_PLACE = (
+    '<div style="aspect-ratio:1;border-radius:.5rem;background:rgba(151,166,195,.15)"></div>'
+)
 
 st.title("What does the model see?")
 st.caption(
@@ -98,10 +103,21 @@ class View(NamedTuple):
     small: bool  # the verdict smaller: three models a row
 
 
-def model_answer(key: str, up, square, view: View) -> None:
+class Pending(NamedTuple):
+    """A model's heat map still to draw, once every model's top-5 is out."""
+
+    slot: object  # the place held for it under the model's verdict (`st.empty`)
+    run: object
+    seen_rgb: object  # the photo as this model sees it
+    target: int  # its top class
+    name: str  # and that class's name
+    snapshot: str | None  # the best snapshot's file, for an ensemble
+
+
+def model_answer(key: str, up, view: View) -> Pending:
     """One model's answer to one photo, in the current column: its verdict, whether the
-    photo looks like its classes at all, where it looked, its top-5. `square`: the photo's
-    centre crop at display size, for the heat map."""
+    photo looks like its classes at all, a place for where it looked, its top-5. The map
+    is drawn into its place later (`model_map`), once every model has answered."""
     run = by_key[key.split("#")[0]]
     k = len(run.snapshots) if key.endswith("#snapshots") else 0
     seen_rgb = _dataset.model_input(run, up)
@@ -114,30 +130,48 @@ def model_answer(key: str, up, square, view: View) -> None:
     head = [shown_name(t) for t in (run_name, about(run), said.headline, said.detail)]
     st.html(answer_head_html(*head, bold=bold, small=view.small, tip=tip))
     _familiar.note(fam)
-    net = _cache.model(run, lane=_cache.CLASSIFY)
-    method = view.look if getattr(net, "gradcam_layer", None) else "gradient"
-    snapshot = run.snapshots[0].file if k else None
-    att = _cache.attribution(
-        run, seen_rgb, pred.classes[0], method, snapshot=snapshot, lane=_cache.CLASSIFY
-    )
-    st.image(overlay(square, att.heat, **HEAT), width="stretch")
-    note = "" if method == view.look else " (this model has no conv layer for Grad-CAM)"
-    of = " of the best snapshot" if k else ""
+    slot = st.empty()
+    slot.html(MAP_PLACE + captions_html("\u00a0"))  # the map's caption line too
     listed = ", ".join(f"{n} {p:.1%}" for n, p in zip(pred.names, pred.probs, strict=True))
     st.html(
         top5_html(pred, view.full_names, shown=shown_name)
         + captions_html(
-            shown_name(
-                f"Where it looked for {pred.names[0]}: {explain.method_info(method).label}"
-                f"{of}{note}, {att.seconds * 1000:.0f} ms."
-            ),
-            shown_name(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}."),
+            shown_name(f"Top-5 ({listed}) in {pred.seconds * 1000:.0f} ms on the {view.device}.")
         )
     )
+    snapshot = run.snapshots[0].file if k else None
+    return Pending(slot, run, seen_rgb, pred.classes[0], pred.names[0], snapshot)
+
+
+def model_map(later: Pending, square, view: View) -> None:
+    """Where a model looked for its top class, over the photo's centre crop `square`, with
+    its caption, into the place `model_answer` held for it."""
+    run = later.run
+    net = _cache.model(run, lane=_cache.CLASSIFY)
+    method = view.look if getattr(net, "gradcam_layer", None) else "gradient"
+    att = _cache.attribution(
+        run, later.seen_rgb, later.target, method, snapshot=later.snapshot, lane=_cache.CLASSIFY
+    )
+    note = "" if method == view.look else " (this model has no conv layer for Grad-CAM)"
+    of = " of the best snapshot" if later.snapshot else ""
+    with later.slot.container():
+        st.image(overlay(square, att.heat, **HEAT), width="stretch")
+        st.html(
+            captions_html(
+                shown_name(
+                    f"Where it looked for {later.name}: {explain.method_info(method).label}"
+                    f"{of}{note}, {att.seconds * 1000:.0f} ms."
+                )
+            )
+        )
 
 
 def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
     """A photo, what the models see of it, and each chosen model's answer, three a row.
+
+    Every model's top-5 first, the heat maps after (each into the place held for it): a
+    map costs a model as much again as its answer (a forward and a backward pass), and at
+    a crowded poster the answer is what a visitor waits for.
 
     Not in a container keyed by the upload: with such keys a visitor's browser built about
     1,400 more page nodes per photo up (14,700 against 8,700 after six photos) for as much
@@ -151,7 +185,7 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
     )
     st.divider()
     st.subheader(file_name(name), anchor=False)
-    square = up.square(256)  # the models' centre crop, at display size
+    later: list[tuple[str, Pending]] = []
     for start in range(0, len(chosen), per_row):
         cols = st.columns([1] + [1.1] * per_row, gap="medium")
         if start == 0:
@@ -160,9 +194,15 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
         for col, key in zip(cols[1:], chosen[start : start + per_row], strict=False):
             with col:
                 try:
-                    model_answer(key, up, square, view)
+                    later.append((key, model_answer(key, up, view)))
                 except TinyvizError as e:  # a broken run must not take the others down
                     st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
+    square = up.square(256) if later else None  # the models' centre crop, at display size
+    for key, pending in later:
+        try:
+            model_map(pending, square, view)
+        except TinyvizError as e:
+            pending.slot.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
 
 
 def the_photo(up, chosen: list[str]) -> None:

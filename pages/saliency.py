@@ -132,36 +132,44 @@ def ticked(slow: set[str], seconds: dict[str, float], has_layer: bool) -> list:
 
 def maps(rgb, target: int, layer, alpha: float, chosen: list, slow: set[str]) -> dict:
     """The chosen methods' maps, three a row, each with its sanity card; returns the slow
-    maps background workers compute (label -> request)."""
+    maps background workers compute (label -> request). One spinner for them all, not one
+    per map: each starts a timer thread, whose start waits for the interpreter lock (10-25
+    ms with other sessions busy), at every click on the page."""
     pending = {}
-    for start in range(0, len(chosen), 3):
-        for col, m in zip(st.columns(3, gap="medium"), chosen[start : start + 3], strict=False):
-            with col, st.spinner(f"{m.label}..."):
-                att, queued = _attribution.get(
-                    run, data, rgb, target, m.name, layer if m.name == "gradcam" else None,
-                    background=m.name in slow,
-                )  # fmt: skip
-                if queued is not None:
-                    req, now = queued
-                    st.image(_images.big(rgb, 256), width=256)
-                    if now.state == "failed":
-                        st.error(f"**{m.label}** could not be computed: {plain(now.error)}")
-                    else:
-                        st.markdown(f"**{m.label}** · {_queued.describe(now)}")
-                        pending[m.label] = req
-                    continue
-                # weighted: pixels without heat keep the image's own colour (a transparent
-                # upload's white stays white, as in the model's input)
-                st.image(overlay(_images.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
-                on = described[att.layer].title if att.layer in described else att.layer
-                extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
-                st.markdown(
-                    f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]"
-                )
-                if att.delta is not None:
-                    st.caption(_sanity.completeness(att))
-                _sanity.card(trust, m.name)
+    with st.spinner("Computing the maps..."):
+        for start in range(0, len(chosen), 3):
+            row = st.columns(3, gap="medium")
+            for col, m in zip(row, chosen[start : start + 3], strict=False):
+                with col:
+                    pending |= _one_map(rgb, target, layer, alpha, m, slow)
     return pending
+
+
+def _one_map(rgb, target: int, layer, alpha: float, m, slow: set[str]) -> dict:
+    """One method's map with its title and sanity card, or its place in the background
+    queue (then {label: request})."""
+    att, queued = _attribution.get(
+        run, data, rgb, target, m.name, layer if m.name == "gradcam" else None,
+        background=m.name in slow,
+    )  # fmt: skip
+    if queued is not None:
+        req, now = queued
+        st.image(_images.big(rgb, 256), width=256)
+        if now.state == "failed":
+            st.error(f"**{m.label}** could not be computed: {plain(now.error)}")
+            return {}
+        st.markdown(f"**{m.label}** · {_queued.describe(now)}")
+        return {m.label: req}
+    # weighted: pixels without heat keep the image's own colour (a transparent upload's
+    # white stays white, as in the model's input)
+    st.image(overlay(_images.big(rgb, 256), att.heat, alpha, weighted=True), width=256)
+    on = described[att.layer].title if att.layer in described else att.layer
+    extra = f", on {on}" if att.layer else ""  # the module name: the picker's help
+    st.markdown(f"**{m.label}** · {att.seconds * 1000:,.0f} ms{extra}  \n:gray[{m.shows}]")
+    if att.delta is not None:
+        st.caption(_sanity.completeness(att))
+    _sanity.card(trust, m.name)
+    return {}
 
 
 @_turns.fragment("Saliency")

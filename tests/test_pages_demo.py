@@ -132,7 +132,8 @@ def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer
     app_env, tiny_run, monkeypatch
 ):
     """A run whose map cannot be made (its weights or layers refused after the top-5) gets
-    one line in its own column; the other model's answer is drawn whole."""
+    one line in its own column, where its map would be, under its top-5; the other model's
+    answer is drawn whole."""
     from pages import _cache
     from tinyviz.errors import CheckpointError
 
@@ -149,7 +150,37 @@ def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer
     ok(at.run())
     (error,) = [e.value for e in at.error]
     assert tiny_run.name in error and "do not match its weights" in error and "\n" not in error
-    assert len(top5_bars(at, 0)) == 5  # resnet18-push, drawn after the failed column
+    assert len(top5_bars(at, 0)) and len(top5_bars(at, 1)) == 5  # each model's top-5 first
+    assert len(at.image) == 3  # the photo, what the models see, resnet18-push's map
+
+
+def test_every_models_top5_is_out_before_any_heat_map_is_computed(
+    app_env, tiny_run, monkeypatch
+):
+    """The answers first: a map costs a model as much again as its top-5, so with two
+    models the second top-5 must not wait for the first model's map (issue 19). Each map
+    then fills the place held for it under its model's verdict."""
+    from pages import _cache
+    from pages.charts import predictions
+
+    done = []
+    real_map, real_top5 = _cache.attribution, predictions.top5_html
+
+    def attribution(*args, **kwargs):
+        done.append("map")
+        return real_map(*args, **kwargs)
+
+    def top5_html(*args, **kwargs):
+        done.append("top-5")
+        return real_top5(*args, **kwargs)
+
+    monkeypatch.setattr(_cache, "attribution", attribution)
+    monkeypatch.setattr(predictions, "top5_html", top5_html)
+    at = page("pages/classify.py", tiny_run, tv_cls_runs=[str(tiny_run), str(RESNET)])
+    at.file_uploader(key="tv_cls_files").set_value([("photo.png", png(), "image/png")])
+    ok(at.run())
+    assert done == ["top-5", "top-5", "map", "map"]
+    assert len(at.image) == 4 and "Where it looked for" in texts(at)  # photo, seen, 2 maps
 
 
 def test_a_photo_is_classified_while_an_explanation_holds_the_same_runs_model(app_env, tiny_run):
