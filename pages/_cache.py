@@ -252,7 +252,7 @@ def _attribution(
     return explain.attribute(net, x, target, method, layer=layer)
 
 
-WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, plotly
+WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, plotly, matplotlib
     "tinyviz.explain.embed",
     "tinyviz.explain.saliency",
     "tinyviz.explain.contrastive",
@@ -264,6 +264,7 @@ WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, 
     "tinyviz.explain.confusion",
     "tinyviz.demo.heatmaps",
     "plotly.express",
+    "matplotlib.figure",
 )
 
 

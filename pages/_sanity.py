@@ -92,11 +92,20 @@ def card(rep: sanity.TrustReport | None, method: str) -> None:
         "learned changes: ρ falls towards 0. "
         "Deletion / insertion: the class probability as the most salient pixels are "
         "blurred away / put back, area under the curve; lower / higher than a random "
-        "pixel order is better. Below: the two curves (deletion red, insertion blue), "
-        "the random order's dashed.",
+        "pixel order is better. Below: ρ at each step, from 1 with the trained weights "
+        "(top), and the two curves, deletion red and insertion blue, with the random "
+        "order's dashed (bottom).",
     )
-    st.altair_chart(_curve(rep, [trust], height=70, axis=False), width="stretch")
-    st.altair_chart(_faith_small(rep, trust), width="stretch")
+    colour = charts.PALETTE[rep.methods.index(trust) % len(charts.PALETTE)]
+    curves = (tuple(trust.deletion), tuple(trust.insertion))
+    random = (tuple(rep.random_deletion), tuple(rep.random_insertion))
+    st.image(_card((1.0, *trust.abs_corr), colour, curves, random), width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _card(rho: tuple, colour: str, curves: tuple, random: tuple) -> bytes:
+    """A method's card as a PNG (`charts.card_png`), drawn once per server."""
+    return charts.card_png(rho, colour, curves, random)
 
 
 def completeness(att: saliency.Attribution) -> str:
@@ -263,13 +272,6 @@ def _faithfulness(rep: sanity.TrustReport) -> None:
         "whose curve is no better than the dashed random order says little about what the "
         "model uses."
     )
-
-
-def _faith_small(rep: sanity.TrustReport, trust: sanity.MethodTrust):
-    """Under a map: its deletion and insertion curves, and the random order's dashed."""
-    rows = _faith_rows(rep, [trust])
-    rows["which"] = np.where(rows.method == RANDOM, "random " + rows.curve, rows.curve)
-    return charts.faithfulness_small(rows)
 
 
 def _missing(run: Run, data, net) -> None:

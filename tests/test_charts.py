@@ -232,6 +232,36 @@ def test_no_helper_module_takes_a_pages_address():
     assert pages and not pages & helpers
 
 
+def test_a_methods_card_is_a_small_sharp_image_of_its_rho_and_its_two_curves():
+    """Under each map a PNG, not two Vega charts (a visitor's browser drew twelve of them on
+    every visit): its ρ line in the method's colour, deletion red, insertion blue, and the
+    random order's two curves fainter; twice the size it is shown at."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    steps = [k / 10 for k in range(11)]
+    png = sanity.card_png(
+        (1.0, 0.6, 0.2, 0.05),
+        "#54a24b",
+        ([1 - x for x in steps], steps),
+        ([1 - x / 2 for x in steps], [x / 2 for x in steps]),
+    )
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size == (600, 300)
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+
+    def inked(hex_colour: str, part: np.ndarray) -> int:
+        ink = np.array(list(bytes.fromhex(hex_colour[1:])))
+        return int((np.abs(part - ink).sum(axis=2) < 30).sum())
+
+    top, bottom = rgb[:150], rgb[150:]
+    assert inked("#54a24b", top) > 200 and not inked("#54a24b", bottom)  # ρ on top
+    assert inked(sanity.DELETION, bottom) > 200 and inked(sanity.INSERTION, bottom) > 200
+    assert not inked(sanity.DELETION, top)
+
+
 def test_the_trust_charts_keep_their_height_for_the_curves_and_name_every_area():
     """A legend of seven methods below the deletion curves once squeezed the plot flat:
     the height is the plot's own (fit-x), and no legend label is cut."""
@@ -254,8 +284,6 @@ def test_the_trust_charts_keep_their_height_for_the_curves_and_name_every_area()
     assert colour["scale"]["range"][-1] == "#9e9e9e"  # the random order: grey
     assert colour["legend"]["labelLimit"] >= 7 * len("Integrated Gradients · area 0.22")
     assert {r["curve"] for r in rows(sanity.faithfulness(faith, "insertion"))} == {"insertion"}
-    small = faith[faith.method.isin(["method 0", sanity.RANDOM])].assign(which=lambda d: d.curve)
-    assert spec(sanity.faithfulness_small(small))["autosize"]["type"] == "fit-x"
     stages = ["none", "Classifier (the last layer)", "Stage 4, block 2"]
     steps = pd.DataFrame(
         [{"method": "Grad-CAM", "random down to": s, "step": k, "rho": 1 - k / 3}

@@ -8,6 +8,9 @@ by default, which squeezed the curves flat under a legend of seven methods.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
+
 import altair as alt
 import pandas as pd
 
@@ -92,35 +95,43 @@ def faithfulness(rows: pd.DataFrame, curve: str, height: int = 220) -> alt.Chart
     )
 
 
-def faithfulness_small(rows: pd.DataFrame) -> alt.Chart:
-    """Under one method's map: its deletion (red) and insertion (blue) curves, the random
-    order's dashed and faint. `rows` as for `faithfulness`, plus `which` (the line's name)."""
-    return (
-        alt.Chart(rows)
-        .mark_line()
-        .encode(
-            x=alt.X("fraction:Q", axis=None),
-            y=alt.Y(
-                "p:Q",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(values=[0, 1], title=None, grid=True),
-            ),
-            color=alt.Color(
-                "curve:N",
-                scale=alt.Scale(domain=["deletion", "insertion"], range=["#e45756", "#4c78a8"]),
-                legend=None,
-            ),
-            strokeDash=alt.condition(
-                alt.datum.method == RANDOM, alt.value([3, 3]), alt.value([1, 0])
-            ),
-            opacity=alt.condition(alt.datum.method == RANDOM, alt.value(0.5), alt.value(1.0)),
-            detail="which:N",
-            tooltip=[
-                "which:N",
-                alt.Tooltip("fraction:Q", format=".0%", title="pixels"),
-                alt.Tooltip("p:Q", format=".2f", title="probability"),
-                alt.Tooltip("area:Q", format=".3f"),
-            ],
-        )
-        .properties(height=60, autosize=FIT_WIDTH)
-    )
+DELETION, INSERTION = "#e45756", "#4c78a8"  # as on the page's legends
+
+
+def card_png(
+    rho: Sequence[float],
+    colour: str,
+    curves: tuple[Sequence[float], Sequence[float]],
+    random: tuple[Sequence[float], Sequence[float]],
+) -> bytes:
+    """Under one method's map: its ρ at each step of the cascade (top, in the method's
+    `colour`, as on the section's chart), and its deletion (red) and insertion (blue)
+    `curves` with the `random` order's dashed and faint (bottom); a PNG, 2x for sharp
+    screens.
+
+    An image, not two Vega charts: six maps brought twelve charts, about 0.8 s of a
+    visitor's browser at every visit of the page (bench/crowd.py's probe of one visitor),
+    while the card only sums up what the section below shows with its tooltips. Drawn with
+    matplotlib's object interface (no pyplot state): script threads draw side by side."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0, 1.5), dpi=200)
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"hspace": 0.35})
+    top.plot(range(len(rho)), rho, color=colour, marker="o", markersize=2.5, linewidth=1.2)
+    top.set_ylim(-0.2, 1.05)
+    for (deleted, put_back), dashed in ((curves, False), (random, True)):
+        for values, ink in ((deleted, DELETION), (put_back, INSERTION)):
+            x = [k / max(len(values) - 1, 1) for k in range(len(values))]
+            style = {"linestyle": (0, (3, 3)), "alpha": 0.5} if dashed else {}
+            bottom.plot(x, values, color=ink, linewidth=1.2, **style)
+    bottom.set_ylim(0, 1.05)
+    for ax in (top, bottom):
+        ax.set_yticks([0, 1])
+        ax.set_xticks([])
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        ax.tick_params(labelsize=6, length=0, colors="#555555")
+        ax.spines[:].set_visible(False)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.97, bottom=0.03)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
