@@ -154,9 +154,7 @@ def test_a_run_that_fails_mid_answer_says_so_in_its_column_and_the_others_answer
     assert len(at.image) == 3  # the photo, what the models see, resnet18-push's map
 
 
-def test_every_models_top5_is_out_before_any_heat_map_is_computed(
-    app_env, tiny_run, monkeypatch
-):
+def test_every_models_top5_is_out_before_any_heat_map_is_computed(app_env, tiny_run, monkeypatch):
     """The answers first: a map costs a model as much again as its top-5, so with two
     models the second top-5 must not wait for the first model's map (issue 19). Each map
     then fills the place held for it under its model's verdict."""
