@@ -37,7 +37,7 @@ from tinyviz.explain import saliency as explain
 from tinyviz.models.describe import LayerInfo, describe_layers
 from tinyviz.runs import Run, load_model, open_run
 from tinyviz.runtime import stacks
-from tinyviz.runtime.device import limit_threads
+from tinyviz.runtime.device import limit_threads, share_interpreter
 from tinyviz.runtime.janitor import Janitor, limit_arenas
 
 EXPLAIN, CLASSIFY = "explain", "classify"  # whose model objects (see above)
@@ -277,10 +277,12 @@ def warm_up() -> threading.Thread:
     seconds to import, and a visitor's first click on such a page should not wait for it
     (an import the page needs meanwhile simply waits for this one to finish). Also keeps
     torch in the server to one thread per operation (`limit_threads`): each session's
-    script runs in a thread of its own, and the heavy work runs in niced workers. And
+    script runs in a thread of its own, and the heavy work runs in niced workers; and hands
+    the interpreter between those threads more often (`share_interpreter`). And
     starts the server's `Janitor`, which gives memory back once a crowd has left, and lets
     `kill -USR1` print every thread's stack (`stacks`: where a stuck page waits)."""
     limit_threads(SERVER_THREADS)
+    share_interpreter()
     stacks.enable()
     _janitor()
 

@@ -88,3 +88,21 @@ def test_the_server_it_starts_answers_with_the_settings_in_its_environment(tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_servers_threads_hand_the_interpreter_on_after_a_quarter_millisecond():
+    """Each torch operation of a photo's forward pass gives the interpreter lock up and must
+    get it back: at Python's default 5 ms a crowd's busy script threads held each return up
+    that long (bench/interpreter_share.py). The server's warm-up, run once per server by
+    the first page, sets the shorter interval."""
+    from pages import _cache
+    from tinyviz.runtime import device
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        _cache.warm_up.clear()
+        _cache.warm_up().join()
+        assert sys.getswitchinterval() == pytest.approx(device.SWITCH_SECONDS)
+    finally:
+        sys.setswitchinterval(before)

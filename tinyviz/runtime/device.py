@@ -82,6 +82,24 @@ def limit_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
+SWITCH_SECONDS = 0.00025  # the server's interpreter switch interval (Python's default: 5 ms)
+
+
+def share_interpreter(seconds: float = SWITCH_SECONDS) -> None:
+    """Let a thread that waits for the interpreter lock have it after `seconds` of another
+    thread's Python, not Python's default 5 ms.
+
+    Each torch operation lets the lock go while it computes and must get it back to return:
+    while other sessions' script runs are busy in Python (charts, tables, Streamlit's own
+    messages), each of the hundreds of operations of a photo's forward and backward passes
+    waited up to the whole interval. A Classify photo (two models' top-5 and Grad-CAM) took
+    21.5 s with three busy Python threads at 5 ms, 1.3 s at 0.25 ms, 0.12 s alone; the
+    price, the interpreter changing hands more often, was 16-27% less Python done by the
+    busy threads meanwhile (bench/results/interpreter_share.txt). Classify comes first at
+    a poster (issue 19); 0.1 ms gained less (1.0 s) and cost more (38%)."""
+    sys.setswitchinterval(seconds)
+
+
 def _torchvision_version() -> str | None:
     """`torchvision.__version__` (build tag included, as in `0.29.1+cu130`), read from its
     `version.py` unless torchvision is imported already: importing it takes seconds (it
