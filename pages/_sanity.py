@@ -96,16 +96,15 @@ def card(rep: sanity.TrustReport | None, method: str) -> None:
         "(top), and the two curves, deletion red and insertion blue, with the random "
         "order's dashed (bottom).",
     )
-    colour = charts.PALETTE[rep.methods.index(trust) % len(charts.PALETTE)]
     curves = (tuple(trust.deletion), tuple(trust.insertion))
     random = (tuple(rep.random_deletion), tuple(rep.random_insertion))
-    st.image(_card((1.0, *trust.abs_corr), colour, curves, random), width="stretch")
+    st.image(_card((1.0, *trust.abs_corr), curves, random), width="stretch")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _card(rho: tuple, colour: str, curves: tuple, random: tuple) -> bytes:
+def _card(rho: tuple, curves: tuple, random: tuple) -> bytes:
     """A method's card as a PNG (`charts.card_png`), drawn once per server."""
-    return charts.card_png(rho, colour, curves, random)
+    return charts.card_png(rho, curves, random)
 
 
 def completeness(att: saliency.Attribution) -> str:
@@ -122,7 +121,7 @@ def completeness(att: saliency.Attribution) -> str:
     )
 
 
-def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False):
+def _curve(rep, trusts, *, height: int, signed: bool = False):
     """The cascade chart of `trusts` (`charts.sanity.cascade`): ρ at each step."""
     stages = ["none", *rep.stage_titles]
     rows = pd.DataFrame(
@@ -137,7 +136,7 @@ def _curve(rep, trusts, *, height: int, axis: bool, signed: bool = False):
             for k, stage in enumerate(stages)
         ]
     )
-    return charts.cascade(rows, stages, height=height, axis=axis)
+    return charts.cascade(rows, stages, height=height)
 
 
 # ---------------------------------------------------------------- the section
@@ -162,7 +161,7 @@ def section(run: Run, data, net, rep: sanity.TrustReport | None) -> None:
         signed = st.toggle(
             "Signed maps (with their sign) instead of absolute ones", key="tv_san_signed"
         )
-        st.altair_chart(_curve(rep, rep.methods, height=300, axis=True, signed=signed))
+        st.altair_chart(_curve(rep, rep.methods, height=300, signed=signed))
         st.caption(
             f"Mean over {len(rep.images)} validation images (one per class), each map of the "
             f"model's own answer; measured in {_duration(rep.seconds)} on the "

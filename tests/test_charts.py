@@ -234,7 +234,7 @@ def test_no_helper_module_takes_a_pages_address():
 
 def test_a_methods_card_is_a_small_sharp_image_of_its_rho_and_its_two_curves():
     """Under each map a PNG, not two Vega charts (a visitor's browser drew twelve of them on
-    every visit): its ρ line in the method's colour, deletion red, insertion blue, and the
+    every visit): its ρ line dark on top, deletion red and insertion blue below with the
     random order's two curves fainter; twice the size it is shown at."""
     import io
 
@@ -244,7 +244,6 @@ def test_a_methods_card_is_a_small_sharp_image_of_its_rho_and_its_two_curves():
     steps = [k / 10 for k in range(11)]
     png = sanity.card_png(
         (1.0, 0.6, 0.2, 0.05),
-        "#54a24b",
         ([1 - x for x in steps], steps),
         ([1 - x / 2 for x in steps], [x / 2 for x in steps]),
     )
@@ -257,7 +256,7 @@ def test_a_methods_card_is_a_small_sharp_image_of_its_rho_and_its_two_curves():
         return int((np.abs(part - ink).sum(axis=2) < 30).sum())
 
     top, bottom = rgb[:150], rgb[150:]
-    assert inked("#54a24b", top) > 200 and not inked("#54a24b", bottom)  # ρ on top
+    assert inked(sanity.RHO, top) > 200 and not inked(sanity.RHO, bottom)  # ρ on top
     assert inked(sanity.DELETION, bottom) > 200 and inked(sanity.INSERTION, bottom) > 200
     assert not inked(sanity.DELETION, top)
 
@@ -289,12 +288,12 @@ def test_the_trust_charts_keep_their_height_for_the_curves_and_name_every_area()
         [{"method": "Grad-CAM", "random down to": s, "step": k, "rho": 1 - k / 3}
          for k, s in enumerate(stages)]
     )  # fmt: skip
-    full = spec(sanity.cascade(steps, stages, height=300, axis=True))
+    full = spec(sanity.cascade(steps, stages, height=300))
     assert full["autosize"]["type"] == "fit-x" and full["height"] == 300
     x = full["layer"][0]["encoding"]["x"]
     assert x["sort"] == stages and x["axis"]["labelOverlap"] is False  # every step named
     # a method's colour is the same on the cascade as on the faithfulness curves
     both = pd.concat([steps, steps.assign(method="SmoothGrad")])
-    scale = spec(sanity.cascade(both, stages, height=300, axis=True))["layer"][0]["encoding"]
+    scale = spec(sanity.cascade(both, stages, height=300))["layer"][0]["encoding"]
     assert scale["color"]["scale"] == {"domain": ["Grad-CAM", "SmoothGrad"],
                                        "range": list(sanity.PALETTE[:2])}  # fmt: skip

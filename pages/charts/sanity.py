@@ -19,23 +19,18 @@ PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#9d755d", "#7
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")  # height: the plot's own
 
 
-def cascade(rows: pd.DataFrame, stages: list[str], *, height: int, axis: bool) -> alt.Chart:
+def cascade(rows: pd.DataFrame, stages: list[str], *, height: int) -> alt.Chart:
     """The rank correlation of each method's map with its original (`rho`) at each step
     of the randomization (`random down to`, in the order of `stages`), each method in the
-    colour it has on the faithfulness charts (its place in `rows`); `axis`: the full chart
-    with titles and a legend, else the small one under a map."""
+    colour it has on the faithfulness charts (its place in `rows`)."""
     x = alt.X(
         "random down to:N",
         sort=stages,
-        title="weights randomized down to (top layer first)" if axis else None,
-        axis=alt.Axis(labelAngle=-35, labelLimit=150, labelOverlap=False) if axis else None,
+        title="weights randomized down to (top layer first)",
+        axis=alt.Axis(labelAngle=-35, labelLimit=150, labelOverlap=False),
     )
-    y = alt.Y(
-        "rho:Q",
-        scale=alt.Scale(domain=[-0.2, 1]),
-        title="similarity to the original map (ρ)" if axis else None,
-        axis=alt.Axis() if axis else alt.Axis(values=[0, 1], title=None, grid=True),
-    )
+    title = "similarity to the original map (ρ)"
+    y = alt.Y("rho:Q", scale=alt.Scale(domain=[-0.2, 1]), title=title)
     methods = list(dict.fromkeys(rows.method))  # the same colour as on `faithfulness`
     colour = alt.Color(
         "method:N",
@@ -43,7 +38,7 @@ def cascade(rows: pd.DataFrame, stages: list[str], *, height: int, axis: bool) -
         scale=alt.Scale(
             domain=methods, range=[PALETTE[i % len(PALETTE)] for i in range(len(methods))]
         ),
-        legend=alt.Legend(orient="right") if axis else None,
+        legend=alt.Legend(orient="right"),
     )
     tips = ["method", "random down to", alt.Tooltip("rho:Q", format=".2f")]
     base = alt.Chart(rows).encode(x=x, y=y, color=colour, tooltip=tips)
@@ -96,18 +91,17 @@ def faithfulness(rows: pd.DataFrame, curve: str, height: int = 220) -> alt.Chart
 
 
 DELETION, INSERTION = "#e45756", "#4c78a8"  # as on the page's legends
+RHO = "#31333f"  # the card's ρ line: dark, apart from the red and blue curves below it
 
 
 def card_png(
     rho: Sequence[float],
-    colour: str,
     curves: tuple[Sequence[float], Sequence[float]],
     random: tuple[Sequence[float], Sequence[float]],
 ) -> bytes:
-    """Under one method's map: its ρ at each step of the cascade (top, in the method's
-    `colour`, as on the section's chart), and its deletion (red) and insertion (blue)
-    `curves` with the `random` order's dashed and faint (bottom); a PNG, 2x for sharp
-    screens.
+    """Under one method's map: its ρ at each step of the cascade (top, dark), and its
+    deletion (red) and insertion (blue) `curves` with the `random` order's dashed and
+    faint (bottom); a PNG, 2x for sharp screens.
 
     An image, not two Vega charts: six maps brought twelve charts, about 0.8 s of a
     visitor's browser at every visit of the page (bench/crowd.py's probe of one visitor),
@@ -116,8 +110,8 @@ def card_png(
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(3.0, 1.5), dpi=200)
-    top, bottom = fig.subplots(2, 1, gridspec_kw={"hspace": 0.35})
-    top.plot(range(len(rho)), rho, color=colour, marker="o", markersize=2.5, linewidth=1.2)
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"hspace": 0.45})
+    top.plot(range(len(rho)), rho, color=RHO, marker="o", markersize=2.5, linewidth=1.2)
     top.set_ylim(-0.2, 1.05)
     for (deleted, put_back), dashed in ((curves, False), (random, True)):
         for values, ink in ((deleted, DELETION), (put_back, INSERTION)):
@@ -131,7 +125,10 @@ def card_png(
         ax.grid(axis="y", color="#dddddd", linewidth=0.6)
         ax.tick_params(labelsize=6, length=0, colors="#555555")
         ax.spines[:].set_visible(False)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.97, bottom=0.03)
+    titles = ("ρ as layers are randomized →", "pixels deleted / put back →")
+    for ax, says in zip((top, bottom), titles, strict=True):
+        ax.set_title(says, loc="left", fontsize=5.5, color="#808495", pad=2)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.92, bottom=0.03)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
