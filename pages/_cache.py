@@ -277,12 +277,16 @@ def warm_up() -> threading.Thread:
     seconds to import, and a visitor's first click on such a page should not wait for it
     (an import the page needs meanwhile simply waits for this one to finish). Also keeps
     torch in the server to one thread per operation (`limit_threads`): each session's
-    script runs in a thread of its own, and the heavy work runs in niced workers; and hands
-    the interpreter between those threads more often (`share_interpreter`). And
+    script runs in a thread of its own, and the heavy work runs in niced workers; and, once
+    the libraries are in, hands the interpreter between those threads more often
+    (`share_interpreter`). Not before: importing them parses source with `ast.parse`
+    (matplotlib's settings, torch's scripted functions: about fifty times), and CPython
+    3.11's `ast.parse` in two threads at once can fail ("AST constructor recursion depth
+    mismatch", seen in the tests) when the interpreter changes hands mid-parse, as it does
+    sooner at a short interval; Streamlit compiles the pages meanwhile with `ast.parse`. And
     starts the server's `Janitor`, which gives memory back once a crowd has left, and lets
     `kill -USR1` print every thread's stack (`stacks`: where a stuck page waits)."""
     limit_threads(SERVER_THREADS)
-    share_interpreter()
     stacks.enable()
     _janitor()
 
@@ -290,6 +294,7 @@ def warm_up() -> threading.Thread:
         for name in WARM_MODULES:
             with contextlib.suppress(Exception):  # the page itself will say what is wrong
                 importlib.import_module(name)
+        share_interpreter()
 
     thread = threading.Thread(target=work, name="tinyviz-warm-up", daemon=True)
     thread.start()

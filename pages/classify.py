@@ -5,7 +5,9 @@ Works without the data set: uploads (or the camera) and the shipped runs are all
 
 from typing import NamedTuple
 
+import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from pages import _cache, _dataset, _familiar, _images, _runs, _state
 from pages._text import file_name, plain
@@ -16,7 +18,7 @@ from tinyviz.demo.predict import SURE_AT, verdict
 from tinyviz.errors import TinyvizError
 from tinyviz.explain import saliency as explain
 from tinyviz.io import shown_name
-from tinyviz.runs import roots
+from tinyviz.runs import Run, roots
 from tinyviz.runtime import timings
 
 _state.entry(__file__)
@@ -106,9 +108,9 @@ class View(NamedTuple):
 class Pending(NamedTuple):
     """A model's heat map still to draw, once every model's top-5 is out."""
 
-    slot: object  # the place held for it under the model's verdict (`st.empty`)
-    run: object
-    seen_rgb: object  # the photo as this model sees it
+    slot: DeltaGenerator  # the place held for it under the model's verdict (`st.empty`)
+    run: Run
+    seen_rgb: np.ndarray  # the photo as this model sees it
     target: int  # its top class
     name: str  # and that class's name
     snapshot: str | None  # the best snapshot's file, for an ensemble

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def _share_the_cores() -> None:
 
 
 _share_the_cores()
+DEFAULT_SWITCH = sys.getswitchinterval()  # Python's own, before any app code runs
 
 # The slow lane: modules that start processes, train, or drive the app (AppTest, Chromium).
 # Tests elsewhere that do so carry @pytest.mark.slow themselves.
@@ -38,6 +40,17 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def python_switch_interval():
+    """Every test starts with Python's own switch interval. The app's warm-up, run by the
+    first AppTest of a worker, shortens it for the whole process, as it does for the
+    server (`share_interpreter`); CPython 3.11's `ast.parse` in two threads at once (a
+    test's and a lingering page thread's) then fails more often."""
+    sys.setswitchinterval(DEFAULT_SWITCH)
+    yield
+    sys.setswitchinterval(DEFAULT_SWITCH)
 
 
 @pytest.fixture(autouse=True)

@@ -94,7 +94,7 @@ def test_the_servers_threads_hand_the_interpreter_on_after_a_quarter_millisecond
     """Each torch operation of a photo's forward pass gives the interpreter lock up and must
     get it back: at Python's default 5 ms a crowd's busy script threads held each return up
     that long (bench/interpreter_share.py). The server's warm-up, run once per server by
-    the first page, sets the shorter interval."""
+    the first page, sets the shorter interval once the libraries it imports are in."""
     from pages import _cache
     from tinyviz.runtime import device
 

@@ -1,5 +1,6 @@
 """The Saliency page's trust charts: the sanity cascade and the deletion and insertion
-curves, from the long tables `pages/_sanity.py` builds of a `sanity.TrustReport`.
+curves, from the long tables `pages/_sanity.py` builds of a `sanity.TrustReport`; and the
+small card under each map, an image (`card_png`).
 
 A chart with its legend below its plot keeps its height for the plot (`FIT_WIDTH`):
 Streamlit fits a chart's whole drawing, legend and axis titles too, into the given height
@@ -104,7 +105,7 @@ def card_png(
     faint (bottom); a PNG, 2x for sharp screens.
 
     An image, not two Vega charts: six maps brought twelve charts, about 0.8 s of a
-    visitor's browser at every visit of the page (bench/crowd.py's probe of one visitor),
+    visitor's browser at every visit of the page (a probe of one visitor without them),
     while the card only sums up what the section below shows with its tooltips. Drawn with
     matplotlib's object interface (no pyplot state): script threads draw side by side."""
     from matplotlib.figure import Figure

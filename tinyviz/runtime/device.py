@@ -96,7 +96,8 @@ def share_interpreter(seconds: float = SWITCH_SECONDS) -> None:
     21.5 s with three busy Python threads at 5 ms, 1.3 s at 0.25 ms, 0.12 s alone; the
     price, the interpreter changing hands more often, was 16-27% less Python done by the
     busy threads meanwhile (bench/results/interpreter_share.txt). Classify comes first at
-    a poster (issue 19); 0.1 ms gained less (1.0 s) and cost more (38%)."""
+    a poster (issue 19); 0.1 ms gained less (1.0 s) and cost more (38%). The server sets it
+    once its warm-up imports are done (`pages/_cache.warm_up` says why)."""
     sys.setswitchinterval(seconds)
 
 
