@@ -438,7 +438,7 @@ class Visitor:
         if drawn:
             marks = await pg.evaluate(SPLIT, [given, drawn])
             if marks:
-                self.tally.parts.append({"given": given, **marks})
+                self.tally.parts.append({"given": given, **marks, "who": (self.n, self.loop)})
             left = max(0.1, self.args.answer - (time.monotonic() - start))
             mapped = await self._until(HEAT_DONE, [name, max(want, 1)], left)
             await self._answered(HEAT, start, mapped)
@@ -763,7 +763,28 @@ def split(parts: list[dict]) -> str:
         rows.append([what, str(len(xs)), fmt(quantile(xs, 0.5)), fmt(quantile(xs, 0.95)),
                      fmt(max(xs, default=None))])  # fmt: skip
     head = ["part", "n", "p50", "p95", "max"]
-    return table("Classify's wait, split at the browser's marks", head, rows) + "\n"
+    text = table("Classify's wait, split at the browser's marks", head, rows)
+    return text + "\n" + slowest(parts)
+
+
+def slowest(parts: list[dict], n: int = 3) -> str:
+    """The `n` longest answered waits, part by part, with whose they were and when (seconds
+    since the first upload): a stall is then one visitor's, one part's, one moment's."""
+    whole = [x for x in parts if x.get("drawn") is not None]
+    if not whole:
+        return ""
+    start = min(x["given"] for x in whole)
+    rows = []
+    for x in sorted(whole, key=lambda x: x["drawn"] - x["given"], reverse=True)[:n]:
+        cut = [
+            fmt((x[b] - x[a]) / 1000) if x.get(a) is not None and x.get(b) is not None else "-"
+            for _, a, b in SPLIT_ROWS
+        ]
+        visitor, loop = x.get("who", ("?", "?"))
+        rows.append([f"{visitor}, {loop}", f"{(x['given'] - start) / 1000:,.0f} s",
+                     fmt((x["drawn"] - x["given"]) / 1000), *cut])  # fmt: skip
+    head = ["visitor, loop", "at", "wait", "to sent", "upload", "to first", "messages", "to drawn"]
+    return table(f"Classify's {len(rows)} longest waits, by part", head, rows) + "\n"
 
 
 def loop_lag(runs: list[dict], came: float, left: float) -> str:
