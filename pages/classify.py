@@ -50,9 +50,19 @@ def about(run) -> str:
     return f"{top1} · {run.model_name}, {kind}"
 
 
+def run_of(key: str):
+    """The run of a choice (a run's path, or its path and "#snapshots")."""
+    return by_key[key.split("#")[0]]
+
+
+def failed(where, key: str, e: TinyvizError) -> None:
+    """One line for a run that could not answer, `where` its answer would be."""
+    where.error(f"**{plain(run_of(key).name)}**: {e}")
+
+
 def label(key: str) -> str:
     """A chip's text: short, so that several chosen models all show in the picker."""
-    run = by_key[key.split("#")[0]]
+    run = run_of(key)
     if key.endswith("#snapshots"):
         return f"{run.name}: {len(run.snapshots)} snapshots"
     return f"{run.name} · {_runs.score_text(run)}"
@@ -120,7 +130,7 @@ def model_answer(key: str, up, view: View) -> Pending:
     """One model's answer to one photo, in the current column: its verdict, whether the
     photo looks like its classes at all, a place for where it looked, its top-5. The map
     is drawn into its place later (`model_map`), once every model has answered."""
-    run = by_key[key.split("#")[0]]
+    run = run_of(key)
     k = len(run.snapshots) if key.endswith("#snapshots") else 0
     seen_rgb = _dataset.model_input(run, up)
     pred = _cache.prediction(run, seen_rgb, ensemble=k, lane=_cache.CLASSIFY)
@@ -181,7 +191,7 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
     per_row = min(len(chosen), 3)
     view = View(
         look,
-        roots.full_names([by_key[k.split("#")[0]] for k in chosen]),
+        roots.full_names([run_of(k) for k in chosen]),
         _state.device().upper(),
         per_row >= 3,
     )
@@ -198,20 +208,20 @@ def photo_answers(name: str, up, chosen: list[str], look: str) -> None:
                 try:
                     later.append((key, model_answer(key, up, view)))
                 except TinyvizError as e:  # a broken run must not take the others down
-                    st.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
+                    failed(st, key, e)
     square = up.square(256) if later else None  # the models' centre crop, at display size
     for key, pending in later:
         try:
             model_map(pending, square, view)
         except TinyvizError as e:
-            pending.slot.error(f"**{plain(by_key[key.split('#')[0]].name)}**: {e}")
+            failed(pending.slot, key, e)
 
 
 def the_photo(up, chosen: list[str]) -> None:
     """The photo as uploaded, what the models see of it, and the heat maps' colour scale."""
     w, h = up.original_size
     st.image(up.original, width="stretch", caption=f"{w} × {h} {up.format}")
-    seen = sorted({_dataset.run_size(by_key[k.split("#")[0]]) for k in chosen})
+    seen = sorted({_dataset.run_size(run_of(k)) for k in chosen})
     st.image(
         _images.big(up.rgb, 128),
         width=128,
