@@ -35,6 +35,12 @@ cores and load average are printed with the table; the browser runs on the same 
 (at a poster it runs on the visitors' phones), so its share of the CPU counts against the
 server here.
 
+`--phones N` adds N visitors, each in a Chromium of its own left at the bench's priority,
+reported apart: at a poster each visitor's browser runs on a CPU of its own (their phone's),
+so what they see is the server's answer with one unhurried browser; the crowd's twelve
+browsers, lowered by `--browser-nice` and sharing the server's two cores, are starved
+meanwhile as before (and their table is the goal's).
+
 Before the crowd, one visitor goes once through the steps alone and leaves (`--no-warm`:
 not), and the memory is read `--after` seconds later too: what the first use of each page
 keeps (imported code, each run's models) apart from what the crowd leaves. Besides the
@@ -588,24 +594,29 @@ class Visitor:
 
 
 async def crowd(url: str, args, photos, server: int, alone: bool = False):
-    """The visitors, together for `args.seconds`; (what they saw, when they came, left, the
-    CPU seconds spent meanwhile: `cpu_census` of the `server` pid, after minus before).
-    `alone`: one visitor, one loop over the steps (the server's first use of each page)."""
+    """The visitors, together for `args.seconds`; (what the crowd saw, what the `--phones`
+    visitors saw, when they came, left, the CPU seconds spent meanwhile: `cpu_census` of
+    the `server` pid, after minus before). `alone`: one visitor, one loop over the steps
+    (the server's first use of each page)."""
     from playwright.async_api import async_playwright
 
-    tally = Tally()
+    tally, phones = Tally(), Tally()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=browser_command(args.browser_nice), args=CHROMIUM_ARGS
         )
+        own = [] if alone else [await pw.chromium.launch(executable_path=CHROMIUM,
+                                args=CHROMIUM_ARGS) for _ in range(args.phones)]  # fmt: skip
         came, before = time.monotonic(), cpu_census(server)
         deadline = came + (1e9 if alone else args.seconds)
         contexts = 1 if alone else args.contexts
         visitors = [Visitor(n, browser, url, args, photos, tally) for n in range(contexts)]
+        visitors += [Visitor(contexts + k, b, url, args, photos, phones) for k, b in enumerate(own)]
         await asyncio.gather(*(v.visit(deadline, 1 if alone else None) for v in visitors))
-        left, after = time.monotonic(), cpu_census(server)  # the browser still up
-        await browser.close()
-    return tally, came, left, {k: after[k] - before[k] for k in after}
+        left, after = time.monotonic(), cpu_census(server)  # the browsers still up
+        for b in (browser, *own):
+            await b.close()
+    return tally, phones, came, left, {k: after[k] - before[k] for k in after}
 
 
 def browser_command(nice: int) -> str:
@@ -648,13 +659,7 @@ def quantile(xs: list[float], q: float) -> float | None:
 
 
 def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> str:
-    rows = []
-    for step in ROWS:
-        got = [s for s in tally.answers[step] if s is not None]
-        missed = len(tally.answers[step]) - len(got)
-        rows.append([step, WHAT[step], str(len(tally.answers[step])), fmt(quantile(got, 0.5)),
-                     fmt(quantile(got, 0.95)), fmt(max(got, default=None)),
-                     str(missed)])  # fmt: skip
+    rows = answers(tally)
     heavy = []
     for step in ("Saliency", "Embeddings"):
         seen = [o for s, o in tally.heavy if s == step]
@@ -725,6 +730,35 @@ def report(args, tally: Tally, memory: tuple[float, float, float], cpu: str) -> 
     return "\n".join(out) + "\n"
 
 
+def answers(tally: Tally) -> list[list[str]]:
+    """Per row of ROWS: what was measured, how often asked, p50, p95, max, not answered."""
+    rows = []
+    for step in ROWS:
+        got = [s for s in tally.answers[step] if s is not None]
+        rows.append([step, WHAT[step], str(len(tally.answers[step])), fmt(quantile(got, 0.5)),
+                     fmt(quantile(got, 0.95)), fmt(max(got, default=None)),
+                     str(len(tally.answers[step]) - len(got))])  # fmt: skip
+    return rows
+
+
+def on_phones(tally: Tally, phones: int) -> str:
+    """What the `--phones` visitors saw: the same loop, in a Chromium each at the bench's own
+    priority, so their browsers get a share of the CPU as a phone's would be its own, while
+    the crowd's browsers are starved as before. Their wait is the server's answer plus one
+    unhurried browser: what a visitor at a poster sees, apart from the crowd's browsers."""
+    if not phones:
+        return ""
+    head = ["page", "measured", "asked", "p50", "p95", "max", "not answered"]
+    title = (f"{phones} more visitor{'s' if phones > 1 else ''}, each in a browser of its own "
+             "(not lowered: its CPU share is its own, as a phone's)")  # fmt: skip
+    text = table(title, head, answers(tally))
+    if tally.errors:
+        text += f"\nTheir steps that failed ({len(tally.errors)}): " + "; ".join(
+            sorted(set(tally.errors))[:10]
+        )
+    return text + "\n" + split(tally.parts, "Their Classify's wait, split at the browser's marks")
+
+
 def server_side(runs: list[dict], came: float, left: float) -> str:
     """The server's own time per page's script run while the crowd was there (app.py's
     `timings`): what the server took apart from the upload, the network and the browser.
@@ -755,7 +789,7 @@ SPLIT_ROWS = (
 )
 
 
-def split(parts: list[dict]) -> str:
+def split(parts: list[dict], title: str = "Classify's wait, split at the browser's marks") -> str:
     """Classify's answered waits cut at the browser's own marks: where the time went."""
     rows = []
     for what, a, b in SPLIT_ROWS:
@@ -763,8 +797,7 @@ def split(parts: list[dict]) -> str:
         rows.append([what, str(len(xs)), fmt(quantile(xs, 0.5)), fmt(quantile(xs, 0.95)),
                      fmt(max(xs, default=None))])  # fmt: skip
     head = ["part", "n", "p50", "p95", "max"]
-    text = table("Classify's wait, split at the browser's marks", head, rows)
-    return text + "\n" + slowest(parts)
+    return table(title, head, rows) + "\n" + slowest(parts)
 
 
 def slowest(parts: list[dict], n: int = 3) -> str:
@@ -834,7 +867,7 @@ def command(args, parser) -> str:
     """The command line that measured this, without the data set's path or where its
     output went (a results file names no machine's folders)."""
     shown = ["python bench/crowd.py", f"--contexts {args.contexts}", f"--seconds {args.seconds:g}"]
-    for name in ("think", "answer", "heavy_wait", "after", "browser_nice"):
+    for name in ("think", "answer", "heavy_wait", "after", "browser_nice", "phones"):
         if getattr(args, name) != parser.get_default(name):
             shown.append(f"--{name.replace('_', '-')} {getattr(args, name):g}")
     shown += [f"--server-env {e}" for e in args.server_env] + ([] if args.warm else ["--no-warm"])
@@ -896,6 +929,14 @@ def main() -> int:
         "the visitors' browsers ran on their phones (default 0: they share the CPU)",
     )
     p.add_argument(
+        "--phones",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more visitors, each in a Chromium of its own not lowered by --browser-nice "
+        "(its CPU share its own, as a phone's), reported apart (default 0)",
+    )
+    p.add_argument(
         "--no-warm",
         dest="warm",
         action="store_false",
@@ -917,8 +958,8 @@ def main() -> int:
     args = p.parse_args()
     if not args.data:
         p.error("--data (or TINYVIZ_DATA) is needed: the confusion matrix and maps need images")
-    if args.contexts < 1 or args.seconds <= 0:
-        p.error("--contexts must be at least 1 and --seconds positive")
+    if args.contexts < 1 or args.seconds <= 0 or args.phones < 0:
+        p.error("--contexts must be at least 1, --seconds positive and --phones not negative")
     if any("=" not in e or e.startswith("=") for e in args.server_env):
         p.error("--server-env takes NAME=VALUE")
     photos = bundled_photos()
@@ -936,13 +977,13 @@ def main() -> int:
         warm_mb = None
         if args.warm:  # one visitor first: what the first use of each page keeps
             print(f"server at {url}, {start_mb:,.0f} MB; one visitor first...", flush=True)
-            _, _, gone, _ = asyncio.run(crowd(url, args, photos, server.pid, alone=True))
+            _, _, _, gone, _ = asyncio.run(crowd(url, args, photos, server.pid, alone=True))
             time.sleep(max(0.0, args.after - (time.monotonic() - gone)))
             warm_mb = memory.now()
             os.kill(server.pid, signal.SIGUSR1)
         print(f"server at {url} (pid {server.pid}), {start_mb:,.0f} MB; {args.contexts} "
               f"visitors for {args.seconds:.0f} s...", flush=True)  # fmt: skip
-        tally, came, left, spent = asyncio.run(crowd(url, args, photos, server.pid))
+        tally, phones, came, left, spent = asyncio.run(crowd(url, args, photos, server.pid))
         cpu = (
             f"CPU while the crowd was there ({os.cpu_count() * (left - came):,.0f} core-seconds "
             "in all): " + ", ".join(f"{who} {spent[who]:,.0f} s" for who in CPU_USERS) + "."
@@ -963,6 +1004,7 @@ def main() -> int:
         text += server_side(runs, came + to_wall, left + to_wall)
         text += loop_lag(runs, came + to_wall, left + to_wall)
         text += split(tally.parts)
+        text += on_phones(phones, args.phones)
         text += memory_where(runs)
         text += "After the crowd left: " + ", ".join(after) + "\n"
         text += "At the end: " + ", ".join(f"{w} {mb:,.0f} MB" for w, mb in each) + "\n"
