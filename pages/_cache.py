@@ -271,6 +271,9 @@ WARM_MODULES = (  # what the explain pages import: scikit-learn, SciPy, captum, 
 SERVER_THREADS = 1  # torch threads per operation in the server: sessions run side by side
 
 
+WARM_UP_THREAD = "tinyviz-warm-up"  # its thread's name (the tests wait for it: conftest.py)
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Import the explain pages' libraries in the background, once per server: they take
@@ -296,7 +299,7 @@ def warm_up() -> threading.Thread:
                 importlib.import_module(name)
         share_interpreter()
 
-    thread = threading.Thread(target=work, name="tinyviz-warm-up", daemon=True)
+    thread = threading.Thread(target=work, name=WARM_UP_THREAD, daemon=True)
     thread.start()
     return thread
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,27 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def python_switch_interval():
-    """Every test starts with Python's own switch interval. The app's warm-up, run by the
-    first AppTest of a worker, shortens it for the whole process, as it does for the
-    server (`share_interpreter`); CPython 3.11's `ast.parse` in two threads at once (a
-    test's and a lingering page thread's) then fails more often."""
+    """Every test starts with Python's own switch interval, and after the app's warm-up.
+    The warm-up, run by the first AppTest of a worker, imports the explain pages' libraries
+    in a thread, which calls `ast.parse` about fifty times, then shortens the interval for
+    the whole process, as it does for the server (`share_interpreter`). CPython 3.11's
+    `ast.parse` in two threads at once can fail ("AST constructor recursion depth
+    mismatch", CPython gh-106905): a later test parsing source while the thread still ran
+    failed so (`test_architecture`, once in a CI run), so no test starts before it ends."""
     sys.setswitchinterval(DEFAULT_SWITCH)
     yield
+    _after_the_warm_up()
     sys.setswitchinterval(DEFAULT_SWITCH)
+
+
+def _after_the_warm_up(seconds: float = 600.0) -> None:
+    """Wait for the app's warm-up thread, where a test started one (`pages/_cache`)."""
+    cache = sys.modules.get("pages._cache")
+    if cache is None:
+        return
+    for thread in threading.enumerate():
+        if thread.name == cache.WARM_UP_THREAD:
+            thread.join(seconds)
 
 
 @pytest.fixture(autouse=True)
